@@ -1,0 +1,102 @@
+//! Mapping SDK errors onto `adjoin_core::Error`, and this crate's own setup error.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+/// What can go wrong while building the adapters from the environment. Permanent:
+/// the process cannot start until the setting is fixed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("environment variable {0} is not set")]
+    MissingSetting(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    InvalidSetting { name: &'static str, reason: String },
+}
+
+/// Error codes that mean "slow down".
+const THROTTLING: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+];
+const ACCESS_DENIED: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "UnrecognizedClientException",
+    "KMSAccessDeniedException",
+];
+const NOT_FOUND: &[&str] = &[
+    "ResourceNotFoundException",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "ParameterNotFound",
+    "InvalidDocument",
+    "NoSuchEntity",
+];
+const UNAVAILABLE: &[&str] = &["InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable", "Unavailable"];
+
+/// Maps any SDK error to the core error for `operation`.
+pub(crate) fn map_sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> adjoin_core::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use adjoin_core::Error as E2;
+    let message = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            E2::Unavailable { operation, message }
+        }
+        SdkError::ConstructionFailure(_) => E2::Invalid { operation, message },
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            let message = service.err().message().map(|m| format!("{code}: {m}")).unwrap_or_else(|| code.to_owned());
+            classify(operation, code, message)
+        }
+        _ => E2::Unavailable { operation, message },
+    }
+}
+
+/// Classifies a service error code.
+pub(crate) fn classify(operation: &'static str, code: &str, message: String) -> adjoin_core::Error {
+    use adjoin_core::Error as E2;
+    if THROTTLING.contains(&code) {
+        E2::Throttled { operation, message }
+    } else if code == "InvalidInstanceId" {
+        // SSM: the instance's agent is not registered (yet), or is offline.
+        E2::AgentNotReady { operation, message }
+    } else if ACCESS_DENIED.contains(&code) {
+        E2::AccessDenied { operation, message }
+    } else if NOT_FOUND.contains(&code) {
+        E2::NotFound { operation, message }
+    } else if UNAVAILABLE.contains(&code) || code.is_empty() {
+        E2::Unavailable { operation, message }
+    } else {
+        E2::Invalid { operation, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+
+    #[test]
+    fn codes_map_to_the_right_kind() {
+        let k = |code: &str| classify("op", code, String::new());
+        assert!(matches!(k("ThrottlingException"), adjoin_core::Error::Throttled { .. }));
+        assert!(matches!(k("InvalidInstanceId"), adjoin_core::Error::AgentNotReady { .. }));
+        assert!(matches!(k("AccessDenied"), adjoin_core::Error::AccessDenied { .. }));
+        assert!(matches!(k("ResourceNotFoundException"), adjoin_core::Error::NotFound { .. }));
+        assert!(matches!(k("InternalServerError"), adjoin_core::Error::Unavailable { .. }));
+        assert!(matches!(k("ValidationException"), adjoin_core::Error::Invalid { .. }));
+    }
+}

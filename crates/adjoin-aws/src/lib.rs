@@ -1,0 +1,27 @@
+//! AWS SDK adapters for adjoin's ports: one per port, thin, no decisions.
+//!
+//! | port | adapter | AWS API |
+//! |---|---|---|
+//! | `ConfigStore` | [`DynamoConfigStore`] | DynamoDB GetItem |
+//! | `Sessions` | [`AwsSessions`] | STS AssumeRole, GetCallerIdentity |
+//! | `Instances` | [`Ec2Instances`] | EC2 DescribeInstances |
+//! | `Commands` | [`SsmCommands`] | SSM SendCommand |
+//! | `Queue` | [`SqsQueue`] | SQS SendMessage, ChangeMessageVisibility |
+
+mod commands;
+mod config_store;
+mod error;
+mod instances;
+mod queue;
+mod sdk;
+mod sessions;
+mod settings;
+
+pub use commands::SsmCommands;
+pub use config_store::DynamoConfigStore;
+pub use error::Error;
+pub use instances::Ec2Instances;
+pub use queue::SqsQueue;
+pub use sdk::load_sdk_config;
+pub use sessions::AwsSessions;
+pub use settings::{EnvSettings, build_worker};

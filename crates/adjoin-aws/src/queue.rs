@@ -1,0 +1,86 @@
+//! `Queue` on SQS: the DLQ, and visibility changes on the source queue.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+use adjoin_core::ports::{DeadLetter, Queue};
+
+use crate::error::map_sdk_error;
+
+/// SQS caps a message's visibility timeout at 12 hours.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    dlq_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, dlq_url: impl Into<String>) -> Self {
+        SqsQueue { client, dlq_url: dlq_url.into() }
+    }
+}
+
+/// `arn:aws:sqs:REGION:ACCOUNT:NAME` → `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`.
+fn queue_url(arn: &str) -> Option<String> {
+    match arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", _, "sqs", region, account, name] => Some(format!("https://sqs.{region}.amazonaws.com/{account}/{name}")),
+        _ => None,
+    }
+}
+
+fn text(value: &str) -> Result<MessageAttributeValue, adjoin_core::Error> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| adjoin_core::Error::Invalid { operation: "sqs:SendMessage", message: e.to_string() })
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), adjoin_core::Error> {
+        let reason: String = letter.reason.chars().take(1024).collect();
+        self.client
+            .send_message()
+            .queue_url(&self.dlq_url)
+            .message_body(&letter.body)
+            .message_attributes("adjoin-reason", text(&reason)?)
+            .message_attributes("adjoin-message-id", text(&letter.message_id)?)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("sqs:SendMessage", e))?;
+        Ok(())
+    }
+
+    async fn retry_after(&self, source_queue_arn: &str, receipt_handle: &str, delay: Duration) -> Result<(), adjoin_core::Error> {
+        let url = queue_url(source_queue_arn).ok_or_else(|| adjoin_core::Error::Invalid {
+            operation: "sqs:ChangeMessageVisibility",
+            message: format!("{source_queue_arn:?} is not an SQS queue ARN"),
+        })?;
+        let seconds = i32::try_from(delay.min(MAX_VISIBILITY).as_secs()).unwrap_or(i32::MAX);
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("sqs:ChangeMessageVisibility", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queue_urls_come_from_arns() {
+        assert_eq!(
+            super::queue_url("arn:aws:sqs:eu-west-1:111122223333:adjoin-events").as_deref(),
+            Some("https://sqs.eu-west-1.amazonaws.com/111122223333/adjoin-events")
+        );
+        assert_eq!(super::queue_url("nope"), None);
+    }
+}

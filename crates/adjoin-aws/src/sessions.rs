@@ -1,0 +1,134 @@
+//! `Sessions` on STS: the service's own credentials, or a member account's assumed role.
+//!
+//! Assumed-role sessions are kept per role and Region until five minutes before their
+//! credentials expire, so a warm container assumes each role once per hour, not per event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use tokio::sync::{Mutex, OnceCell};
+
+use adjoin_core::config::RoleTarget;
+use adjoin_core::ids::{AccountId, Region};
+use adjoin_core::ports::{AccountPorts, Sessions};
+
+use crate::commands::SsmCommands;
+use crate::error::map_sdk_error;
+use crate::instances::Ec2Instances;
+
+/// How long an assumed session lasts (the STS minimum is 15 minutes).
+const SESSION_DURATION: Duration = Duration::from_secs(3600);
+/// Sessions are renewed this long before their credentials expire.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+pub struct AwsSessions {
+    base: SdkConfig,
+    sts: aws_sdk_sts::Client,
+    home_account: OnceCell<AccountId>,
+    assumed: Mutex<HashMap<(String, Region), (AccountPorts, SystemTime)>>,
+}
+
+impl AwsSessions {
+    pub fn new(base: SdkConfig) -> Self {
+        AwsSessions {
+            sts: aws_sdk_sts::Client::new(&base),
+            base,
+            home_account: OnceCell::new(),
+            assumed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn home_region(&self) -> Result<Region, adjoin_core::Error> {
+        let region = self.base.region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
+        Region::parse(&region).map_err(|message| adjoin_core::Error::Invalid { operation: "configuration", message })
+    }
+
+    async fn home_account(&self) -> Result<AccountId, adjoin_core::Error> {
+        self.home_account
+            .get_or_try_init(|| async {
+                let out = self
+                    .sts
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error("sts:GetCallerIdentity", e))?;
+                AccountId::parse(out.account().unwrap_or_default()).map_err(|message| adjoin_core::Error::Invalid {
+                    operation: "sts:GetCallerIdentity",
+                    message,
+                })
+            })
+            .await
+            .cloned()
+    }
+
+    fn ports(config: &SdkConfig, account: AccountId, region: Region) -> AccountPorts {
+        AccountPorts {
+            account,
+            region,
+            instances: Arc::new(Ec2Instances::new(aws_sdk_ec2::Client::new(config))),
+            commands: Arc::new(SsmCommands::new(aws_sdk_ssm::Client::new(config))),
+        }
+    }
+
+    fn in_region(&self, region: &Region) -> SdkConfig {
+        self.base.to_builder().region(aws_config::Region::new(region.as_str().to_owned())).build()
+    }
+}
+
+#[async_trait]
+impl Sessions for AwsSessions {
+    async fn home(&self) -> Result<AccountPorts, adjoin_core::Error> {
+        let region = self.home_region()?;
+        self.home_in(&region).await
+    }
+
+    async fn home_in(&self, region: &Region) -> Result<AccountPorts, adjoin_core::Error> {
+        let account = self.home_account().await?;
+        Ok(Self::ports(&self.in_region(region), account, region.clone()))
+    }
+
+    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AccountPorts, adjoin_core::Error> {
+        let key = (role.arn.clone(), region.clone());
+        let mut assumed = self.assumed.lock().await;
+        if let Some((ports, expires)) = assumed.get(&key) {
+            if SystemTime::now() + RENEW_BEFORE < *expires {
+                return Ok(ports.clone());
+            }
+        }
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&role.arn)
+            .role_session_name(format!("adjoin-{}", role.account))
+            .set_external_id(role.external_id.clone())
+            .duration_seconds(SESSION_DURATION.as_secs() as i32)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("sts:AssumeRole", e))?;
+        let creds = out.credentials().ok_or_else(|| adjoin_core::Error::Invalid {
+            operation: "sts:AssumeRole",
+            message: "the response has no credentials".into(),
+        })?;
+        let expires = SystemTime::try_from(*creds.expiration()).unwrap_or_else(|_| SystemTime::now());
+        let credentials = Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_owned()),
+            Some(expires),
+            "adjoin-assume-role",
+        );
+        let config = self
+            .in_region(region)
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build();
+        let ports = Self::ports(&config, role.account.clone(), region.clone());
+        assumed.insert(key, (ports.clone(), expires));
+        Ok(ports)
+    }
+}

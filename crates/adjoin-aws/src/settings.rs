@@ -1,0 +1,104 @@
+//! Runtime settings from the environment, shared by the Lambda and `adjoin replay`,
+//! and the worker built from them.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use adjoin_core::config::TagMatch;
+use adjoin_core::worker::{Ports, Settings, Worker};
+
+use crate::error::Error;
+use crate::{AwsSessions, DynamoConfigStore, SqsQueue};
+
+/// Default tag of the AD tools host, when `ADJOIN_TOOLS_HOST_TAG_KEY`/`VALUE` are unset.
+pub const DEFAULT_TOOLS_HOST_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
+
+/// The settings the service reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSettings {
+    /// `ADJOIN_CONFIG_TABLE`
+    pub config_table: String,
+    /// `ADJOIN_TOOLS_HOST_TAG_KEY`, `ADJOIN_TOOLS_HOST_TAG_VALUE`
+    pub tools_host_tag: TagMatch,
+    /// `ADJOIN_DLQ_URL`
+    pub dlq_url: Option<String>,
+    /// `ADJOIN_MAX_ATTEMPTS` (default 5)
+    pub max_attempts: u32,
+    /// `ADJOIN_CONCURRENCY` (default 8)
+    pub concurrency: usize,
+}
+
+impl EnvSettings {
+    /// Reads the settings through `var` (`std::env::var` in the binaries).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let number = |name: &'static str, default: u32| -> Result<u32, Error> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(Error::InvalidSetting { name, reason: format!("{v:?} is not a positive whole number") }),
+                },
+            }
+        };
+        Ok(EnvSettings {
+            config_table: var("ADJOIN_CONFIG_TABLE").ok_or(Error::MissingSetting("ADJOIN_CONFIG_TABLE"))?,
+            tools_host_tag: TagMatch {
+                key: var("ADJOIN_TOOLS_HOST_TAG_KEY").unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.0.to_owned()),
+                value: var("ADJOIN_TOOLS_HOST_TAG_VALUE").unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.1.to_owned()),
+            },
+            dlq_url: var("ADJOIN_DLQ_URL"),
+            max_attempts: number("ADJOIN_MAX_ATTEMPTS", 5)?,
+            concurrency: number("ADJOIN_CONCURRENCY", 8)? as usize,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+/// Builds the worker on the real AWS adapters. Clients are created here, once.
+pub fn build_worker(sdk: &SdkConfig, env: &EnvSettings, dry_run: bool) -> Worker {
+    let ports = Ports {
+        config: Arc::new(DynamoConfigStore::new(aws_sdk_dynamodb::Client::new(sdk), env.config_table.clone())),
+        sessions: Arc::new(AwsSessions::new(sdk.clone())),
+        queue: env
+            .dlq_url
+            .as_ref()
+            .map(|url| Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone())) as Arc<dyn adjoin_core::ports::Queue>),
+    };
+    let mut settings = Settings::new(env.tools_host_tag.clone());
+    settings.max_attempts = env.max_attempts;
+    settings.concurrency = env.concurrency;
+    settings.dry_run = dry_run;
+    Worker::new(ports, settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_come_from_the_environment_with_defaults() {
+        let s = EnvSettings::from_lookup(|n| (n == "ADJOIN_CONFIG_TABLE").then(|| "cfg".to_owned())).expect("valid");
+        assert_eq!(s.config_table, "cfg");
+        assert_eq!(s.tools_host_tag.key, "adjoin:role");
+        assert_eq!(s.max_attempts, 5);
+        assert_eq!(s.dlq_url, None);
+    }
+
+    #[test]
+    fn missing_and_bad_settings_are_named() {
+        let e = EnvSettings::from_lookup(|_| None).expect_err("missing");
+        assert!(e.to_string().contains("ADJOIN_CONFIG_TABLE"));
+        let e = EnvSettings::from_lookup(|n| match n {
+            "ADJOIN_CONFIG_TABLE" => Some("t".into()),
+            "ADJOIN_MAX_ATTEMPTS" => Some("zero".into()),
+            _ => None,
+        })
+        .expect_err("bad");
+        assert!(e.to_string().contains("ADJOIN_MAX_ATTEMPTS"));
+    }
+}

@@ -1,0 +1,297 @@
+//! The account config item (one per member account, in the config table) and its validation.
+//!
+//! Attribute names are those of the original blog's table, so existing tables keep working:
+//! `accountId`, `adJoinUserName`, `adJoinUserPwParam`, `dnsName`, `dnsIP1`, `dnsIP2`,
+//! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`, `secretArn`,
+//! `externalId`, `toolsHostTag`, `computerNamePrefix`. Unknown attributes are ignored.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use crate::ids::AccountId;
+
+/// A config item as stored: attribute name → JSON value (strings, lists, numbers).
+pub type ConfigItem = Map<String, Value>;
+
+/// Where the join user's password lives. Only the reference ever leaves this service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordRef {
+    /// An SSM SecureString parameter (name or ARN): `adJoinUserPwParam`.
+    SsmParameter(String),
+    /// A Secrets Manager secret with `{"username","password"}`: `secretArn`.
+    SecretsManager(String),
+}
+
+/// The role to assume in the member account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleTarget {
+    pub arn: String,
+    pub account: AccountId,
+    pub external_id: Option<String>,
+}
+
+/// A tag key and value that mark an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TagMatch {
+    pub key: String,
+    pub value: String,
+}
+
+/// A validated account config item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    pub account: AccountId,
+    /// The directory's DNS name, e.g. `corp.example.com`.
+    pub dns_name: String,
+    /// Domain controller IPs; the first one is the DC joins are pinned to.
+    pub dc_ips: Vec<IpAddr>,
+    pub join_user: String,
+    pub password: PasswordRef,
+    pub role: Option<RoleTarget>,
+    pub ou_path: Option<String>,
+    pub computer_groups: Vec<String>,
+    pub tools_host_tag: Option<TagMatch>,
+    pub computer_name_prefix: Option<String>,
+}
+
+impl AccountConfig {
+    /// Kerberos realm: the DNS name in upper case (lower case breaks RHEL 9 / AL2023).
+    pub fn realm(&self) -> String {
+        self.dns_name.to_ascii_uppercase()
+    }
+
+    /// Validates an item for the account an event came from.
+    ///
+    /// The error lists every problem found, so one fix-and-retry is enough.
+    pub fn from_item(item: &ConfigItem, event_account: &AccountId) -> Result<Self, String> {
+        let mut problems = Vec::new();
+        let text = |name: &str| -> Option<String> {
+            match item.get(name) {
+                Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            }
+        };
+
+        match text("accountId") {
+            Some(id) if id == event_account.as_str() => {}
+            Some(id) => problems.push(format!("accountId {id:?} is not the event's account {event_account}")),
+            None => problems.push("accountId is missing".to_owned()),
+        }
+
+        let dns_name = text("dnsName").unwrap_or_default();
+        if dns_name.is_empty() {
+            problems.push("dnsName is missing".to_owned());
+        } else if !is_dns_name(&dns_name) {
+            problems.push(format!("dnsName {dns_name:?} is not a DNS domain name"));
+        }
+
+        let mut dc_ips = Vec::new();
+        for name in ["dnsIP1", "dnsIP2"] {
+            match text(name) {
+                Some(ip) => match ip.parse::<IpAddr>() {
+                    Ok(ip) => dc_ips.push(ip),
+                    Err(_) => problems.push(format!("{name} {ip:?} is not an IP address")),
+                },
+                None if name == "dnsIP1" => problems.push("dnsIP1 is missing".to_owned()),
+                None => {}
+            }
+        }
+
+        let join_user = text("adJoinUserName").unwrap_or_default();
+        if join_user.is_empty() {
+            problems.push("adJoinUserName is missing".to_owned());
+        } else if join_user.chars().any(|c| c.is_control()) {
+            problems.push("adJoinUserName contains control characters".to_owned());
+        }
+
+        let password = match (text("secretArn"), text("adJoinUserPwParam")) {
+            (Some(arn), _) if arn.starts_with("arn:") && arn.contains(":secretsmanager:") => {
+                Some(PasswordRef::SecretsManager(arn))
+            }
+            (Some(arn), _) => {
+                problems.push(format!("secretArn {arn:?} is not a Secrets Manager ARN"));
+                None
+            }
+            (None, Some(param)) => Some(PasswordRef::SsmParameter(param)),
+            (None, None) => {
+                problems.push("neither adJoinUserPwParam nor secretArn is set".to_owned());
+                None
+            }
+        };
+
+        let external_id = text("externalId");
+        let role = match text("assumeRoleARN") {
+            Some(arn) => match role_account(&arn) {
+                Ok(account) if &account == event_account => Some(RoleTarget { arn, account, external_id }),
+                Ok(account) => {
+                    problems.push(format!(
+                        "assumeRoleARN {arn} belongs to account {account}, not to the event's account {event_account}"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(e);
+                    None
+                }
+            },
+            None => None,
+        };
+
+        let computer_groups = match item.get("computerGroups") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(values)) => values
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                    _ => {
+                        problems.push("computerGroups must be a list of group names".to_owned());
+                        None
+                    }
+                })
+                .collect(),
+            Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(_) => {
+                problems.push("computerGroups must be a list of group names".to_owned());
+                Vec::new()
+            }
+        };
+
+        let tools_host_tag = match text("toolsHostTag") {
+            Some(tag) => match tag.split_once('=') {
+                Some((k, v)) if !k.is_empty() && !v.is_empty() => {
+                    Some(TagMatch { key: k.to_owned(), value: v.to_owned() })
+                }
+                _ => {
+                    problems.push(format!("toolsHostTag {tag:?} is not KEY=VALUE"));
+                    None
+                }
+            },
+            None => None,
+        };
+
+        let computer_name_prefix = text("computerNamePrefix");
+        if let Some(prefix) = &computer_name_prefix {
+            if let Err(e) = crate::computer_name::check_prefix(prefix) {
+                problems.push(e);
+            }
+        }
+
+        match (problems.is_empty(), password) {
+            (true, Some(password)) => Ok(AccountConfig {
+                account: event_account.clone(),
+                dns_name: dns_name.to_ascii_lowercase(),
+                dc_ips,
+                join_user,
+                password,
+                role,
+                ou_path: text("ouPath"),
+                computer_groups,
+                tools_host_tag,
+                computer_name_prefix,
+            }),
+            _ => Err(format!("config item for account {event_account} is invalid: {}", problems.join("; "))),
+        }
+    }
+}
+
+/// The account id inside an IAM role ARN `arn:PARTITION:iam::ACCOUNT:role/NAME`.
+pub fn role_account(arn: &str) -> Result<AccountId, String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _partition, "iam", "", account, resource] if resource.starts_with("role/") => {
+            AccountId::parse(account).map_err(|e| format!("assumeRoleARN {arn}: {e}"))
+        }
+        _ => Err(format!("assumeRoleARN {arn:?} is not an IAM role ARN")),
+    }
+}
+
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn account() -> AccountId {
+        AccountId::parse("111122223333").expect("valid")
+    }
+
+    fn blog_item() -> ConfigItem {
+        json!({
+            "accountId": "111122223333",
+            "adJoinUserName": "svc-join",
+            "adJoinUserPwParam": "/adjoin/join-password",
+            "dnsName": "Corp.Example.com",
+            "dnsIP1": "10.0.0.10",
+            "dnsIP2": "10.0.1.10",
+            "assumeRoleARN": "arn:aws:iam::111122223333:role/adjoin-member",
+            "someOtherAttribute": 42
+        })
+        .as_object()
+        .cloned()
+        .expect("object")
+    }
+
+    #[test]
+    fn the_blogs_item_is_valid() {
+        let c = AccountConfig::from_item(&blog_item(), &account()).expect("valid");
+        assert_eq!(c.dns_name, "corp.example.com");
+        assert_eq!(c.realm(), "CORP.EXAMPLE.COM");
+        assert_eq!(c.dc_ips.len(), 2);
+        assert_eq!(c.password, PasswordRef::SsmParameter("/adjoin/join-password".into()));
+        assert_eq!(c.role.as_ref().map(|r| r.account.clone()), Some(account()));
+    }
+
+    #[test]
+    fn role_of_another_account_is_refused() {
+        let mut item = blog_item();
+        item.insert("assumeRoleARN".into(), json!("arn:aws:iam::999988887777:role/adjoin-member"));
+        let e = AccountConfig::from_item(&item, &account()).expect_err("refused");
+        assert!(e.contains("belongs to account 999988887777"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let item = json!({"accountId": "111122223333", "dnsName": "nodots", "dnsIP1": "10.0.0.300"});
+        let e = AccountConfig::from_item(item.as_object().expect("object"), &account()).expect_err("refused");
+        for expected in ["dnsName \"nodots\"", "dnsIP1", "adJoinUserName is missing", "neither adJoinUserPwParam"] {
+            assert!(e.contains(expected), "{expected} not in {e}");
+        }
+    }
+
+    #[test]
+    fn extensions_are_read() {
+        let mut item = blog_item();
+        item.insert("ouPath".into(), json!("OU=Servers,DC=corp,DC=example,DC=com"));
+        item.insert("computerGroups".into(), json!(["gmsa-hosts", "web"]));
+        item.insert("secretArn".into(), json!("arn:aws:secretsmanager:us-east-1:111122223333:secret:ad-join-AbCdEf"));
+        item.insert("externalId".into(), json!("ext-1"));
+        item.insert("toolsHostTag".into(), json!("role=ad-tools"));
+        let c = AccountConfig::from_item(&item, &account()).expect("valid");
+        assert_eq!(c.computer_groups, vec!["gmsa-hosts", "web"]);
+        assert!(matches!(c.password, PasswordRef::SecretsManager(_)));
+        assert_eq!(c.role.and_then(|r| r.external_id).as_deref(), Some("ext-1"));
+        assert_eq!(c.tools_host_tag, Some(TagMatch { key: "role".into(), value: "ad-tools".into() }));
+    }
+
+    #[test]
+    fn role_arns_are_checked() {
+        assert!(role_account("arn:aws:iam::111122223333:role/x").is_ok());
+        assert!(role_account("arn:aws-us-gov:iam::111122223333:role/path/x").is_ok());
+        assert!(role_account("arn:aws:iam::111122223333:user/x").is_err());
+        assert!(role_account("arn:aws:sts::111122223333:role/x").is_err());
+        assert!(role_account("garbage").is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! In-memory fakes of every port, for fast unit tests of the worker.
+//!
+//! One [`FakeAws`] holds the state of all accounts: config items, instances per account
+//! and Region, and a record of every call that changes something (commands sent,
+//! roles assumed, dead letters, visibility changes), so tests assert on what was done.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::{ConfigItem, RoleTarget, TagMatch};
+use crate::error::Error;
+use crate::ids::{AccountId, InstanceId, Region};
+use crate::instance::Instance;
+use crate::ports::{AccountPorts, Commands, ConfigStore, DeadLetter, Instances, Queue, Sessions};
+use crate::render::CommandRequest;
+
+/// A command the fake SSM received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCommand {
+    pub account: AccountId,
+    pub region: Region,
+    pub command_id: String,
+    pub request: CommandRequest,
+}
+
+/// A role the fake STS was asked to assume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumedRole {
+    pub arn: String,
+    pub external_id: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    config: BTreeMap<AccountId, ConfigItem>,
+    instances: BTreeMap<(AccountId, Region), BTreeMap<InstanceId, Instance>>,
+    sent: Vec<SentCommand>,
+    assumed: Vec<AssumedRole>,
+    dead_letters: Vec<DeadLetter>,
+    retries: Vec<(String, Duration)>,
+    describe_calls: usize,
+}
+
+/// All fake AWS state, shared by the fake ports it hands out.
+#[derive(Clone)]
+pub struct FakeAws {
+    home_account: AccountId,
+    home_region: Region,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeAws {
+    /// A fake world whose service runs in `home_account`/`home_region`.
+    pub fn new(home_account: AccountId, home_region: Region) -> Self {
+        FakeAws { home_account, home_region, state: Arc::default() }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock has failed already.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn put_config(&self, account: &AccountId, item: ConfigItem) {
+        self.state().config.insert(account.clone(), item);
+    }
+
+    pub fn put_instance(&self, account: &AccountId, region: &Region, instance: Instance) {
+        self.state()
+            .instances
+            .entry((account.clone(), region.clone()))
+            .or_default()
+            .insert(instance.id.clone(), instance);
+    }
+
+    pub fn sent(&self) -> Vec<SentCommand> {
+        self.state().sent.clone()
+    }
+    pub fn assumed(&self) -> Vec<AssumedRole> {
+        self.state().assumed.clone()
+    }
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.state().dead_letters.clone()
+    }
+    /// Receipt handles made visible again, with their delays.
+    pub fn retries(&self) -> Vec<(String, Duration)> {
+        self.state().retries.clone()
+    }
+    pub fn describe_calls(&self) -> usize {
+        self.state().describe_calls
+    }
+
+    /// The ports of one account and Region.
+    pub fn account(&self, account: &AccountId, region: &Region) -> AccountPorts {
+        let scoped = Arc::new(FakeAccount { aws: self.clone(), account: account.clone(), region: region.clone() });
+        AccountPorts { account: account.clone(), region: region.clone(), instances: scoped.clone(), commands: scoped }
+    }
+}
+
+#[async_trait]
+impl ConfigStore for FakeAws {
+    async fn get(&self, account: &AccountId) -> Result<Option<ConfigItem>, Error> {
+        Ok(self.state().config.get(account).cloned())
+    }
+}
+
+#[async_trait]
+impl Sessions for FakeAws {
+    async fn home(&self) -> Result<AccountPorts, Error> {
+        Ok(self.account(&self.home_account, &self.home_region))
+    }
+    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AccountPorts, Error> {
+        self.state().assumed.push(AssumedRole { arn: role.arn.clone(), external_id: role.external_id.clone() });
+        Ok(self.account(&role.account, region))
+    }
+    async fn home_in(&self, region: &Region) -> Result<AccountPorts, Error> {
+        Ok(self.account(&self.home_account, region))
+    }
+}
+
+#[async_trait]
+impl Queue for FakeAws {
+    async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), Error> {
+        self.state().dead_letters.push(letter.clone());
+        Ok(())
+    }
+    async fn retry_after(&self, _queue_arn: &str, receipt_handle: &str, delay: Duration) -> Result<(), Error> {
+        self.state().retries.push((receipt_handle.to_owned(), delay));
+        Ok(())
+    }
+}
+
+/// The fake EC2 and SSM of one account and Region.
+struct FakeAccount {
+    aws: FakeAws,
+    account: AccountId,
+    region: Region,
+}
+
+#[async_trait]
+impl Instances for FakeAccount {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, Error> {
+        let mut state = self.aws.state();
+        state.describe_calls += 1;
+        let known = state.instances.get(&(self.account.clone(), self.region.clone()));
+        Ok(ids.iter().filter_map(|id| known.and_then(|k| k.get(id)).cloned()).collect())
+    }
+    async fn find_running_by_tag(&self, tag: &TagMatch) -> Result<Vec<Instance>, Error> {
+        let state = self.aws.state();
+        let known = state.instances.get(&(self.account.clone(), self.region.clone()));
+        Ok(known
+            .into_iter()
+            .flat_map(|k| k.values())
+            .filter(|i| i.state == "running" && i.tag(&tag.key) == Some(tag.value.as_str()))
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Commands for FakeAccount {
+    async fn send(&self, request: &CommandRequest) -> Result<String, Error> {
+        let mut state = self.aws.state();
+        let command_id = format!("fake-command-{}", state.sent.len() + 1);
+        state.sent.push(SentCommand {
+            account: self.account.clone(),
+            region: self.region.clone(),
+            command_id: command_id.clone(),
+            request: request.clone(),
+        });
+        Ok(command_id)
+    }
+}

@@ -1,0 +1,194 @@
+//! Fault injection: wrap any port so that chosen calls fail on demand.
+//!
+//! ```
+//! # use adjoin_core::faults::{Faults, Fault, Op};
+//! let faults = Faults::default();
+//! faults.inject(Op::SendCommand, Fault::Throttle, Some(1)); // the next SendCommand is throttled
+//! ```
+//! Wrap the ports with [`Faulty`]; sessions it opens hand out wrapped ports too.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::{ConfigItem, RoleTarget, TagMatch};
+use crate::error::Error;
+use crate::ids::{AccountId, InstanceId, Region};
+use crate::instance::Instance;
+use crate::ports::{AccountPorts, Commands, ConfigStore, DeadLetter, Instances, Queue, Sessions};
+use crate::render::CommandRequest;
+
+/// A port operation that can be made to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    GetConfig,
+    AssumeRole,
+    HomeSession,
+    DescribeInstances,
+    FindByTag,
+    SendCommand,
+    SendToDlq,
+    ChangeVisibility,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::GetConfig => "dynamodb:GetItem",
+            Op::AssumeRole => "sts:AssumeRole",
+            Op::HomeSession => "sts:GetCallerIdentity",
+            Op::DescribeInstances => "ec2:DescribeInstances",
+            Op::FindByTag => "ec2:DescribeInstances",
+            Op::SendCommand => "ssm:SendCommand",
+            Op::SendToDlq => "sqs:SendMessage",
+            Op::ChangeVisibility => "sqs:ChangeMessageVisibility",
+        }
+    }
+}
+
+/// How a call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Throttle,
+    ServerError,
+    Timeout,
+    AccessDenied,
+    NotFound,
+    AgentNotReady,
+}
+
+impl Fault {
+    fn error(self, op: Op) -> Error {
+        let operation = op.name();
+        let message = "injected fault".to_owned();
+        match self {
+            Fault::Throttle => Error::Throttled { operation, message },
+            Fault::ServerError => Error::Unavailable { operation, message: "injected HTTP 500".into() },
+            Fault::Timeout => Error::Unavailable { operation, message: "injected time-out".into() },
+            Fault::AccessDenied => Error::AccessDenied { operation, message },
+            Fault::NotFound => Error::NotFound { operation, message },
+            Fault::AgentNotReady => Error::AgentNotReady { operation, message },
+        }
+    }
+}
+
+/// The faults to inject: per operation, a fault and how many more times (None: always).
+#[derive(Clone, Default)]
+pub struct Faults {
+    rules: Arc<Mutex<HashMap<Op, (Fault, Option<u32>)>>>,
+}
+
+impl Faults {
+    /// Makes the next `times` calls of `op` fail with `fault` (`None`: every call).
+    pub fn inject(&self, op: Op, fault: Fault, times: Option<u32>) {
+        self.lock().insert(op, (fault, times));
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Op, (Fault, Option<u32>)>> {
+        self.rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check(&self, op: Op) -> Result<(), Error> {
+        let mut rules = self.lock();
+        let Some((fault, remaining)) = rules.get_mut(&op) else { return Ok(()) };
+        let fault = *fault;
+        match remaining {
+            Some(0) => {
+                rules.remove(&op);
+                Ok(())
+            }
+            Some(n) => {
+                *n -= 1;
+                Err(fault.error(op))
+            }
+            None => Err(fault.error(op)),
+        }
+    }
+}
+
+/// A port wrapped so that injected faults fire before the real call.
+#[derive(Clone)]
+pub struct Faulty<T: ?Sized> {
+    inner: Arc<T>,
+    faults: Faults,
+}
+
+impl<T: ?Sized> Faulty<T> {
+    pub fn new(inner: Arc<T>, faults: Faults) -> Self {
+        Faulty { inner, faults }
+    }
+}
+
+#[async_trait]
+impl<T: ConfigStore + ?Sized> ConfigStore for Faulty<T> {
+    async fn get(&self, account: &AccountId) -> Result<Option<ConfigItem>, Error> {
+        self.faults.check(Op::GetConfig)?;
+        self.inner.get(account).await
+    }
+}
+
+impl<T: Sessions + ?Sized> Faulty<T> {
+    fn wrap(&self, ports: AccountPorts) -> AccountPorts {
+        AccountPorts {
+            account: ports.account,
+            region: ports.region,
+            instances: Arc::new(Faulty::new(ports.instances, self.faults.clone())),
+            commands: Arc::new(Faulty::new(ports.commands, self.faults.clone())),
+        }
+    }
+}
+
+#[async_trait]
+impl<T: Sessions + ?Sized> Sessions for Faulty<T> {
+    async fn home(&self) -> Result<AccountPorts, Error> {
+        self.faults.check(Op::HomeSession)?;
+        Ok(self.wrap(self.inner.home().await?))
+    }
+    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AccountPorts, Error> {
+        self.faults.check(Op::AssumeRole)?;
+        Ok(self.wrap(self.inner.assume(role, region).await?))
+    }
+    async fn home_in(&self, region: &Region) -> Result<AccountPorts, Error> {
+        self.faults.check(Op::HomeSession)?;
+        Ok(self.wrap(self.inner.home_in(region).await?))
+    }
+}
+
+#[async_trait]
+impl<T: Instances + ?Sized> Instances for Faulty<T> {
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, Error> {
+        self.faults.check(Op::DescribeInstances)?;
+        self.inner.describe(ids).await
+    }
+    async fn find_running_by_tag(&self, tag: &TagMatch) -> Result<Vec<Instance>, Error> {
+        self.faults.check(Op::FindByTag)?;
+        self.inner.find_running_by_tag(tag).await
+    }
+}
+
+#[async_trait]
+impl<T: Commands + ?Sized> Commands for Faulty<T> {
+    async fn send(&self, request: &CommandRequest) -> Result<String, Error> {
+        self.faults.check(Op::SendCommand)?;
+        self.inner.send(request).await
+    }
+}
+
+#[async_trait]
+impl<T: Queue + ?Sized> Queue for Faulty<T> {
+    async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), Error> {
+        self.faults.check(Op::SendToDlq)?;
+        self.inner.send_to_dlq(letter).await
+    }
+    async fn retry_after(&self, queue_arn: &str, receipt_handle: &str, delay: Duration) -> Result<(), Error> {
+        self.faults.check(Op::ChangeVisibility)?;
+        self.inner.retry_after(queue_arn, receipt_handle, delay).await
+    }
+}

@@ -1,0 +1,23 @@
+//! adjoin's domain: joins EC2 instances to Active Directory when they start and removes
+//! their computer objects when they terminate.
+//!
+//! Pure parts (parsing, decisions, names, rendering) and the worker that wires them to
+//! the outside world through [`ports`]. No AWS SDK here: adapters live in `adjoin-aws`,
+//! in-memory fakes in [`fake`], fault injection in [`faults`].
+
+pub mod computer_name;
+pub mod config;
+pub mod decide;
+pub mod error;
+pub mod event;
+pub mod fake;
+pub mod faults;
+pub mod ids;
+pub mod instance;
+pub mod outcome;
+pub mod ports;
+pub mod render;
+pub mod scripts;
+pub mod worker;
+
+pub use error::Error;

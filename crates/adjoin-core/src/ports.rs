@@ -1,0 +1,76 @@
+//! Port traits: every call to the outside world goes through one of these.
+//!
+//! `adjoin-aws` implements them with the AWS SDK; [`crate::fake`] implements them in
+//! memory; [`crate::faults`] wraps any of them to fail on demand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::{ConfigItem, RoleTarget, TagMatch};
+use crate::error::Error;
+use crate::ids::{AccountId, InstanceId, Region};
+use crate::instance::Instance;
+use crate::render::CommandRequest;
+
+/// Account config items (DynamoDB table, partition key `accountId`).
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
+    /// The item of `account`, `None` when there is none.
+    async fn get(&self, account: &AccountId) -> Result<Option<ConfigItem>, Error>;
+}
+
+/// Credentials for accounts: the service's own, or a member account's assumed role.
+#[async_trait]
+pub trait Sessions: Send + Sync {
+    /// The service's own account and Region (where the AD tools host lives).
+    async fn home(&self) -> Result<AccountPorts, Error>;
+    /// A member account, reached by assuming `role`, in `region`.
+    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AccountPorts, Error>;
+    /// The service's own account in another Region (config items without a role).
+    async fn home_in(&self, region: &Region) -> Result<AccountPorts, Error>;
+}
+
+/// The ports bound to one account and Region.
+#[derive(Clone)]
+pub struct AccountPorts {
+    pub account: AccountId,
+    pub region: Region,
+    pub instances: Arc<dyn Instances>,
+    pub commands: Arc<dyn Commands>,
+}
+
+/// EC2 instances of one account and Region.
+#[async_trait]
+pub trait Instances: Send + Sync {
+    /// Describes the given instances in one call; unknown ids are simply absent.
+    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, Error>;
+    /// Running instances carrying the tag.
+    async fn find_running_by_tag(&self, tag: &TagMatch) -> Result<Vec<Instance>, Error>;
+}
+
+/// SSM Run Command in one account and Region.
+#[async_trait]
+pub trait Commands: Send + Sync {
+    /// Sends the command; returns its command id.
+    async fn send(&self, request: &CommandRequest) -> Result<String, Error>;
+}
+
+/// A message that is moved to the dead-letter queue, with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    pub reason: String,
+}
+
+/// The SQS queues the service reads from and parks messages in.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Sends a message to the DLQ with its reason as a message attribute.
+    async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), Error>;
+    /// Makes a received message visible again after `delay` (ChangeMessageVisibility).
+    async fn retry_after(&self, source_queue_arn: &str, receipt_handle: &str, delay: Duration) -> Result<(), Error>;
+}

@@ -1,0 +1,272 @@
+//! Rendering a decision into an SSM Run Command request.
+//!
+//! Values reach the bundled scripts as data: each one is base64-encoded into a
+//! variable assignment (`ADJOIN_NAME_B64='…'`) placed above the script, and the script
+//! decodes it with `base64 -d` (bash) or `[Convert]::FromBase64String` (PowerShell).
+//! The base64 alphabet has no quote, `$`, backtick or newline, so no tag value can
+//! become code. The join password never appears: only a reference to where it is.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Serialize;
+
+use crate::config::{AccountConfig, PasswordRef};
+use crate::ids::{InstanceId, Region};
+use crate::instance::{GROUP_TAG, Instance, Platform};
+use crate::scripts;
+
+/// The SSM documents used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Document {
+    #[serde(rename = "AWS-RunShellScript")]
+    RunShellScript,
+    #[serde(rename = "AWS-RunPowerShellScript")]
+    RunPowerShellScript,
+}
+
+impl Document {
+    pub fn for_platform(platform: Platform) -> Self {
+        match platform {
+            Platform::Linux => Document::RunShellScript,
+            Platform::Windows => Document::RunPowerShellScript,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Document::RunShellScript => "AWS-RunShellScript",
+            Document::RunPowerShellScript => "AWS-RunPowerShellScript",
+        }
+    }
+}
+
+/// A SendCommand request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommandRequest {
+    pub document: Document,
+    /// The instance that runs the command.
+    pub target: InstanceId,
+    /// The document's `commands` parameter: the parameter block, then the script.
+    pub commands: Vec<String>,
+    /// Shown in the SSM console and command history (at most 100 characters).
+    pub comment: String,
+    /// The document's `executionTimeout` parameter.
+    pub execution_timeout_secs: u32,
+}
+
+/// How long a join may run: package installs on a fresh instance can be slow.
+pub const JOIN_TIMEOUT_SECS: u32 = 1800;
+/// How long a leave may run.
+pub const LEAVE_TIMEOUT_SECS: u32 = 600;
+
+/// Named values handed to a script.
+type Params = Vec<(&'static str, String)>;
+
+fn directory_params(config: &AccountConfig, secret_region: &Region) -> Params {
+    let mut p: Params = vec![
+        ("DOMAIN", config.dns_name.clone()),
+        ("REALM", config.realm()),
+        ("DC_IPS", config.dc_ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(" ")),
+        ("JOIN_USER", config.join_user.clone()),
+    ];
+    match &config.password {
+        PasswordRef::SsmParameter(name) => p.push(("PASSWORD_SSM_PARAMETER", name.clone())),
+        PasswordRef::SecretsManager(arn) => p.push(("PASSWORD_SECRET_ARN", arn.clone())),
+    }
+    p.push(("SECRET_REGION", secret_region.as_str().to_owned()));
+    p
+}
+
+/// The join command for `instance`, to be run on the instance itself.
+pub fn join_command(
+    instance: &Instance,
+    config: &AccountConfig,
+    region: &Region,
+    computer_name: &str,
+    event_id: &str,
+) -> CommandRequest {
+    let mut params = directory_params(config, region);
+    params.push(("COMPUTER_NAME", computer_name.to_owned()));
+    params.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
+    params.push(("ALLOWED_GROUP", instance.tag(GROUP_TAG).unwrap_or_default().to_owned()));
+    params.push(("COMPUTER_GROUPS", config.computer_groups.join("\n")));
+    params.push(("INSTANCE_ID", instance.id.as_str().to_owned()));
+    let script = match instance.platform {
+        Platform::Linux => scripts::LINUX_JOIN,
+        Platform::Windows => scripts::WINDOWS_JOIN,
+    };
+    CommandRequest {
+        document: Document::for_platform(instance.platform),
+        target: instance.id.clone(),
+        commands: with_params(instance.platform, &params, script),
+        comment: comment("join", &instance.id, event_id),
+        execution_timeout_secs: JOIN_TIMEOUT_SECS,
+    }
+}
+
+/// The leave command: run on the AD tools host, it deletes `computer_name`.
+pub fn leave_command(
+    tools_host: &Instance,
+    config: &AccountConfig,
+    tools_region: &Region,
+    instance_id: &InstanceId,
+    computer_name: &str,
+    event_id: &str,
+) -> CommandRequest {
+    let mut params = directory_params(config, tools_region);
+    params.push(("COMPUTER_NAME", computer_name.to_owned()));
+    params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));
+    let script = match tools_host.platform {
+        Platform::Linux => scripts::LINUX_LEAVE,
+        Platform::Windows => scripts::WINDOWS_LEAVE,
+    };
+    CommandRequest {
+        document: Document::for_platform(tools_host.platform),
+        target: tools_host.id.clone(),
+        commands: with_params(tools_host.platform, &params, script),
+        comment: comment("leave", instance_id, event_id),
+        execution_timeout_secs: LEAVE_TIMEOUT_SECS,
+    }
+}
+
+/// `adjoin join i-… event …`, cut to SSM's 100 characters.
+fn comment(action: &str, instance: &InstanceId, event_id: &str) -> String {
+    let mut c = format!("adjoin {action} {instance} event {event_id}");
+    c.truncate(100);
+    c
+}
+
+/// The parameter block (one assignment per line, base64 values) followed by the script.
+fn with_params(platform: Platform, params: &Params, script: &str) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::with_capacity(params.len() + 2);
+    match platform {
+        Platform::Linux => {
+            lines.push("#!/usr/bin/env bash".to_owned());
+            for (name, value) in params {
+                lines.push(format!("ADJOIN_{name}_B64='{}'", B64.encode(value)));
+            }
+        }
+        Platform::Windows => {
+            for (name, value) in params {
+                lines.push(format!("$ADJOIN_{name}_B64 = '{}'", B64.encode(value)));
+            }
+        }
+    }
+    lines.extend(script.lines().filter(|l| !l.starts_with("#!")).map(str::to_owned));
+    lines
+}
+
+/// Decodes the parameter block of rendered commands back into names and values
+/// (for dry runs, tests and `adjoin render`).
+pub fn decode_params(commands: &[String]) -> Vec<(String, String)> {
+    commands
+        .iter()
+        .filter_map(|line| {
+            let line = line.trim_start_matches('$');
+            let (name, rest) = line.split_once("_B64")?;
+            let name = name.strip_prefix("ADJOIN_")?;
+            let value = rest.trim_start_matches([' ', '=']).trim_matches('\'');
+            let bytes = B64.decode(value).ok()?;
+            Some((name.to_owned(), String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigItem;
+    use crate::ids::AccountId;
+    use std::collections::BTreeMap;
+
+    const HOSTILE: &str = "admins'; reboot; $(curl evil) `id` \"x\"\n rm -rf / ${IFS} ünï";
+
+    fn config() -> AccountConfig {
+        let item: ConfigItem = serde_json::from_value(serde_json::json!({
+            "accountId": "111122223333", "adJoinUserName": "svc-join",
+            "adJoinUserPwParam": "/adjoin/join-password", "dnsName": "example.test",
+            "dnsIP1": "10.200.0.1", "ouPath": "OU=Servers,DC=example,DC=test"
+        }))
+        .expect("object");
+        AccountConfig::from_item(&item, &AccountId::parse("111122223333").expect("valid")).expect("valid")
+    }
+
+    fn instance(platform: Platform, group: &str) -> Instance {
+        Instance {
+            id: InstanceId::parse("i-0abcd1234ef567890").expect("valid"),
+            state: "running".into(),
+            platform,
+            tags: BTreeMap::from([(GROUP_TAG.to_owned(), group.to_owned())]),
+        }
+    }
+
+    fn region() -> Region {
+        Region::parse("eu-west-1").expect("valid")
+    }
+
+    #[test]
+    fn linux_join_uses_the_shell_document_and_carries_values_as_base64() {
+        let c = join_command(&instance(Platform::Linux, HOSTILE), &config(), &region(), "IABC", "ev-1");
+        assert_eq!(c.document.name(), "AWS-RunShellScript");
+        assert_eq!(c.target.as_str(), "i-0abcd1234ef567890");
+        assert!(c.comment.contains("join i-0abcd1234ef567890 event ev-1"));
+        let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+        assert_eq!(params["ALLOWED_GROUP"], HOSTILE);
+        assert_eq!(params["REALM"], "EXAMPLE.TEST");
+        assert_eq!(params["PASSWORD_SSM_PARAMETER"], "/adjoin/join-password");
+        assert_eq!(params["COMPUTER_NAME"], "IABC");
+        // The hostile value appears nowhere as text: not whole, not its dangerous parts.
+        let text = c.commands.join("\n");
+        for part in ["reboot", "curl evil", "`id`", "rm -rf /"] {
+            assert!(!text.contains(part), "{part} leaked into the command");
+        }
+    }
+
+    #[test]
+    fn parameter_lines_are_only_assignments_of_base64_literals() {
+        let c = join_command(&instance(Platform::Linux, HOSTILE), &config(), &region(), "IABC", "ev");
+        let block: Vec<&String> = c.commands.iter().skip(1).take_while(|l| l.starts_with("ADJOIN_")).collect();
+        assert_eq!(block.len(), decode_params(&c.commands).len());
+        for line in block {
+            let (name, value) = line.split_once('=').expect("assignment");
+            assert!(name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "{line}");
+            let value = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).expect("quoted");
+            assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)), "{line}");
+        }
+    }
+
+    #[test]
+    fn windows_join_uses_powershell_and_the_same_parameters() {
+        let c = join_command(&instance(Platform::Windows, HOSTILE), &config(), &region(), "IABC", "ev");
+        assert_eq!(c.document.name(), "AWS-RunPowerShellScript");
+        assert!(c.commands[0].starts_with("$ADJOIN_DOMAIN_B64 = '"));
+        let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+        assert_eq!(params["ALLOWED_GROUP"], HOSTILE);
+        assert!(c.commands.iter().any(|l| l.contains("Add-Computer")));
+    }
+
+    #[test]
+    fn leave_runs_on_the_tools_host_and_names_the_computer() {
+        let tools = Instance {
+            id: InstanceId::parse("i-0fffffffffffffff0").expect("valid"),
+            state: "running".into(),
+            platform: Platform::Linux,
+            tags: BTreeMap::new(),
+        };
+        let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
+        let c = leave_command(&tools, &config(), &region(), &gone, "IABC", "ev");
+        assert_eq!(c.target, tools.id);
+        assert_eq!(c.document, Document::RunShellScript);
+        let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+        assert_eq!(params["COMPUTER_NAME"], "IABC");
+        assert_eq!(params["INSTANCE_ID"], "i-0abcd1234ef567890");
+        let windows_tools = Instance { platform: Platform::Windows, ..tools };
+        let c = leave_command(&windows_tools, &config(), &region(), &gone, "IABC", "ev");
+        assert!(c.commands.iter().any(|l| l.contains("Remove-ADComputer")));
+    }
+
+    #[test]
+    fn comments_fit_ssm_limit() {
+        let c = join_command(&instance(Platform::Linux, "g"), &config(), &region(), "I", &"e".repeat(300));
+        assert!(c.comment.len() <= 100);
+    }
+}

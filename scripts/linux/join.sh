@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# adjoin: join this Linux instance to Active Directory.
+#
+# Run by SSM Run Command (AWS-RunShellScript). The service places the parameters above
+# this script as ADJOIN_<NAME>_B64='<base64>' assignments; they are decoded here as data
+# and never evaluated. The join password is never a parameter: the script reads it from
+# SSM Parameter Store or Secrets Manager with the instance's own role, keeps it in a
+# variable, and hands it to adcli on stdin (never in argv, never echoed).
+#
+# Exit codes: 0 joined (or already joined), 10 bad parameters, 11 packages could not be
+# installed, 12 password unreadable, 13 domain controller unreachable, 14 join refused,
+# 15 local configuration failed.
+set -euo pipefail
+umask 077
+export LC_ALL=C
+
+log() { printf 'adjoin: %s\n' "$*"; }
+fail() { local code=$1; shift; printf 'adjoin: error: %s\n' "$*" >&2; exit "$code"; }
+
+# param NAME: the decoded value of ADJOIN_NAME_B64 (empty when unset).
+param() {
+  local var="ADJOIN_${1}_B64"
+  printf '%s' "${!var:-}" | base64 -d
+}
+
+DOMAIN=$(param DOMAIN)
+REALM=$(param REALM)
+DC_IPS=$(param DC_IPS)
+JOIN_USER=$(param JOIN_USER)
+PASSWORD_SSM_PARAMETER=$(param PASSWORD_SSM_PARAMETER)
+PASSWORD_SECRET_ARN=$(param PASSWORD_SECRET_ARN)
+SECRET_REGION=$(param SECRET_REGION)
+COMPUTER_NAME=$(param COMPUTER_NAME)
+OU_PATH=$(param OU_PATH)
+ALLOWED_GROUP=$(param ALLOWED_GROUP)
+COMPUTER_GROUPS=$(param COMPUTER_GROUPS)
+
+[ -n "$DOMAIN" ] && [ -n "$REALM" ] && [ -n "$JOIN_USER" ] && [ -n "$COMPUTER_NAME" ] ||
+  fail 10 "missing parameter (domain, realm, join user and computer name are required)"
+read -r -a DCS <<<"$DC_IPS"
+[ "${#DCS[@]}" -ge 1 ] || fail 10 "no domain controller IP"
+DC=${DCS[0]}
+HOST_FQDN="${COMPUTER_NAME,,}.${DOMAIN}"
+ETC=${ADJOIN_ETC:-/etc}
+
+# ---- packages -----------------------------------------------------------------------
+# retry N CMD...: run CMD up to N times with growing pauses (the package lock may be
+# held by cloud-init or unattended upgrades).
+retry() {
+  local tries=$1 n=1; shift
+  until "$@"; do
+    [ "$n" -lt "$tries" ] || return 1
+    log "attempt $n of $* failed; retrying in $((n * 10))s"
+    sleep $((n * 10)); n=$((n + 1))
+  done
+}
+
+install_packages() {
+  if command -v adcli >/dev/null && command -v sssd >/dev/null && command -v kinit >/dev/null; then
+    return 0
+  fi
+  local id="" like=""
+  # shellcheck disable=SC1091
+  [ -r /etc/os-release ] && { id=$(. /etc/os-release; echo "${ID:-}"); like=$(. /etc/os-release; echo "${ID_LIKE:-}"); }
+  case " $id $like " in
+    *" debian "*|*" ubuntu "*)
+      export DEBIAN_FRONTEND=noninteractive
+      retry 6 apt-get -o DPkg::Lock::Timeout=60 update -q &&
+      retry 6 apt-get -o DPkg::Lock::Timeout=60 install -y -q sssd sssd-tools adcli krb5-user samba-common-bin realmd ;;
+    *" amzn "*|*" rhel "*|*" fedora "*|*" centos "*|*" rocky "*|*" almalinux "*)
+      local pm=yum; command -v dnf >/dev/null && pm=dnf
+      retry 6 "$pm" install -y -q sssd sssd-tools adcli krb5-workstation samba-common-tools realmd oddjob-mkhomedir ;;
+    *" sles "*|*" suse "*|*" opensuse-leap "*)
+      retry 6 zypper --non-interactive install sssd sssd-ad sssd-tools adcli krb5-client samba-client realmd ;;
+    *) fail 11 "unsupported distribution '$id'" ;;
+  esac
+}
+
+# ---- the password -------------------------------------------------------------------
+read_password() {
+  command -v aws >/dev/null || fail 12 "the AWS CLI is needed to read the join password"
+  if [ -n "$PASSWORD_SECRET_ARN" ]; then
+    local json
+    json=$(aws secretsmanager get-secret-value --region "$SECRET_REGION" --secret-id "$PASSWORD_SECRET_ARN" \
+      --query SecretString --output text) || fail 12 "cannot read the join secret"
+    PASSWORD=$(printf '%s' "$json" | sed -n 's/.*"password"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
+  elif [ -n "$PASSWORD_SSM_PARAMETER" ]; then
+    PASSWORD=$(aws ssm get-parameter --region "$SECRET_REGION" --name "$PASSWORD_SSM_PARAMETER" \
+      --with-decryption --query Parameter.Value --output text) || fail 12 "cannot read the join password parameter"
+  else
+    fail 10 "no password reference"
+  fi
+  [ -n "$PASSWORD" ] || fail 12 "the join password is empty"
+}
+
+# ---- configuration ------------------------------------------------------------------
+write_krb5_conf() {
+  cat >"$ETC/krb5.conf" <<CONF
+[libdefaults]
+    default_realm = $REALM
+    dns_lookup_realm = false
+    dns_lookup_kdc = true
+    rdns = false
+    dns_canonicalize_hostname = false
+[realms]
+    $REALM = {
+        kdc = $DC
+        admin_server = $DC
+    }
+[domain_realm]
+    .$DOMAIN = $REALM
+    $DOMAIN = $REALM
+CONF
+  chmod 644 "$ETC/krb5.conf"
+}
+
+write_sssd_conf() {
+  mkdir -p "$ETC/sssd"
+  {
+    printf '[sssd]\nservices = nss, pam\ndomains = %s\n\n' "$DOMAIN"
+    printf '[domain/%s]\n' "$DOMAIN"
+    printf 'id_provider = ad\nauth_provider = ad\nad_domain = %s\nkrb5_realm = %s\n' "$DOMAIN" "$REALM"
+    printf 'ad_server = %s\nad_hostname = %s\nkrb5_keytab = /etc/krb5.keytab\n' "$DC" "$HOST_FQDN"
+    printf 'use_fully_qualified_names = true\nldap_id_mapping = true\ncache_credentials = true\n'
+    printf 'fallback_homedir = /home/%%u@%%d\ndefault_shell = /bin/bash\n'
+    if [ -n "$ALLOWED_GROUP" ]; then
+      printf 'access_provider = simple\nsimple_allow_groups = %s\n' "$ALLOWED_GROUP"
+    else
+      # No adGroupName tag: nobody from the directory may log in.
+      printf 'access_provider = deny\n'
+    fi
+  } >"$ETC/sssd/sssd.conf"
+  chmod 600 "$ETC/sssd/sssd.conf"
+}
+
+enable_sss_nss() {
+  if command -v authselect >/dev/null; then
+    authselect select sssd with-mkhomedir --force >/dev/null
+  elif [ -f "$ETC/nsswitch.conf" ]; then
+    sed -i -E '/^(passwd|group|shadow):/{/sss/!s/$/ sss/}' "$ETC/nsswitch.conf"
+  fi
+}
+
+restart_sssd() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl enable sssd >/dev/null 2>&1 || true
+    systemctl restart sssd
+  else
+    if [ -r /run/sssd.pid ]; then kill "$(cat /run/sssd.pid)" 2>/dev/null || true; sleep 1; fi
+    sssd -D
+  fi
+}
+
+# ---- join ---------------------------------------------------------------------------
+is_joined() {
+  adcli testjoin --domain="$DOMAIN" --domain-controller="$DC" >/dev/null 2>&1
+}
+
+join() {
+  local args=(--domain="$DOMAIN" --domain-realm="$REALM" --domain-controller="$DC"
+              --login-user="$JOIN_USER" --stdin-password
+              --computer-name="$COMPUTER_NAME" --host-fqdn="$HOST_FQDN")
+  [ -z "$OU_PATH" ] || args+=(--domain-ou="$OU_PATH")
+  local rc=0
+  printf '%s' "$PASSWORD" | adcli join "${args[@]}" || rc=$?
+  case $rc in
+    0) ;;
+    3) fail 13 "cannot reach or authenticate to domain controller $DC (adcli exit 3)" ;;
+    *) fail 14 "adcli join refused (exit $rc)" ;;
+  esac
+}
+
+add_computer_groups() {
+  local group
+  while IFS= read -r group; do
+    [ -n "$group" ] || continue
+    printf '%s' "$PASSWORD" | adcli add-member --domain="$DOMAIN" --domain-controller="$DC" \
+      --login-user="$JOIN_USER" --stdin-password "$group" "${COMPUTER_NAME}\$" >/dev/null 2>&1 ||
+      log "computer is already in, or could not be added to, group '$group'"
+  done <<<"$COMPUTER_GROUPS"
+}
+
+main() {
+  install_packages || fail 11 "could not install sssd/adcli/krb5 packages"
+  write_krb5_conf || fail 15 "cannot write krb5.conf"
+  if is_joined; then
+    log "already joined to $DOMAIN as $COMPUTER_NAME"
+  else
+    read_password
+    join
+    add_computer_groups
+    unset PASSWORD
+    log "joined $DOMAIN as $COMPUTER_NAME via $DC"
+  fi
+  write_sssd_conf || fail 15 "cannot write sssd.conf"
+  enable_sss_nss || fail 15 "cannot enable sss in nsswitch"
+  restart_sssd || fail 15 "cannot (re)start sssd"
+  log "login allowed for group: ${ALLOWED_GROUP:-(none)}"
+}
+
+main
