@@ -18,6 +18,7 @@ pub mod outcome;
 pub mod ports;
 pub mod render;
 pub mod scripts;
+pub mod sqs;
 pub mod worker;
 
 pub use error::Error;

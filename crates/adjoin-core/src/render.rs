@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(block.len(), decode_params(&c.commands).len());
         for line in block {
             let (name, value) = line.split_once('=').expect("assignment");
-            assert!(name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "{line}");
+            assert!(name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'), "{line}");
             let value = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).expect("quoted");
             assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)), "{line}");
         }

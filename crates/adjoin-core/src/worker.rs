@@ -415,3 +415,6 @@ fn fate_reason(fate: &Fate) -> String {
         Fate::Skipped(r) | Fate::Rejected(r) | Fate::Failed(r) | Fate::Deferred { reason: r, .. } => r.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;

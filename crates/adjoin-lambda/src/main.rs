@@ -1,1 +1,42 @@
-fn main() {}
+//! The adjoin Lambda function: SQS batches of EC2 state-change events in, SSM join and
+//! leave commands out, partial batch response back to SQS.
+//!
+//! Everything is built once per container (SDK clients, caches); each invocation only
+//! runs the worker. Logs are JSON lines, one span per message.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+use adjoin_aws::{EnvSettings, build_worker, load_sdk_config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .init();
+
+    let env = EnvSettings::from_env()?;
+    if env.dlq_url.is_none() {
+        return Err("environment variable ADJOIN_DLQ_URL is not set: rejected messages need a DLQ".into());
+    }
+    let worker = Arc::new(build_worker(&load_sdk_config().await, &env, false));
+
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let worker = Arc::clone(&worker);
+        async move {
+            let (response, _reports): (SqsBatchResponse, _) = adjoin_core::sqs::handle_event(&worker, event.payload).await;
+            Ok::<_, Error>(response)
+        }
+    }))
+    .await
+}

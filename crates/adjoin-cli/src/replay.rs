@@ -1,0 +1,82 @@
+//! `adjoin replay`: the Lambda's worker, on event files.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use adjoin_aws::{EnvSettings, build_worker, load_sdk_config};
+use adjoin_core::worker::Message;
+
+/// Exit status when any message would be a batch item failure or was rejected.
+const EXIT_NOT_ALL_HANDLED: u8 = 3;
+/// Exit status for usage errors (as clap's).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Do every read, send nothing; add the rendered command to each line.
+    #[arg(long)]
+    dry_run: bool,
+    /// Event files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// The messages in one file: the records of an SQS event, or the file as one message body.
+fn messages_in(path: &PathBuf, text: &str) -> Vec<Message> {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) if value.get("Records").is_some_and(|r| r.is_array()) => {
+            match serde_json::from_value::<aws_lambda_events::event::sqs::SqsEvent>(value) {
+                Ok(event) => adjoin_core::sqs::messages(event)
+                    .into_iter()
+                    .map(|m| Message {
+                        // Replayed records have no live receipt handle.
+                        receipt_handle: None,
+                        ..m
+                    })
+                    .collect(),
+                Err(e) => vec![plain(&stem, serde_json::json!({"unreadable SQS event": e.to_string()}).to_string())],
+            }
+        }
+        // A single event or SNS notification, or something the worker will refuse with a reason.
+        _ => vec![plain(&stem, text.to_owned())],
+    }
+}
+
+fn plain(stem: &str, body: String) -> Message {
+    Message { message_id: stem.to_owned(), body, receipt_handle: None, receive_count: 1, source_queue_arn: None }
+}
+
+pub async fn run(args: Args) -> ExitCode {
+    let env = match EnvSettings::from_env() {
+        Ok(env) => env,
+        Err(e) => {
+            eprintln!("adjoin replay: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let mut batches = Vec::new();
+    for path in &args.files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => batches.push(messages_in(path, &text)),
+            Err(e) => {
+                eprintln!("adjoin replay: cannot read {}: {e}", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let worker = build_worker(&load_sdk_config().await, &env, args.dry_run);
+    let mut all_handled = true;
+    let mut stdout = std::io::stdout().lock();
+    for batch in batches {
+        for report in worker.handle_batch(&batch).await {
+            all_handled &= matches!(report.outcome, adjoin_core::outcome::Outcome::Dispatched | adjoin_core::outcome::Outcome::Skipped);
+            let line = serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            if writeln!(stdout, "{line}").is_err() {
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if all_handled { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_ALL_HANDLED) }
+}
