@@ -35,8 +35,9 @@ OU_PATH=$(param OU_PATH)
 ALLOWED_GROUP=$(param ALLOWED_GROUP)
 COMPUTER_GROUPS=$(param COMPUTER_GROUPS)
 
-[ -n "$DOMAIN" ] && [ -n "$REALM" ] && [ -n "$JOIN_USER" ] && [ -n "$COMPUTER_NAME" ] ||
+if [ -z "$DOMAIN" ] || [ -z "$REALM" ] || [ -z "$JOIN_USER" ] || [ -z "$COMPUTER_NAME" ]; then
   fail 10 "missing parameter (domain, realm, join user and computer name are required)"
+fi
 read -r -a DCS <<<"$DC_IPS"
 [ "${#DCS[@]}" -ge 1 ] || fail 10 "no domain controller IP"
 DC=${DCS[0]}

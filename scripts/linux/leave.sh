@@ -27,8 +27,9 @@ SECRET_REGION=$(param SECRET_REGION)
 COMPUTER_NAME=$(param COMPUTER_NAME)
 INSTANCE_ID=$(param INSTANCE_ID)
 
-[ -n "$DOMAIN" ] && [ -n "$JOIN_USER" ] && [ -n "$COMPUTER_NAME" ] ||
+if [ -z "$DOMAIN" ] || [ -z "$JOIN_USER" ] || [ -z "$COMPUTER_NAME" ]; then
   fail 10 "missing parameter (domain, join user and computer name are required)"
+fi
 case $COMPUTER_NAME in
   *[!A-Za-z0-9-]*) fail 10 "computer name '$COMPUTER_NAME' is not a NetBIOS name" ;;
 esac

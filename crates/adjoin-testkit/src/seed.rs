@@ -1,0 +1,228 @@
+//! Seeding the emulator and reading back what the service did.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+
+use crate::{Error, Moto, aws};
+
+/// The account moto gives to the default credentials: the service's own ("security") account.
+pub const HOME_ACCOUNT: &str = "123456789012";
+
+/// A command as the emulator recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCommand {
+    pub command_id: String,
+    pub document: String,
+    pub instance_ids: Vec<String>,
+    pub commands: Vec<String>,
+    pub comment: String,
+}
+
+/// A seeded emulator, seen from the service's home account and Region.
+pub struct Bed {
+    endpoint: String,
+    pub region: String,
+    home: SdkConfig,
+}
+
+impl Bed {
+    pub async fn new(moto: &Moto, region: &str) -> Bed {
+        let home = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(moto.endpoint())
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "adjoin-testkit"))
+            .load()
+            .await;
+        Bed { endpoint: moto.endpoint().to_owned(), region: region.to_owned(), home }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// SDK config acting in `account` (the home account, or a member through AssumeRole).
+    pub async fn as_account(&self, account: &str, region: &str) -> Result<SdkConfig, Error> {
+        if account == HOME_ACCOUNT {
+            return Ok(self.home.to_builder().region(aws_config::Region::new(region.to_owned())).build());
+        }
+        let out = aws_sdk_sts::Client::new(&self.home)
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/adjoin-testkit"))
+            .role_session_name("adjoin-testkit")
+            .send()
+            .await
+            .map_err(aws("sts:AssumeRole"))?;
+        let c = out.credentials().ok_or_else(|| Error::Aws { operation: "sts:AssumeRole", message: "no credentials".into() })?;
+        let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_owned()), None, "adjoin-testkit");
+        Ok(self
+            .home
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .build())
+    }
+
+    /// Creates a table with string partition key `key` (no error if it exists).
+    pub async fn create_table(&self, table: &str, key: &str) -> Result<(), Error> {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.home);
+        let result = ddb
+            .create_table()
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder().attribute_name(key).attribute_type(ScalarAttributeType::S).build().map_err(aws("build"))?,
+            )
+            .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().map_err(aws("build"))?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if format!("{e:?}").contains("ResourceInUseException") => Ok(()),
+            Err(e) => Err(aws("dynamodb:CreateTable")(e)),
+        }
+    }
+
+    /// Puts a config item given as JSON (strings, lists of strings).
+    pub async fn put_config(&self, table: &str, item: &serde_json::Value) -> Result<(), Error> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut put = aws_sdk_dynamodb::Client::new(&self.home).put_item().table_name(table);
+        for (k, v) in item.as_object().into_iter().flatten() {
+            let value = match v {
+                serde_json::Value::Array(items) => {
+                    AttributeValue::L(items.iter().map(|i| AttributeValue::S(i.as_str().unwrap_or_default().to_owned())).collect())
+                }
+                serde_json::Value::String(s) => AttributeValue::S(s.clone()),
+                other => AttributeValue::S(other.to_string()),
+            };
+            put = put.item(k, value);
+        }
+        put.send().await.map_err(aws("dynamodb:PutItem"))?;
+        Ok(())
+    }
+
+    /// Starts an instance in `account`/`region` with tags; returns its id.
+    pub async fn run_instance(&self, account: &str, region: &str, windows: bool, tags: &[(&str, &str)]) -> Result<String, Error> {
+        let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
+        let images = ec2.describe_images().send().await.map_err(aws("ec2:DescribeImages"))?;
+        let image = images
+            .images()
+            .iter()
+            .find(|i| i.platform().is_some() == windows)
+            .and_then(|i| i.image_id())
+            .ok_or_else(|| Error::Aws { operation: "ec2:DescribeImages", message: "no suitable AMI".into() })?
+            .to_owned();
+        let mut run = ec2.run_instances().image_id(image).min_count(1).max_count(1);
+        if !tags.is_empty() {
+            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+            for (k, v) in tags {
+                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+            }
+            run = run.tag_specifications(spec.build());
+        }
+        let out = run.send().await.map_err(aws("ec2:RunInstances"))?;
+        out.instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Aws { operation: "ec2:RunInstances", message: "no instance".into() })
+    }
+
+    pub async fn stop_instance(&self, account: &str, region: &str, id: &str) -> Result<(), Error> {
+        let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
+        ec2.stop_instances().instance_ids(id).send().await.map_err(aws("ec2:StopInstances"))?;
+        Ok(())
+    }
+
+    pub async fn terminate_instance(&self, account: &str, region: &str, id: &str) -> Result<(), Error> {
+        let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
+        ec2.terminate_instances().instance_ids(id).send().await.map_err(aws("ec2:TerminateInstances"))?;
+        Ok(())
+    }
+
+    /// Creates a queue in the home account; returns its URL.
+    pub async fn create_queue(&self, name: &str) -> Result<String, Error> {
+        let out = aws_sdk_sqs::Client::new(&self.home).create_queue().queue_name(name).send().await.map_err(aws("sqs:CreateQueue"))?;
+        Ok(out.queue_url().unwrap_or_default().to_owned())
+    }
+
+    /// Messages on a queue, with their `adjoin-reason` attribute.
+    pub async fn drain_queue(&self, url: &str) -> Result<Vec<(String, String)>, Error> {
+        let sqs = aws_sdk_sqs::Client::new(&self.home);
+        let mut found = Vec::new();
+        loop {
+            let out = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(aws("sqs:ReceiveMessage"))?;
+            if out.messages().is_empty() {
+                return Ok(found);
+            }
+            for m in out.messages() {
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get("adjoin-reason"))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or_default()
+                    .to_owned();
+                found.push((m.body().unwrap_or_default().to_owned(), reason));
+                if let Some(handle) = m.receipt_handle() {
+                    sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.map_err(aws("sqs:DeleteMessage"))?;
+                }
+            }
+        }
+    }
+
+    /// Stores a SecureString parameter in `account`/`region`.
+    pub async fn put_secure_parameter(&self, account: &str, region: &str, name: &str, value: &str) -> Result<(), Error> {
+        let ssm = aws_sdk_ssm::Client::new(&self.as_account(account, region).await?);
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(aws("ssm:PutParameter"))?;
+        Ok(())
+    }
+
+    /// The commands SSM recorded in `account`/`region`, oldest first.
+    pub async fn commands(&self, account: &str, region: &str) -> Result<Vec<RecordedCommand>, Error> {
+        let ssm = aws_sdk_ssm::Client::new(&self.as_account(account, region).await?);
+        let out = ssm.list_commands().send().await.map_err(aws("ssm:ListCommands"))?;
+        let mut commands: Vec<_> = out
+            .commands()
+            .iter()
+            .map(|c| RecordedCommand {
+                command_id: c.command_id().unwrap_or_default().to_owned(),
+                document: c.document_name().unwrap_or_default().to_owned(),
+                instance_ids: c.instance_ids().to_vec(),
+                commands: c.parameters().and_then(|p| p.get("commands")).cloned().unwrap_or_default(),
+                comment: c.comment().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        commands.reverse();
+        Ok(commands)
+    }
+}
+
+/// An EC2 state-change event as EventBridge delivers it.
+pub fn event(account: &str, region: &str, instance: &str, state: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("{:08x}-0000-4000-8000-{:012x}", instance.len() * 7919 + state.len(), instance.bytes().map(u64::from).sum::<u64>()),
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": account,
+        "time": "2026-11-20T12:00:00Z",
+        "region": region,
+        "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance}")],
+        "detail": {"instance-id": instance, "state": state}
+    })
+}
