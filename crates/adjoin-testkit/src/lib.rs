@@ -6,6 +6,7 @@
 
 mod moto;
 mod seed;
+pub mod samples;
 
 pub use moto::Moto;
 pub use seed::{Bed, HOME_ACCOUNT, RecordedCommand, event};
