@@ -26,7 +26,10 @@ impl Commands for SsmCommands {
             .document_name(request.document.name())
             .instance_ids(request.target.as_str())
             .parameters("commands", request.commands.clone())
-            .parameters("executionTimeout", vec![request.execution_timeout_secs.to_string()])
+            .parameters(
+                "executionTimeout",
+                vec![request.execution_timeout_secs.to_string()],
+            )
             .comment(&request.comment)
             .send()
             .await

@@ -16,7 +16,10 @@ pub struct DynamoConfigStore {
 
 impl DynamoConfigStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoConfigStore { client, table: table.into() }
+        DynamoConfigStore {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -31,11 +34,14 @@ impl ConfigStore for DynamoConfigStore {
             .send()
             .await
             .map_err(|e| map_sdk_error("dynamodb:GetItem", e))?;
-        let Some(item) = out.item else { return Ok(None) };
-        let value: serde_json::Value = serde_dynamo::from_item(item).map_err(|e| adjoin_core::Error::Invalid {
-            operation: "dynamodb:GetItem",
-            message: format!("config item of {account} cannot be read: {e}"),
-        })?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let value: serde_json::Value =
+            serde_dynamo::from_item(item).map_err(|e| adjoin_core::Error::Invalid {
+                operation: "dynamodb:GetItem",
+                message: format!("config item of {account} cannot be read: {e}"),
+            })?;
         match value {
             serde_json::Value::Object(map) => Ok(Some(map)),
             _ => Err(adjoin_core::Error::Invalid {

@@ -42,10 +42,19 @@ const NOT_FOUND: &[&str] = &[
     "InvalidDocument",
     "NoSuchEntity",
 ];
-const UNAVAILABLE: &[&str] = &["InternalError", "InternalFailure", "InternalServerError", "ServiceUnavailable", "Unavailable"];
+const UNAVAILABLE: &[&str] = &[
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "Unavailable",
+];
 
 /// Maps any SDK error to the core error for `operation`.
-pub(crate) fn map_sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> adjoin_core::Error
+pub(crate) fn map_sdk_error<E, R>(
+    operation: &'static str,
+    err: SdkError<E, R>,
+) -> adjoin_core::Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -59,7 +68,11 @@ where
         SdkError::ConstructionFailure(_) => E2::Invalid { operation, message },
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
-            let message = service.err().message().map(|m| format!("{code}: {m}")).unwrap_or_else(|| code.to_owned());
+            let message = service
+                .err()
+                .message()
+                .map(|m| format!("{code}: {m}"))
+                .unwrap_or_else(|| code.to_owned());
             classify(operation, code, message)
         }
         _ => E2::Unavailable { operation, message },
@@ -92,11 +105,29 @@ mod tests {
     #[test]
     fn codes_map_to_the_right_kind() {
         let k = |code: &str| classify("op", code, String::new());
-        assert!(matches!(k("ThrottlingException"), adjoin_core::Error::Throttled { .. }));
-        assert!(matches!(k("InvalidInstanceId"), adjoin_core::Error::AgentNotReady { .. }));
-        assert!(matches!(k("AccessDenied"), adjoin_core::Error::AccessDenied { .. }));
-        assert!(matches!(k("ResourceNotFoundException"), adjoin_core::Error::NotFound { .. }));
-        assert!(matches!(k("InternalServerError"), adjoin_core::Error::Unavailable { .. }));
-        assert!(matches!(k("ValidationException"), adjoin_core::Error::Invalid { .. }));
+        assert!(matches!(
+            k("ThrottlingException"),
+            adjoin_core::Error::Throttled { .. }
+        ));
+        assert!(matches!(
+            k("InvalidInstanceId"),
+            adjoin_core::Error::AgentNotReady { .. }
+        ));
+        assert!(matches!(
+            k("AccessDenied"),
+            adjoin_core::Error::AccessDenied { .. }
+        ));
+        assert!(matches!(
+            k("ResourceNotFoundException"),
+            adjoin_core::Error::NotFound { .. }
+        ));
+        assert!(matches!(
+            k("InternalServerError"),
+            adjoin_core::Error::Unavailable { .. }
+        ));
+        assert!(matches!(
+            k("ValidationException"),
+            adjoin_core::Error::Invalid { .. }
+        ));
     }
 }

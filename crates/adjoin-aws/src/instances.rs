@@ -22,8 +22,16 @@ impl Ec2Instances {
         Ec2Instances { client }
     }
 
-    async fn describe_filtered(&self, filters: Vec<Filter>) -> Result<Vec<Instance>, adjoin_core::Error> {
-        let mut pages = self.client.describe_instances().set_filters(Some(filters)).into_paginator().send();
+    async fn describe_filtered(
+        &self,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Instance>, adjoin_core::Error> {
+        let mut pages = self
+            .client
+            .describe_instances()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| map_sdk_error("ec2:DescribeInstances", e))?;
@@ -39,12 +47,21 @@ fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     let id = InstanceId::parse(i.instance_id()?).ok()?;
     Some(Instance {
         id,
-        state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+        state: i
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default(),
         platform: Platform::from_ec2(i.platform().map(|p| p.as_str())),
         tags: i
             .tags()
             .iter()
-            .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+            .filter_map(|t| {
+                Some((
+                    t.key()?.to_owned(),
+                    t.value().unwrap_or_default().to_owned(),
+                ))
+            })
             .collect(),
     })
 }
@@ -65,10 +82,19 @@ impl Instances for Ec2Instances {
         Ok(found)
     }
 
-    async fn find_running_by_tag(&self, tag: &TagMatch) -> Result<Vec<Instance>, adjoin_core::Error> {
+    async fn find_running_by_tag(
+        &self,
+        tag: &TagMatch,
+    ) -> Result<Vec<Instance>, adjoin_core::Error> {
         self.describe_filtered(vec![
-            Filter::builder().name(format!("tag:{}", tag.key)).values(&tag.value).build(),
-            Filter::builder().name("instance-state-name").values("running").build(),
+            Filter::builder()
+                .name(format!("tag:{}", tag.key))
+                .values(&tag.value)
+                .build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
         ])
         .await
     }

@@ -19,14 +19,19 @@ pub struct SqsQueue {
 
 impl SqsQueue {
     pub fn new(client: aws_sdk_sqs::Client, dlq_url: impl Into<String>) -> Self {
-        SqsQueue { client, dlq_url: dlq_url.into() }
+        SqsQueue {
+            client,
+            dlq_url: dlq_url.into(),
+        }
     }
 }
 
 /// `arn:aws:sqs:REGION:ACCOUNT:NAME` → `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`.
 fn queue_url(arn: &str) -> Option<String> {
     match arn.split(':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "sqs", region, account, name] => Some(format!("https://sqs.{region}.amazonaws.com/{account}/{name}")),
+        ["arn", _, "sqs", region, account, name] => Some(format!(
+            "https://sqs.{region}.amazonaws.com/{account}/{name}"
+        )),
         _ => None,
     }
 }
@@ -36,7 +41,10 @@ fn text(value: &str) -> Result<MessageAttributeValue, adjoin_core::Error> {
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| adjoin_core::Error::Invalid { operation: "sqs:SendMessage", message: e.to_string() })
+        .map_err(|e| adjoin_core::Error::Invalid {
+            operation: "sqs:SendMessage",
+            message: e.to_string(),
+        })
 }
 
 #[async_trait]
@@ -55,7 +63,12 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn retry_after(&self, source_queue_arn: &str, receipt_handle: &str, delay: Duration) -> Result<(), adjoin_core::Error> {
+    async fn retry_after(
+        &self,
+        source_queue_arn: &str,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), adjoin_core::Error> {
         let url = queue_url(source_queue_arn).ok_or_else(|| adjoin_core::Error::Invalid {
             operation: "sqs:ChangeMessageVisibility",
             message: format!("{source_queue_arn:?} is not an SQS queue ARN"),

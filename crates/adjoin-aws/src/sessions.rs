@@ -44,8 +44,15 @@ impl AwsSessions {
     }
 
     fn home_region(&self) -> Result<Region, adjoin_core::Error> {
-        let region = self.base.region().map(|r| r.as_ref().to_owned()).unwrap_or_default();
-        Region::parse(&region).map_err(|message| adjoin_core::Error::Invalid { operation: "configuration", message })
+        let region = self
+            .base
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_default();
+        Region::parse(&region).map_err(|message| adjoin_core::Error::Invalid {
+            operation: "configuration",
+            message,
+        })
     }
 
     async fn home_account(&self) -> Result<AccountId, adjoin_core::Error> {
@@ -57,9 +64,11 @@ impl AwsSessions {
                     .send()
                     .await
                     .map_err(|e| map_sdk_error("sts:GetCallerIdentity", e))?;
-                AccountId::parse(out.account().unwrap_or_default()).map_err(|message| adjoin_core::Error::Invalid {
-                    operation: "sts:GetCallerIdentity",
-                    message,
+                AccountId::parse(out.account().unwrap_or_default()).map_err(|message| {
+                    adjoin_core::Error::Invalid {
+                        operation: "sts:GetCallerIdentity",
+                        message,
+                    }
                 })
             })
             .await
@@ -76,7 +85,10 @@ impl AwsSessions {
     }
 
     fn in_region(&self, region: &Region) -> SdkConfig {
-        self.base.to_builder().region(aws_config::Region::new(region.as_str().to_owned())).build()
+        self.base
+            .to_builder()
+            .region(aws_config::Region::new(region.as_str().to_owned()))
+            .build()
     }
 }
 
@@ -89,10 +101,18 @@ impl Sessions for AwsSessions {
 
     async fn home_in(&self, region: &Region) -> Result<AccountPorts, adjoin_core::Error> {
         let account = self.home_account().await?;
-        Ok(Self::ports(&self.in_region(region), account, region.clone()))
+        Ok(Self::ports(
+            &self.in_region(region),
+            account,
+            region.clone(),
+        ))
     }
 
-    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AccountPorts, adjoin_core::Error> {
+    async fn assume(
+        &self,
+        role: &RoleTarget,
+        region: &Region,
+    ) -> Result<AccountPorts, adjoin_core::Error> {
         let key = (role.arn.clone(), region.clone());
         let mut assumed = self.assumed.lock().await;
         if let Some((ports, expires)) = assumed.get(&key) {
@@ -110,11 +130,14 @@ impl Sessions for AwsSessions {
             .send()
             .await
             .map_err(|e| map_sdk_error("sts:AssumeRole", e))?;
-        let creds = out.credentials().ok_or_else(|| adjoin_core::Error::Invalid {
-            operation: "sts:AssumeRole",
-            message: "the response has no credentials".into(),
-        })?;
-        let expires = SystemTime::try_from(*creds.expiration()).unwrap_or_else(|_| SystemTime::now());
+        let creds = out
+            .credentials()
+            .ok_or_else(|| adjoin_core::Error::Invalid {
+                operation: "sts:AssumeRole",
+                message: "the response has no credentials".into(),
+            })?;
+        let expires =
+            SystemTime::try_from(*creds.expiration()).unwrap_or_else(|_| SystemTime::now());
         let credentials = Credentials::new(
             creds.access_key_id(),
             creds.secret_access_key(),

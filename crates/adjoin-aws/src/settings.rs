@@ -38,15 +38,21 @@ impl EnvSettings {
                 None => Ok(default),
                 Some(v) => match v.trim().parse::<u32>() {
                     Ok(n) if n > 0 => Ok(n),
-                    _ => Err(Error::InvalidSetting { name, reason: format!("{v:?} is not a positive whole number") }),
+                    _ => Err(Error::InvalidSetting {
+                        name,
+                        reason: format!("{v:?} is not a positive whole number"),
+                    }),
                 },
             }
         };
         Ok(EnvSettings {
-            config_table: var("ADJOIN_CONFIG_TABLE").ok_or(Error::MissingSetting("ADJOIN_CONFIG_TABLE"))?,
+            config_table: var("ADJOIN_CONFIG_TABLE")
+                .ok_or(Error::MissingSetting("ADJOIN_CONFIG_TABLE"))?,
             tools_host_tag: TagMatch {
-                key: var("ADJOIN_TOOLS_HOST_TAG_KEY").unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.0.to_owned()),
-                value: var("ADJOIN_TOOLS_HOST_TAG_VALUE").unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.1.to_owned()),
+                key: var("ADJOIN_TOOLS_HOST_TAG_KEY")
+                    .unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.0.to_owned()),
+                value: var("ADJOIN_TOOLS_HOST_TAG_VALUE")
+                    .unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.1.to_owned()),
             },
             dlq_url: var("ADJOIN_DLQ_URL"),
             max_attempts: number("ADJOIN_MAX_ATTEMPTS", 5)?,
@@ -62,12 +68,15 @@ impl EnvSettings {
 /// Builds the worker on the real AWS adapters. Clients are created here, once.
 pub fn build_worker(sdk: &SdkConfig, env: &EnvSettings, dry_run: bool) -> Worker {
     let ports = Ports {
-        config: Arc::new(DynamoConfigStore::new(aws_sdk_dynamodb::Client::new(sdk), env.config_table.clone())),
+        config: Arc::new(DynamoConfigStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            env.config_table.clone(),
+        )),
         sessions: Arc::new(AwsSessions::new(sdk.clone())),
-        queue: env
-            .dlq_url
-            .as_ref()
-            .map(|url| Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone())) as Arc<dyn adjoin_core::ports::Queue>),
+        queue: env.dlq_url.as_ref().map(|url| {
+            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone()))
+                as Arc<dyn adjoin_core::ports::Queue>
+        }),
     };
     let mut settings = Settings::new(env.tools_host_tag.clone());
     settings.max_attempts = env.max_attempts;
@@ -82,7 +91,9 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_environment_with_defaults() {
-        let s = EnvSettings::from_lookup(|n| (n == "ADJOIN_CONFIG_TABLE").then(|| "cfg".to_owned())).expect("valid");
+        let s =
+            EnvSettings::from_lookup(|n| (n == "ADJOIN_CONFIG_TABLE").then(|| "cfg".to_owned()))
+                .expect("valid");
         assert_eq!(s.config_table, "cfg");
         assert_eq!(s.tools_host_tag.key, "adjoin:role");
         assert_eq!(s.max_attempts, 5);

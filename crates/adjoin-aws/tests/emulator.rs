@@ -33,7 +33,9 @@ struct World {
 
 async fn world(member: &str) -> World {
     let bed = Bed::new(moto(), REGION).await;
-    bed.create_table(CONFIG_TABLE, "accountId").await.expect("table");
+    bed.create_table(CONFIG_TABLE, "accountId")
+        .await
+        .expect("table");
     bed.put_config(CONFIG_TABLE, &json!({
         "accountId": member, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",
         "dnsName": "example.test", "dnsIP1": "10.200.0.1",
@@ -42,17 +44,34 @@ async fn world(member: &str) -> World {
     }))
     .await
     .expect("config item");
-    bed.put_secure_parameter(member, REGION, "/adjoin/join-password", PASSWORD).await.expect("parameter");
-    let dlq = bed.create_queue(&format!("adjoin-dlq-{member}")).await.expect("dlq");
-    World { bed, member: member.to_owned(), tools_tag: format!("tools-{member}"), dlq }
+    bed.put_secure_parameter(member, REGION, "/adjoin/join-password", PASSWORD)
+        .await
+        .expect("parameter");
+    let dlq = bed
+        .create_queue(&format!("adjoin-dlq-{member}"))
+        .await
+        .expect("dlq");
+    World {
+        bed,
+        member: member.to_owned(),
+        tools_tag: format!("tools-{member}"),
+        dlq,
+    }
 }
 
 impl World {
     async fn worker(&self) -> adjoin_core::worker::Worker {
-        let sdk = self.bed.as_account(HOME_ACCOUNT, REGION).await.expect("home");
+        let sdk = self
+            .bed
+            .as_account(HOME_ACCOUNT, REGION)
+            .await
+            .expect("home");
         let env = EnvSettings {
             config_table: CONFIG_TABLE.into(),
-            tools_host_tag: TagMatch { key: "adjoin:role".into(), value: self.tools_tag.clone() },
+            tools_host_tag: TagMatch {
+                key: "adjoin:role".into(),
+                value: self.tools_tag.clone(),
+            },
             dlq_url: Some(self.dlq.clone()),
             max_attempts: 5,
             concurrency: 4,
@@ -80,7 +99,10 @@ impl World {
     }
 
     async fn instance(&self, windows: bool, tags: &[(&str, &str)]) -> String {
-        self.bed.run_instance(&self.member, REGION, windows, tags).await.expect("instance")
+        self.bed
+            .run_instance(&self.member, REGION, windows, tags)
+            .await
+            .expect("instance")
     }
 }
 
@@ -93,7 +115,11 @@ async fn linux_instance_is_joined_with_the_shell_document_in_its_own_account() {
     let w = world("100000000001").await;
     let id = w.instance(false, &[("adGroupName", "linux-admins")]).await;
     let r = w.run(vec![w.event(&id, "running")]).await;
-    assert_eq!((r[0].action, r[0].outcome), (Action::Join, Outcome::Dispatched), "{r:?}");
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Join, Outcome::Dispatched),
+        "{r:?}"
+    );
     let sent = w.bed.commands(&w.member, REGION).await.expect("commands");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].document, "AWS-RunShellScript");
@@ -105,9 +131,19 @@ async fn linux_instance_is_joined_with_the_shell_document_in_its_own_account() {
     assert_eq!(p["OU_PATH"], "OU=Servers,DC=example,DC=test");
     assert_eq!(p["PASSWORD_SSM_PARAMETER"], "/adjoin/join-password");
     assert!(sent[0].comment.contains(&id));
-    assert!(!sent[0].commands.join("\n").contains(PASSWORD), "the password never travels in the command");
-    let home = w.bed.commands(HOME_ACCOUNT, REGION).await.expect("home commands");
-    assert!(home.iter().all(|c| !c.instance_ids.contains(&id)), "nothing sent from the home account");
+    assert!(
+        !sent[0].commands.join("\n").contains(PASSWORD),
+        "the password never travels in the command"
+    );
+    let home = w
+        .bed
+        .commands(HOME_ACCOUNT, REGION)
+        .await
+        .expect("home commands");
+    assert!(
+        home.iter().all(|c| !c.instance_ids.contains(&id)),
+        "nothing sent from the home account"
+    );
 }
 
 #[tokio::test]
@@ -127,13 +163,27 @@ async fn opted_out_and_stopped_instances_are_skipped_and_nothing_is_sent() {
     let w = world("100000000003").await;
     let opted_out = w.instance(false, &[("autoadjoin", "false")]).await;
     let stopped = w.instance(false, &[]).await;
-    w.bed.stop_instance(&w.member, REGION, &stopped).await.expect("stop");
-    let r = w.run(vec![w.event(&opted_out, "running"), w.event(&stopped, "running")]).await;
+    w.bed
+        .stop_instance(&w.member, REGION, &stopped)
+        .await
+        .expect("stop");
+    let r = w
+        .run(vec![
+            w.event(&opted_out, "running"),
+            w.event(&stopped, "running"),
+        ])
+        .await;
     assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
     assert!(r[0].reason.contains("autoadjoin=false"));
     assert_eq!(r[1].outcome, Outcome::Skipped);
     assert!(r[1].reason.contains("stopped"), "{}", r[1].reason);
-    assert!(w.bed.commands(&w.member, REGION).await.expect("commands").is_empty());
+    assert!(
+        w.bed
+            .commands(&w.member, REGION)
+            .await
+            .expect("commands")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -143,7 +193,13 @@ async fn unknown_account_is_rejected_onto_the_dlq_with_its_reason() {
     let r = w.run(vec![body.clone()]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
     let dlq = w.bed.drain_queue(&w.dlq).await.expect("dlq");
-    assert_eq!(dlq, vec![(body, "no config item for account 100000000099 in the config table".to_owned())]);
+    assert_eq!(
+        dlq,
+        vec![(
+            body,
+            "no config item for account 100000000099 in the config table".to_owned()
+        )]
+    );
 }
 
 #[tokio::test]
@@ -157,23 +213,55 @@ async fn event_inside_an_sns_envelope_is_joined() {
     });
     let r = w.run(vec![envelope.to_string()]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
-    assert_eq!(w.bed.commands(&w.member, REGION).await.expect("commands")[0].instance_ids, vec![id]);
+    assert_eq!(
+        w.bed.commands(&w.member, REGION).await.expect("commands")[0].instance_ids,
+        vec![id]
+    );
 }
 
 #[tokio::test]
 async fn terminated_instance_leaves_on_the_tools_host_found_by_tag() {
     let w = world("100000000006").await;
-    let tools = w.bed.run_instance(HOME_ACCOUNT, REGION, false, &[("adjoin:role", &w.tools_tag)]).await.expect("tools host");
+    let tools = w
+        .bed
+        .run_instance(
+            HOME_ACCOUNT,
+            REGION,
+            false,
+            &[("adjoin:role", &w.tools_tag)],
+        )
+        .await
+        .expect("tools host");
     let id = w.instance(false, &[]).await;
-    w.bed.terminate_instance(&w.member, REGION, &id).await.expect("terminate");
+    w.bed
+        .terminate_instance(&w.member, REGION, &id)
+        .await
+        .expect("terminate");
     let r = w.run(vec![w.event(&id, "terminated")]).await;
-    assert_eq!((r[0].action, r[0].outcome), (Action::Leave, Outcome::Dispatched), "{r:?}");
-    let home = w.bed.commands(HOME_ACCOUNT, REGION).await.expect("home commands");
-    let leave = home.iter().find(|c| Some(&c.command_id) == r[0].command_id.as_ref()).expect("leave command recorded");
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Leave, Outcome::Dispatched),
+        "{r:?}"
+    );
+    let home = w
+        .bed
+        .commands(HOME_ACCOUNT, REGION)
+        .await
+        .expect("home commands");
+    let leave = home
+        .iter()
+        .find(|c| Some(&c.command_id) == r[0].command_id.as_ref())
+        .expect("leave command recorded");
     assert_eq!(leave.instance_ids, vec![tools]);
     assert_eq!(leave.document, "AWS-RunShellScript");
     assert_eq!(params(&leave.commands)["INSTANCE_ID"], id);
-    assert!(w.bed.commands(&w.member, REGION).await.expect("member commands").is_empty());
+    assert!(
+        w.bed
+            .commands(&w.member, REGION)
+            .await
+            .expect("member commands")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -190,11 +278,20 @@ async fn a_malformed_record_in_a_batch_of_ten_does_not_disturb_the_other_nine() 
     let r = w.run(bodies).await;
     assert_eq!(r.len(), 10);
     assert_eq!(r[3].outcome, Outcome::Rejected);
-    assert!(r.iter().enumerate().filter(|(i, _)| *i != 3).all(|(_, r)| r.outcome == Outcome::Dispatched), "{r:?}");
+    assert!(
+        r.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3)
+            .all(|(_, r)| r.outcome == Outcome::Dispatched),
+        "{r:?}"
+    );
     let sent = w.bed.commands(&w.member, REGION).await.expect("commands");
     // moto records every instance of the account in each command's InstanceIds, so the
     // target is read from the command's own INSTANCE_ID parameter here.
-    let mut targets: Vec<String> = sent.iter().map(|c| params(&c.commands)["INSTANCE_ID"].clone()).collect();
+    let mut targets: Vec<String> = sent
+        .iter()
+        .map(|c| params(&c.commands)["INSTANCE_ID"].clone())
+        .collect();
     targets.sort();
     ids.sort();
     assert_eq!(targets, ids);
@@ -217,7 +314,17 @@ async fn role_of_another_account_is_rejected() {
     let id = w.instance(false, &[]).await;
     let r = w.run(vec![w.event(&id, "running")]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
-    assert!(r[0].reason.contains("belongs to account 100000000001"), "{}", r[0].reason);
-    assert!(w.bed.commands(&w.member, REGION).await.expect("commands").is_empty());
+    assert!(
+        r[0].reason.contains("belongs to account 100000000001"),
+        "{}",
+        r[0].reason
+    );
+    assert!(
+        w.bed
+            .commands(&w.member, REGION)
+            .await
+            .expect("commands")
+            .is_empty()
+    );
     assert_eq!(w.bed.drain_queue(&w.dlq).await.expect("dlq").len(), 1);
 }

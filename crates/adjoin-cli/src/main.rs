@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "adjoin", version, about = "Join EC2 instances to Active Directory, event by event")]
+#[command(
+    name = "adjoin",
+    version,
+    about = "Join EC2 instances to Active Directory, event by event"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +33,8 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
     let cli = Cli::parse();

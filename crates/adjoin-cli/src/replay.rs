@@ -23,8 +23,11 @@ pub struct Args {
 }
 
 /// The messages in one file: the records of an SQS event, or the file as one message body.
-fn messages_in(path: &PathBuf, text: &str) -> Vec<Message> {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+fn messages_in(path: &std::path::Path, text: &str) -> Vec<Message> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(value) if value.get("Records").is_some_and(|r| r.is_array()) => {
             match serde_json::from_value::<aws_lambda_events::event::sqs::SqsEvent>(value) {
@@ -36,7 +39,10 @@ fn messages_in(path: &PathBuf, text: &str) -> Vec<Message> {
                         ..m
                     })
                     .collect(),
-                Err(e) => vec![plain(&stem, serde_json::json!({"unreadable SQS event": e.to_string()}).to_string())],
+                Err(e) => vec![plain(
+                    &stem,
+                    serde_json::json!({"unreadable SQS event": e.to_string()}).to_string(),
+                )],
             }
         }
         // A single event or SNS notification, or something the worker will refuse with a reason.
@@ -45,7 +51,13 @@ fn messages_in(path: &PathBuf, text: &str) -> Vec<Message> {
 }
 
 fn plain(stem: &str, body: String) -> Message {
-    Message { message_id: stem.to_owned(), body, receipt_handle: None, receive_count: 1, source_queue_arn: None }
+    Message {
+        message_id: stem.to_owned(),
+        body,
+        receipt_handle: None,
+        receive_count: 1,
+        source_queue_arn: None,
+    }
 }
 
 pub async fn run(args: Args) -> ExitCode {
@@ -71,12 +83,20 @@ pub async fn run(args: Args) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     for batch in batches {
         for report in worker.handle_batch(&batch).await {
-            all_handled &= matches!(report.outcome, adjoin_core::outcome::Outcome::Dispatched | adjoin_core::outcome::Outcome::Skipped);
-            let line = serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            all_handled &= matches!(
+                report.outcome,
+                adjoin_core::outcome::Outcome::Dispatched | adjoin_core::outcome::Outcome::Skipped
+            );
+            let line =
+                serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
             if writeln!(stdout, "{line}").is_err() {
                 return ExitCode::FAILURE;
             }
         }
     }
-    if all_handled { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_ALL_HANDLED) }
+    if all_handled {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOT_ALL_HANDLED)
+    }
 }

@@ -29,42 +29,92 @@ fn replay(moto: &Moto, seeded: &Seeded, args: &[&str], files: &[PathBuf]) -> Out
 }
 
 fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
 }
 
 fn summary(v: &Value) -> String {
-    format!("{} {}", v["action"].as_str().unwrap_or("?"), v["outcome"].as_str().unwrap_or("?"))
+    format!(
+        "{} {}",
+        v["action"].as_str().unwrap_or("?"),
+        v["outcome"].as_str().unwrap_or("?")
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replaying_the_sample_events() {
-    let moto = Moto::start().expect("moto");
+    // Its own emulator: the samples' fixed account must not meet other tests' data.
+    let moto = Moto::start_private().expect("moto");
     let bed = Bed::new(&moto, REGION).await;
     let out_dir = tempdir();
-    let seeded = samples::seed(&bed, &workspace().join("tests/events"), &out_dir, PASSWORD).await.expect("seeded");
+    let seeded = samples::seed(&bed, &workspace().join("tests/events"), &out_dir, PASSWORD)
+        .await
+        .expect("seeded");
 
     // A dry run reads everything, sends nothing, and shows the rendered commands.
     let dry = replay(&moto, &seeded, &["--dry-run"], &seeded.files);
-    assert_eq!(dry.status.code(), Some(3), "{}", String::from_utf8_lossy(&dry.stderr));
+    assert_eq!(
+        dry.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
     let dry_lines = lines(&dry);
-    let join = dry_lines.iter().find(|l| l["action"] == "join").expect("a join");
+    let join = dry_lines
+        .iter()
+        .find(|l| l["action"] == "join")
+        .expect("a join");
     assert_eq!(join["outcome"], "dispatched");
-    assert!(join["command"]["parameters"]["DOMAIN"] == "example.test", "{join}");
-    assert!(bed.commands(MEMBER, REGION).await.expect("commands").is_empty(), "dry run sent a command");
-    assert!(bed.drain_queue(&seeded.env[1].1).await.expect("dlq").is_empty(), "dry run sent to the DLQ");
+    assert!(
+        join["command"]["parameters"]["DOMAIN"] == "example.test",
+        "{join}"
+    );
+    assert!(
+        bed.commands(MEMBER, REGION)
+            .await
+            .expect("commands")
+            .is_empty(),
+        "dry run sent a command"
+    );
+    assert!(
+        bed.drain_queue(&seeded.env[1].1)
+            .await
+            .expect("dlq")
+            .is_empty(),
+        "dry run sent to the DLQ"
+    );
 
     // The real run: one line per message, outcomes as seed.json expects.
     let run = replay(&moto, &seeded, &[], &seeded.files);
-    assert_eq!(run.status.code(), Some(3), "a rejected message makes the exit status 3");
+    assert_eq!(
+        run.status.code(),
+        Some(3),
+        "a rejected message makes the exit status 3"
+    );
     let got = lines(&run);
     let mut expected = Vec::new();
     for file in &seeded.files {
-        let stem = file.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next()).expect("stem");
+        let stem = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.split('.').next())
+            .expect("stem");
         expected.extend(seeded.expected[stem].iter().cloned());
     }
     assert_eq!(got.iter().map(summary).collect::<Vec<_>>(), expected);
     for line in &got {
-        for key in ["message_id", "account", "region", "instance_id", "action", "outcome", "reason", "command_id"] {
+        for key in [
+            "message_id",
+            "account",
+            "region",
+            "instance_id",
+            "action",
+            "outcome",
+            "reason",
+            "command_id",
+        ] {
             assert!(line.get(key).is_some(), "{key} missing in {line}");
         }
     }
@@ -73,10 +123,18 @@ async fn replaying_the_sample_events() {
     // on the tools host in the home account, two rejections with reasons on the DLQ.
     let eu: Vec<_> = bed.commands(MEMBER, REGION).await.expect("commands");
     assert_eq!(eu.len(), 3, "linux, windows and the batch's good record");
-    assert_eq!(eu.iter().filter(|c| c.document == "AWS-RunPowerShellScript").count(), 1);
+    assert_eq!(
+        eu.iter()
+            .filter(|c| c.document == "AWS-RunPowerShellScript")
+            .count(),
+        1
+    );
     let us = bed.commands(MEMBER, "us-west-2").await.expect("commands");
     assert_eq!(us.len(), 1);
-    assert_eq!(us[0].instance_ids, vec![seeded.ids["i-0a1b2c3d4e5f60003"].clone()]);
+    assert_eq!(
+        us[0].instance_ids,
+        vec![seeded.ids["i-0a1b2c3d4e5f60003"].clone()]
+    );
     let leave = bed.commands(HOME_ACCOUNT, REGION).await.expect("commands");
     assert_eq!(leave.len(), 1);
     assert!(leave[0].instance_ids.contains(&seeded.tools_host));
@@ -84,8 +142,14 @@ async fn replaying_the_sample_events() {
     let mut reasons: Vec<_> = dlq.iter().map(|(_, r)| r.as_str()).collect();
     reasons.sort();
     assert_eq!(reasons.len(), 2);
-    assert!(reasons[0].starts_with("message body is not JSON"), "{reasons:?}");
-    assert_eq!(reasons[1], "no config item for account 999999999999 in the config table");
+    assert!(
+        reasons[0].starts_with("message body is not JSON"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons[1],
+        "no config item for account 999999999999 in the config table"
+    );
 
     // The join password is never in a command, the output or the logs.
     let everything = format!(
@@ -99,9 +163,19 @@ async fn replaying_the_sample_events() {
     assert!(!everything.contains(PASSWORD));
 
     // Only good messages: exit status 0.
-    let good: Vec<PathBuf> = seeded.files.iter().filter(|f| !f.to_string_lossy().contains("malformed")).cloned().collect();
+    let good: Vec<PathBuf> = seeded
+        .files
+        .iter()
+        .filter(|f| !f.to_string_lossy().contains("malformed"))
+        .cloned()
+        .collect();
     let ok = replay(&moto, &seeded, &[], &good);
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
 
     // Usage errors: exit status 2.
     let usage = replay(&moto, &seeded, &[], &[]);

@@ -21,7 +21,9 @@ pub fn check_prefix(prefix: &str) -> Result<(), String> {
     let ok = !prefix.is_empty()
         && prefix.len() <= MAX_PREFIX_LEN
         && prefix.as_bytes()[0].is_ascii_alphabetic()
-        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -66,7 +68,10 @@ mod tests {
         assert_eq!(n.len(), 15);
         assert_eq!(n, computer_name(&id("i-0abcd1234ef567890"), None));
         assert_eq!(computer_name(&id("i-1234abcd"), None).len(), 8);
-        assert_eq!(computer_name(&id("i-0abcd1234ef567890"), Some("web")).len(), 15);
+        assert_eq!(
+            computer_name(&id("i-0abcd1234ef567890"), Some("web")).len(),
+            15
+        );
         assert!(computer_name(&id("i-0abcd1234ef567890"), Some("web")).starts_with("WEB"));
     }
 

@@ -76,7 +76,9 @@ impl AccountConfig {
 
         match text("accountId") {
             Some(id) if id == event_account.as_str() => {}
-            Some(id) => problems.push(format!("accountId {id:?} is not the event's account {event_account}")),
+            Some(id) => problems.push(format!(
+                "accountId {id:?} is not the event's account {event_account}"
+            )),
             None => problems.push("accountId is missing".to_owned()),
         }
 
@@ -124,7 +126,11 @@ impl AccountConfig {
         let external_id = text("externalId");
         let role = match text("assumeRoleARN") {
             Some(arn) => match role_account(&arn) {
-                Ok(account) if &account == event_account => Some(RoleTarget { arn, account, external_id }),
+                Ok(account) if &account == event_account => Some(RoleTarget {
+                    arn,
+                    account,
+                    external_id,
+                }),
                 Ok(account) => {
                     problems.push(format!(
                         "assumeRoleARN {arn} belongs to account {account}, not to the event's account {event_account}"
@@ -151,7 +157,12 @@ impl AccountConfig {
                     }
                 })
                 .collect(),
-            Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(Value::String(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             Some(_) => {
                 problems.push("computerGroups must be a list of group names".to_owned());
                 Vec::new()
@@ -160,9 +171,10 @@ impl AccountConfig {
 
         let tools_host_tag = match text("toolsHostTag") {
             Some(tag) => match tag.split_once('=') {
-                Some((k, v)) if !k.is_empty() && !v.is_empty() => {
-                    Some(TagMatch { key: k.to_owned(), value: v.to_owned() })
-                }
+                Some((k, v)) if !k.is_empty() && !v.is_empty() => Some(TagMatch {
+                    key: k.to_owned(),
+                    value: v.to_owned(),
+                }),
                 _ => {
                     problems.push(format!("toolsHostTag {tag:?} is not KEY=VALUE"));
                     None
@@ -191,7 +203,10 @@ impl AccountConfig {
                 tools_host_tag,
                 computer_name_prefix,
             }),
-            _ => Err(format!("config item for account {event_account} is invalid: {}", problems.join("; "))),
+            _ => Err(format!(
+                "config item for account {event_account} is invalid: {}",
+                problems.join("; ")
+            )),
         }
     }
 }
@@ -215,7 +230,9 @@ fn is_dns_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -250,23 +267,36 @@ mod tests {
         assert_eq!(c.dns_name, "corp.example.com");
         assert_eq!(c.realm(), "CORP.EXAMPLE.COM");
         assert_eq!(c.dc_ips.len(), 2);
-        assert_eq!(c.password, PasswordRef::SsmParameter("/adjoin/join-password".into()));
+        assert_eq!(
+            c.password,
+            PasswordRef::SsmParameter("/adjoin/join-password".into())
+        );
         assert_eq!(c.role.as_ref().map(|r| r.account.clone()), Some(account()));
     }
 
     #[test]
     fn role_of_another_account_is_refused() {
         let mut item = blog_item();
-        item.insert("assumeRoleARN".into(), json!("arn:aws:iam::999988887777:role/adjoin-member"));
+        item.insert(
+            "assumeRoleARN".into(),
+            json!("arn:aws:iam::999988887777:role/adjoin-member"),
+        );
         let e = AccountConfig::from_item(&item, &account()).expect_err("refused");
         assert!(e.contains("belongs to account 999988887777"), "{e}");
     }
 
     #[test]
     fn every_problem_is_listed() {
-        let item = json!({"accountId": "111122223333", "dnsName": "nodots", "dnsIP1": "10.0.0.300"});
-        let e = AccountConfig::from_item(item.as_object().expect("object"), &account()).expect_err("refused");
-        for expected in ["dnsName \"nodots\"", "dnsIP1", "adJoinUserName is missing", "neither adJoinUserPwParam"] {
+        let item =
+            json!({"accountId": "111122223333", "dnsName": "nodots", "dnsIP1": "10.0.0.300"});
+        let e = AccountConfig::from_item(item.as_object().expect("object"), &account())
+            .expect_err("refused");
+        for expected in [
+            "dnsName \"nodots\"",
+            "dnsIP1",
+            "adJoinUserName is missing",
+            "neither adJoinUserPwParam",
+        ] {
             assert!(e.contains(expected), "{expected} not in {e}");
         }
     }
@@ -274,16 +304,28 @@ mod tests {
     #[test]
     fn extensions_are_read() {
         let mut item = blog_item();
-        item.insert("ouPath".into(), json!("OU=Servers,DC=corp,DC=example,DC=com"));
+        item.insert(
+            "ouPath".into(),
+            json!("OU=Servers,DC=corp,DC=example,DC=com"),
+        );
         item.insert("computerGroups".into(), json!(["gmsa-hosts", "web"]));
-        item.insert("secretArn".into(), json!("arn:aws:secretsmanager:us-east-1:111122223333:secret:ad-join-AbCdEf"));
+        item.insert(
+            "secretArn".into(),
+            json!("arn:aws:secretsmanager:us-east-1:111122223333:secret:ad-join-AbCdEf"),
+        );
         item.insert("externalId".into(), json!("ext-1"));
         item.insert("toolsHostTag".into(), json!("role=ad-tools"));
         let c = AccountConfig::from_item(&item, &account()).expect("valid");
         assert_eq!(c.computer_groups, vec!["gmsa-hosts", "web"]);
         assert!(matches!(c.password, PasswordRef::SecretsManager(_)));
         assert_eq!(c.role.and_then(|r| r.external_id).as_deref(), Some("ext-1"));
-        assert_eq!(c.tools_host_tag, Some(TagMatch { key: "role".into(), value: "ad-tools".into() }));
+        assert_eq!(
+            c.tools_host_tag,
+            Some(TagMatch {
+                key: "role".into(),
+                value: "ad-tools".into()
+            })
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ impl fmt::Display for SkipReason {
             }
             SkipReason::Gone => write!(f, "instance no longer exists: not joined"),
             SkipReason::StateNotHandled { state } => {
-                write!(f, "state {state:?} needs no action (only running and terminated do)")
+                write!(
+                    f,
+                    "state {state:?} needs no action (only running and terminated do)"
+                )
             }
         }
     }
@@ -51,10 +54,12 @@ pub fn decide(event: &InstanceEvent, instance: Option<&Instance>) -> Decision {
         EventState::Running => match instance {
             None => Decision::Skip(SkipReason::Gone),
             Some(i) if i.opted_out() => Decision::Skip(SkipReason::OptedOut),
-            Some(i) if i.state != "running" => {
-                Decision::Skip(SkipReason::NotRunning { state: i.state.clone() })
-            }
-            Some(i) => Decision::Join { platform: i.platform },
+            Some(i) if i.state != "running" => Decision::Skip(SkipReason::NotRunning {
+                state: i.state.clone(),
+            }),
+            Some(i) => Decision::Join {
+                platform: i.platform,
+            },
         },
         EventState::Terminated => match instance {
             // An opted-out instance was never joined: there is nothing to delete.
@@ -63,7 +68,9 @@ pub fn decide(event: &InstanceEvent, instance: Option<&Instance>) -> Decision {
             // object may still exist, and its name is derived from the id alone.
             _ => Decision::Leave,
         },
-        EventState::Other(state) => Decision::Skip(SkipReason::StateNotHandled { state: state.clone() }),
+        EventState::Other(state) => Decision::Skip(SkipReason::StateNotHandled {
+            state: state.clone(),
+        }),
     }
 }
 
@@ -90,56 +97,101 @@ mod tests {
             id: InstanceId::parse("i-0abcd1234ef567890").expect("valid"),
             state: state.into(),
             platform,
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
         }
     }
 
     #[test]
     fn running_linux_instance_is_joined_with_the_shell_script() {
-        let d = decide(&event(EventState::Running), Some(&instance("running", Platform::Linux, &[])));
-        assert_eq!(d, Decision::Join { platform: Platform::Linux });
+        let d = decide(
+            &event(EventState::Running),
+            Some(&instance("running", Platform::Linux, &[])),
+        );
+        assert_eq!(
+            d,
+            Decision::Join {
+                platform: Platform::Linux
+            }
+        );
     }
 
     #[test]
     fn running_windows_instance_is_joined_with_powershell() {
-        let d = decide(&event(EventState::Running), Some(&instance("running", Platform::Windows, &[])));
-        assert_eq!(d, Decision::Join { platform: Platform::Windows });
+        let d = decide(
+            &event(EventState::Running),
+            Some(&instance("running", Platform::Windows, &[])),
+        );
+        assert_eq!(
+            d,
+            Decision::Join {
+                platform: Platform::Windows
+            }
+        );
     }
 
     #[test]
     fn opted_out_instance_is_left_alone_on_start_and_on_terminate() {
         for value in ["false", "FALSE", " False "] {
             let i = instance("running", Platform::Linux, &[("autoadjoin", value)]);
-            assert_eq!(decide(&event(EventState::Running), Some(&i)), Decision::Skip(SkipReason::OptedOut));
-            assert_eq!(decide(&event(EventState::Terminated), Some(&i)), Decision::Skip(SkipReason::OptedOut));
+            assert_eq!(
+                decide(&event(EventState::Running), Some(&i)),
+                Decision::Skip(SkipReason::OptedOut)
+            );
+            assert_eq!(
+                decide(&event(EventState::Terminated), Some(&i)),
+                Decision::Skip(SkipReason::OptedOut)
+            );
         }
         let i = instance("running", Platform::Linux, &[("autoadjoin", "true")]);
-        assert!(matches!(decide(&event(EventState::Running), Some(&i)), Decision::Join { .. }));
+        assert!(matches!(
+            decide(&event(EventState::Running), Some(&i)),
+            Decision::Join { .. }
+        ));
     }
 
     #[test]
     fn instance_stopped_before_the_delayed_event_is_skipped() {
         let i = instance("stopped", Platform::Linux, &[]);
         let d = decide(&event(EventState::Running), Some(&i));
-        assert_eq!(d, Decision::Skip(SkipReason::NotRunning { state: "stopped".into() }));
+        assert_eq!(
+            d,
+            Decision::Skip(SkipReason::NotRunning {
+                state: "stopped".into()
+            })
+        );
         assert!(d != Decision::Leave);
     }
 
     #[test]
     fn instance_gone_before_the_delayed_event_is_skipped() {
-        assert_eq!(decide(&event(EventState::Running), None), Decision::Skip(SkipReason::Gone));
+        assert_eq!(
+            decide(&event(EventState::Running), None),
+            Decision::Skip(SkipReason::Gone)
+        );
     }
 
     #[test]
     fn terminated_instance_leaves_even_when_ec2_forgot_it() {
-        assert_eq!(decide(&event(EventState::Terminated), None), Decision::Leave);
+        assert_eq!(
+            decide(&event(EventState::Terminated), None),
+            Decision::Leave
+        );
         let i = instance("terminated", Platform::Windows, &[]);
-        assert_eq!(decide(&event(EventState::Terminated), Some(&i)), Decision::Leave);
+        assert_eq!(
+            decide(&event(EventState::Terminated), Some(&i)),
+            Decision::Leave
+        );
     }
 
     #[test]
     fn other_states_need_nothing() {
         let d = decide(&event(EventState::Other("stopping".into())), None);
-        assert!(matches!(d, Decision::Skip(SkipReason::StateNotHandled { .. })));
+        assert!(matches!(
+            d,
+            Decision::Skip(SkipReason::StateNotHandled { .. })
+        ));
     }
 }

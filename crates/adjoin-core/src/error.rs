@@ -12,22 +12,40 @@ use std::time::Duration;
 pub enum Error {
     /// The service asked us to slow down. Transient.
     #[error("{operation}: throttled: {message}")]
-    Throttled { operation: &'static str, message: String },
+    Throttled {
+        operation: &'static str,
+        message: String,
+    },
     /// 5xx, time-out, connection failure. Transient.
     #[error("{operation}: service unavailable: {message}")]
-    Unavailable { operation: &'static str, message: String },
+    Unavailable {
+        operation: &'static str,
+        message: String,
+    },
     /// The instance cannot take commands yet (SSM agent not registered). Transient.
     #[error("{operation}: instance not ready for commands: {message}")]
-    AgentNotReady { operation: &'static str, message: String },
+    AgentNotReady {
+        operation: &'static str,
+        message: String,
+    },
     /// IAM refused the call (missing permission, untrusted role, wrong external id). Permanent.
     #[error("{operation}: access denied: {message}")]
-    AccessDenied { operation: &'static str, message: String },
+    AccessDenied {
+        operation: &'static str,
+        message: String,
+    },
     /// A named resource does not exist (table, queue, parameter). Permanent.
     #[error("{operation}: not found: {message}")]
-    NotFound { operation: &'static str, message: String },
+    NotFound {
+        operation: &'static str,
+        message: String,
+    },
     /// The request or the data that came back is invalid. Permanent.
     #[error("{operation}: invalid: {message}")]
-    Invalid { operation: &'static str, message: String },
+    Invalid {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl Error {
@@ -73,12 +91,48 @@ mod tests {
     #[test]
     fn throttling_and_unready_agents_back_off_other_errors_do_not() {
         let e = |m: &str| m.to_string();
-        assert!(Error::Throttled { operation: "x", message: e("m") }.wants_backoff());
-        assert!(Error::AgentNotReady { operation: "x", message: e("m") }.wants_backoff());
-        assert!(!Error::Unavailable { operation: "x", message: e("m") }.wants_backoff());
-        assert!(Error::Unavailable { operation: "x", message: e("m") }.is_transient());
-        assert!(!Error::AccessDenied { operation: "x", message: e("m") }.is_transient());
-        assert!(!Error::NotFound { operation: "x", message: e("m") }.is_transient());
+        assert!(
+            Error::Throttled {
+                operation: "x",
+                message: e("m")
+            }
+            .wants_backoff()
+        );
+        assert!(
+            Error::AgentNotReady {
+                operation: "x",
+                message: e("m")
+            }
+            .wants_backoff()
+        );
+        assert!(
+            !Error::Unavailable {
+                operation: "x",
+                message: e("m")
+            }
+            .wants_backoff()
+        );
+        assert!(
+            Error::Unavailable {
+                operation: "x",
+                message: e("m")
+            }
+            .is_transient()
+        );
+        assert!(
+            !Error::AccessDenied {
+                operation: "x",
+                message: e("m")
+            }
+            .is_transient()
+        );
+        assert!(
+            !Error::NotFound {
+                operation: "x",
+                message: e("m")
+            }
+            .is_transient()
+        );
     }
 
     #[test]

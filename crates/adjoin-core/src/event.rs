@@ -124,7 +124,9 @@ fn parse_event(value: Value, via_sns: bool) -> Result<InstanceEvent, ParseError>
         return Err(ParseError("message body is not a JSON object".into()));
     }
     let raw: RawEvent = serde_json::from_value(value).map_err(|e| {
-        ParseError(format!("not an EventBridge event (a field has the wrong type): {e}"))
+        ParseError(format!(
+            "not an EventBridge event (a field has the wrong type): {e}"
+        ))
     })?;
     let detail_type = raw
         .detail_type
@@ -145,8 +147,8 @@ fn parse_event(value: Value, via_sns: bool) -> Result<InstanceEvent, ParseError>
     let detail = raw
         .detail
         .ok_or_else(|| ParseError("event has no detail".into()))?;
-    let instance_id =
-        InstanceId::parse(&required(detail.instance_id, "detail.instance-id")?).map_err(ParseError)?;
+    let instance_id = InstanceId::parse(&required(detail.instance_id, "detail.instance-id")?)
+        .map_err(ParseError)?;
     let state = EventState::from_name(&required(detail.state, "detail.state")?);
     Ok(InstanceEvent {
         event_id: raw.id.unwrap_or_default(),
@@ -204,8 +206,10 @@ mod tests {
 
     #[test]
     fn other_states_parse_as_other() {
-        let e = parse_body(&event(r#"{"instance-id":"i-0abcd1234ef567890","state":"stopping"}"#))
-            .expect("parses");
+        let e = parse_body(&event(
+            r#"{"instance-id":"i-0abcd1234ef567890","state":"stopping"}"#,
+        ))
+        .expect("parses");
         assert_eq!(e.state, EventState::Other("stopping".into()));
     }
 
@@ -223,14 +227,17 @@ mod tests {
         let forged = event(RUNNING).replace("\"aws.ec2\"", "\"my.app\"");
         assert!(reason(&forged).contains("only events from EC2"));
         assert!(reason(&event(r#"{"state":"running"}"#)).contains("detail.instance-id"));
-        assert!(reason(&event(r#"{"instance-id":"i-0abcd1234ef567890"}"#)).contains("detail.state"));
+        assert!(
+            reason(&event(r#"{"instance-id":"i-0abcd1234ef567890"}"#)).contains("detail.state")
+        );
         assert!(reason(&event(r#"{"instance-id":"i-xyz","state":"running"}"#)).contains("i-xyz"));
         assert!(reason(&event(r#"{"instance-id":7,"state":"running"}"#)).contains("wrong type"));
         let bad_account = event(RUNNING).replace("111122223333\",\"time", "1111\",\"time");
         assert!(reason(&bad_account).contains("12 digits"));
         let confirmation = r#"{"Type":"SubscriptionConfirmation","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"confirm"}"#;
         assert!(reason(confirmation).contains("SubscriptionConfirmation"));
-        let bad_inner = r#"{"Type":"Notification","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"{oops"}"#;
+        let bad_inner =
+            r#"{"Type":"Notification","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"{oops"}"#;
         assert!(reason(bad_inner).contains("Message is not JSON"));
     }
 }

@@ -55,12 +55,18 @@ pub struct FakeAws {
 impl FakeAws {
     /// A fake world whose service runs in `home_account`/`home_region`.
     pub fn new(home_account: AccountId, home_region: Region) -> Self {
-        FakeAws { home_account, home_region, state: Arc::default() }
+        FakeAws {
+            home_account,
+            home_region,
+            state: Arc::default(),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding the lock has failed already.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn put_config(&self, account: &AccountId, item: ConfigItem) {
@@ -94,8 +100,17 @@ impl FakeAws {
 
     /// The ports of one account and Region.
     pub fn account(&self, account: &AccountId, region: &Region) -> AccountPorts {
-        let scoped = Arc::new(FakeAccount { aws: self.clone(), account: account.clone(), region: region.clone() });
-        AccountPorts { account: account.clone(), region: region.clone(), instances: scoped.clone(), commands: scoped }
+        let scoped = Arc::new(FakeAccount {
+            aws: self.clone(),
+            account: account.clone(),
+            region: region.clone(),
+        });
+        AccountPorts {
+            account: account.clone(),
+            region: region.clone(),
+            instances: scoped.clone(),
+            commands: scoped,
+        }
     }
 }
 
@@ -112,7 +127,10 @@ impl Sessions for FakeAws {
         Ok(self.account(&self.home_account, &self.home_region))
     }
     async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AccountPorts, Error> {
-        self.state().assumed.push(AssumedRole { arn: role.arn.clone(), external_id: role.external_id.clone() });
+        self.state().assumed.push(AssumedRole {
+            arn: role.arn.clone(),
+            external_id: role.external_id.clone(),
+        });
         Ok(self.account(&role.account, region))
     }
     async fn home_in(&self, region: &Region) -> Result<AccountPorts, Error> {
@@ -126,8 +144,15 @@ impl Queue for FakeAws {
         self.state().dead_letters.push(letter.clone());
         Ok(())
     }
-    async fn retry_after(&self, _queue_arn: &str, receipt_handle: &str, delay: Duration) -> Result<(), Error> {
-        self.state().retries.push((receipt_handle.to_owned(), delay));
+    async fn retry_after(
+        &self,
+        _queue_arn: &str,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), Error> {
+        self.state()
+            .retries
+            .push((receipt_handle.to_owned(), delay));
         Ok(())
     }
 }
@@ -144,12 +169,19 @@ impl Instances for FakeAccount {
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, Error> {
         let mut state = self.aws.state();
         state.describe_calls += 1;
-        let known = state.instances.get(&(self.account.clone(), self.region.clone()));
-        Ok(ids.iter().filter_map(|id| known.and_then(|k| k.get(id)).cloned()).collect())
+        let known = state
+            .instances
+            .get(&(self.account.clone(), self.region.clone()));
+        Ok(ids
+            .iter()
+            .filter_map(|id| known.and_then(|k| k.get(id)).cloned())
+            .collect())
     }
     async fn find_running_by_tag(&self, tag: &TagMatch) -> Result<Vec<Instance>, Error> {
         let state = self.aws.state();
-        let known = state.instances.get(&(self.account.clone(), self.region.clone()));
+        let known = state
+            .instances
+            .get(&(self.account.clone(), self.region.clone()));
         Ok(known
             .into_iter()
             .flat_map(|k| k.values())

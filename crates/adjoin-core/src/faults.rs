@@ -65,8 +65,14 @@ impl Fault {
         let message = "injected fault".to_owned();
         match self {
             Fault::Throttle => Error::Throttled { operation, message },
-            Fault::ServerError => Error::Unavailable { operation, message: "injected HTTP 500".into() },
-            Fault::Timeout => Error::Unavailable { operation, message: "injected time-out".into() },
+            Fault::ServerError => Error::Unavailable {
+                operation,
+                message: "injected HTTP 500".into(),
+            },
+            Fault::Timeout => Error::Unavailable {
+                operation,
+                message: "injected time-out".into(),
+            },
             Fault::AccessDenied => Error::AccessDenied { operation, message },
             Fault::NotFound => Error::NotFound { operation, message },
             Fault::AgentNotReady => Error::AgentNotReady { operation, message },
@@ -74,10 +80,13 @@ impl Fault {
     }
 }
 
-/// The faults to inject: per operation, a fault and how many more times (None: always).
+/// Per operation: the fault, and how many more times it fires (`None`: always).
+type Rules = HashMap<Op, (Fault, Option<u32>)>;
+
+/// The faults to inject.
 #[derive(Clone, Default)]
 pub struct Faults {
-    rules: Arc<Mutex<HashMap<Op, (Fault, Option<u32>)>>>,
+    rules: Arc<Mutex<Rules>>,
 }
 
 impl Faults {
@@ -91,13 +100,17 @@ impl Faults {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Op, (Fault, Option<u32>)>> {
-        self.rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rules> {
+        self.rules
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn check(&self, op: Op) -> Result<(), Error> {
         let mut rules = self.lock();
-        let Some((fault, remaining)) = rules.get_mut(&op) else { return Ok(()) };
+        let Some((fault, remaining)) = rules.get_mut(&op) else {
+            return Ok(());
+        };
         let fault = *fault;
         match remaining {
             Some(0) => {
@@ -187,8 +200,15 @@ impl<T: Queue + ?Sized> Queue for Faulty<T> {
         self.faults.check(Op::SendToDlq)?;
         self.inner.send_to_dlq(letter).await
     }
-    async fn retry_after(&self, queue_arn: &str, receipt_handle: &str, delay: Duration) -> Result<(), Error> {
+    async fn retry_after(
+        &self,
+        queue_arn: &str,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), Error> {
         self.faults.check(Op::ChangeVisibility)?;
-        self.inner.retry_after(queue_arn, receipt_handle, delay).await
+        self.inner
+            .retry_after(queue_arn, receipt_handle, delay)
+            .await
     }
 }

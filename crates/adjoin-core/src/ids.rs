@@ -32,7 +32,8 @@ impl Region {
         let shaped = !s.is_empty()
             && s.len() <= 32
             && s.split('-').count() >= 3
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && s.bytes().last().is_some_and(|b| b.is_ascii_digit());
         if shaped {
             Ok(Self(s.to_owned()))
@@ -55,11 +56,15 @@ impl InstanceId {
         match s.strip_prefix("i-") {
             Some(hex)
                 if (hex.len() == 8 || hex.len() == 17)
-                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
             {
                 Ok(Self(s.to_owned()))
             }
-            _ => Err(format!("instance id {s:?} is not i- followed by 8 or 17 hex digits")),
+            _ => Err(format!(
+                "instance id {s:?} is not i- followed by 8 or 17 hex digits"
+            )),
         }
     }
     pub fn as_str(&self) -> &str {

@@ -49,6 +49,7 @@ impl Instance {
 
     /// `autoadjoin=false` (any case, surrounding blanks ignored) opts the instance out.
     pub fn opted_out(&self) -> bool {
-        self.tag(OPT_OUT_TAG).is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
+        self.tag(OPT_OUT_TAG)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
     }
 }

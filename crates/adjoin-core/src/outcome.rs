@@ -51,7 +51,9 @@ impl From<&CommandRequest> for RenderedCommand {
             document: c.document.name(),
             target: c.target.to_string(),
             comment: c.comment.clone(),
-            parameters: crate::render::decode_params(&c.commands).into_iter().collect(),
+            parameters: crate::render::decode_params(&c.commands)
+                .into_iter()
+                .collect(),
         }
     }
 }

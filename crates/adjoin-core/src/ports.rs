@@ -72,5 +72,10 @@ pub trait Queue: Send + Sync {
     /// Sends a message to the DLQ with its reason as a message attribute.
     async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), Error>;
     /// Makes a received message visible again after `delay` (ChangeMessageVisibility).
-    async fn retry_after(&self, source_queue_arn: &str, receipt_handle: &str, delay: Duration) -> Result<(), Error>;
+    async fn retry_after(
+        &self,
+        source_queue_arn: &str,
+        receipt_handle: &str,
+        delay: Duration,
+    ) -> Result<(), Error>;
 }

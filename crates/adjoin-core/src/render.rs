@@ -65,7 +65,15 @@ fn directory_params(config: &AccountConfig, secret_region: &Region) -> Params {
     let mut p: Params = vec![
         ("DOMAIN", config.dns_name.clone()),
         ("REALM", config.realm()),
-        ("DC_IPS", config.dc_ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(" ")),
+        (
+            "DC_IPS",
+            config
+                .dc_ips
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         ("JOIN_USER", config.join_user.clone()),
     ];
     match &config.password {
@@ -87,7 +95,10 @@ pub fn join_command(
     let mut params = directory_params(config, region);
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
     params.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
-    params.push(("ALLOWED_GROUP", instance.tag(GROUP_TAG).unwrap_or_default().to_owned()));
+    params.push((
+        "ALLOWED_GROUP",
+        instance.tag(GROUP_TAG).unwrap_or_default().to_owned(),
+    ));
     params.push(("COMPUTER_GROUPS", config.computer_groups.join("\n")));
     params.push(("INSTANCE_ID", instance.id.as_str().to_owned()));
     let script = match instance.platform {
@@ -151,7 +162,12 @@ fn with_params(platform: Platform, params: &Params, script: &str) -> Vec<String>
             }
         }
     }
-    lines.extend(script.lines().filter(|l| !l.starts_with("#!")).map(str::to_owned));
+    lines.extend(
+        script
+            .lines()
+            .filter(|l| !l.starts_with("#!"))
+            .map(str::to_owned),
+    );
     lines
 }
 
@@ -166,7 +182,10 @@ pub fn decode_params(commands: &[String]) -> Vec<(String, String)> {
             let name = name.strip_prefix("ADJOIN_")?;
             let value = rest.trim_start_matches([' ', '=']).trim_matches('\'');
             let bytes = B64.decode(value).ok()?;
-            Some((name.to_owned(), String::from_utf8_lossy(&bytes).into_owned()))
+            Some((
+                name.to_owned(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ))
         })
         .collect()
 }
@@ -187,7 +206,8 @@ mod tests {
             "dnsIP1": "10.200.0.1", "ouPath": "OU=Servers,DC=example,DC=test"
         }))
         .expect("object");
-        AccountConfig::from_item(&item, &AccountId::parse("111122223333").expect("valid")).expect("valid")
+        AccountConfig::from_item(&item, &AccountId::parse("111122223333").expect("valid"))
+            .expect("valid")
     }
 
     fn instance(platform: Platform, group: &str) -> Instance {
@@ -205,7 +225,13 @@ mod tests {
 
     #[test]
     fn linux_join_uses_the_shell_document_and_carries_values_as_base64() {
-        let c = join_command(&instance(Platform::Linux, HOSTILE), &config(), &region(), "IABC", "ev-1");
+        let c = join_command(
+            &instance(Platform::Linux, HOSTILE),
+            &config(),
+            &region(),
+            "IABC",
+            "ev-1",
+        );
         assert_eq!(c.document.name(), "AWS-RunShellScript");
         assert_eq!(c.target.as_str(), "i-0abcd1234ef567890");
         assert!(c.comment.contains("join i-0abcd1234ef567890 event ev-1"));
@@ -223,20 +249,49 @@ mod tests {
 
     #[test]
     fn parameter_lines_are_only_assignments_of_base64_literals() {
-        let c = join_command(&instance(Platform::Linux, HOSTILE), &config(), &region(), "IABC", "ev");
-        let block: Vec<&String> = c.commands.iter().skip(1).take_while(|l| l.starts_with("ADJOIN_")).collect();
+        let c = join_command(
+            &instance(Platform::Linux, HOSTILE),
+            &config(),
+            &region(),
+            "IABC",
+            "ev",
+        );
+        let block: Vec<&String> = c
+            .commands
+            .iter()
+            .skip(1)
+            .take_while(|l| l.starts_with("ADJOIN_"))
+            .collect();
         assert_eq!(block.len(), decode_params(&c.commands).len());
         for line in block {
             let (name, value) = line.split_once('=').expect("assignment");
-            assert!(name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'), "{line}");
-            let value = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).expect("quoted");
-            assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)), "{line}");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'),
+                "{line}"
+            );
+            let value = value
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .expect("quoted");
+            assert!(
+                value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)),
+                "{line}"
+            );
         }
     }
 
     #[test]
     fn windows_join_uses_powershell_and_the_same_parameters() {
-        let c = join_command(&instance(Platform::Windows, HOSTILE), &config(), &region(), "IABC", "ev");
+        let c = join_command(
+            &instance(Platform::Windows, HOSTILE),
+            &config(),
+            &region(),
+            "IABC",
+            "ev",
+        );
         assert_eq!(c.document.name(), "AWS-RunPowerShellScript");
         assert!(c.commands[0].starts_with("$ADJOIN_DOMAIN_B64 = '"));
         let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
@@ -259,14 +314,23 @@ mod tests {
         let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
         assert_eq!(params["COMPUTER_NAME"], "IABC");
         assert_eq!(params["INSTANCE_ID"], "i-0abcd1234ef567890");
-        let windows_tools = Instance { platform: Platform::Windows, ..tools };
+        let windows_tools = Instance {
+            platform: Platform::Windows,
+            ..tools
+        };
         let c = leave_command(&windows_tools, &config(), &region(), &gone, "IABC", "ev");
         assert!(c.commands.iter().any(|l| l.contains("Remove-ADComputer")));
     }
 
     #[test]
     fn comments_fit_ssm_limit() {
-        let c = join_command(&instance(Platform::Linux, "g"), &config(), &region(), "I", &"e".repeat(300));
+        let c = join_command(
+            &instance(Platform::Linux, "g"),
+            &config(),
+            &region(),
+            "I",
+            &"e".repeat(300),
+        );
         assert!(c.comment.len() <= 100);
     }
 }

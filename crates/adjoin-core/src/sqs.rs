@@ -9,7 +9,9 @@ impl Message {
     /// A Lambda SQS record as a worker message (`position` names records without an id).
     pub fn from_sqs(record: SqsMessage, position: usize) -> Self {
         Message {
-            message_id: record.message_id.unwrap_or_else(|| format!("record-{position}")),
+            message_id: record
+                .message_id
+                .unwrap_or_else(|| format!("record-{position}")),
             body: record.body.unwrap_or_default(),
             receipt_handle: record.receipt_handle,
             receive_count: record
@@ -24,7 +26,12 @@ impl Message {
 
 /// The messages of an SQS event.
 pub fn messages(event: SqsEvent) -> Vec<Message> {
-    event.records.into_iter().enumerate().map(|(i, r)| Message::from_sqs(r, i)).collect()
+    event
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Message::from_sqs(r, i))
+        .collect()
 }
 
 /// The partial batch response: every message SQS must deliver again.
@@ -57,7 +64,10 @@ mod tests {
         let m = messages(event);
         assert_eq!(m[0].message_id, "m1");
         assert_eq!(m[0].receive_count, 3);
-        assert_eq!(m[0].source_queue_arn.as_deref(), Some("arn:aws:sqs:us-east-1:123456789012:q"));
+        assert_eq!(
+            m[0].source_queue_arn.as_deref(),
+            Some("arn:aws:sqs:us-east-1:123456789012:q")
+        );
         assert_eq!(m[1].message_id, "record-1");
         assert_eq!(m[1].receive_count, 1);
     }

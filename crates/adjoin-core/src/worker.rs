@@ -89,9 +89,15 @@ pub struct Worker {
 /// How a message ends before settling.
 #[derive(Debug, Clone)]
 enum Fate {
-    Dispatched { command_id: Option<String>, command: Option<RenderedCommand> },
+    Dispatched {
+        command_id: Option<String>,
+        command: Option<RenderedCommand>,
+    },
     Skipped(String),
-    Deferred { reason: String, delay: Duration },
+    Deferred {
+        reason: String,
+        delay: Duration,
+    },
     Rejected(String),
     Failed(String),
 }
@@ -149,9 +155,16 @@ impl Worker {
                     span.record("region", event.region.as_str());
                     span.record("instance_id", event.instance_id.as_str());
                     events[index] = Some(event.clone());
-                    let key = (event.event_id.clone(), event.instance_id.to_string(), event.state.as_str().to_owned());
+                    let key = (
+                        event.event_id.clone(),
+                        event.instance_id.to_string(),
+                        event.state.as_str().to_owned(),
+                    );
                     if let Some(first) = seen.get(&key).filter(|_| !event.event_id.is_empty()) {
-                        let reason = format!("duplicate of message {} in this batch", messages[*first].message_id);
+                        let reason = format!(
+                            "duplicate of message {} in this batch",
+                            messages[*first].message_id
+                        );
                         fates[index] = Some((Action::None, Fate::Skipped(reason)));
                         continue;
                     }
@@ -162,7 +175,9 @@ impl Worker {
                         .push(Item { index, event, span });
                 }
                 Err(e) => {
-                    span.in_scope(|| warn!(reason = %e, "message is not an EC2 state-change event"));
+                    span.in_scope(
+                        || warn!(reason = %e, "message is not an EC2 state-change event"),
+                    );
                     fates[index] = Some((Action::None, Fate::Rejected(e.to_string())));
                 }
             }
@@ -190,9 +205,15 @@ impl Worker {
                     Err(blocked) => {
                         let fate = match blocked {
                             Blocked::Rejected(reason) => Fate::Rejected(reason.clone()),
-                            Blocked::Error(e) => error_fate(e.clone(), messages[item.index].receive_count, &self.settings),
+                            Blocked::Error(e) => error_fate(
+                                e.clone(),
+                                messages[item.index].receive_count,
+                                &self.settings,
+                            ),
                         };
-                        item.span.in_scope(|| warn!(reason = %fate_reason(&fate), "account cannot be worked on"));
+                        item.span.in_scope(
+                            || warn!(reason = %fate_reason(&fate), "account cannot be worked on"),
+                        );
                         fates[item.index] = Some((Action::None, fate));
                     }
                 }
@@ -203,7 +224,9 @@ impl Worker {
                 let receive_count = messages[item.index].receive_count;
                 let tools_hosts = &tools_hosts;
                 async move {
-                    let (action, fate) = self.handle_event(&item.event, group, receive_count, tools_hosts).await;
+                    let (action, fate) = self
+                        .handle_event(&item.event, group, receive_count, tools_hosts)
+                        .await;
                     (item.index, action, fate)
                 }
                 .instrument(item.span.clone())
@@ -218,9 +241,10 @@ impl Worker {
         // 4. Settle every message.
         let mut reports = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
-            let (action, fate) = fates[index]
-                .take()
-                .unwrap_or((Action::None, Fate::Failed("internal: message was not processed".into())));
+            let (action, fate) = fates[index].take().unwrap_or((
+                Action::None,
+                Fate::Failed("internal: message was not processed".into()),
+            ));
             let report = self
                 .settle(message, events[index].as_ref(), action, fate)
                 .instrument(spans[index].clone())
@@ -231,10 +255,19 @@ impl Worker {
     }
 
     /// Config item, session and instances for one account and Region.
-    async fn prepare_group(&self, account: &AccountId, region: &Region, ids: &[InstanceId]) -> Result<Group, Blocked> {
+    async fn prepare_group(
+        &self,
+        account: &AccountId,
+        region: &Region,
+        ids: &[InstanceId],
+    ) -> Result<Group, Blocked> {
         let item = match self.ports.config.get(account).await {
             Ok(Some(item)) => item,
-            Ok(None) => return Err(Blocked::Rejected(format!("no config item for account {account} in the config table"))),
+            Ok(None) => {
+                return Err(Blocked::Rejected(format!(
+                    "no config item for account {account} in the config table"
+                )));
+            }
             Err(e) => return Err(Blocked::Error(e)),
         };
         let config = AccountConfig::from_item(&item, account).map_err(Blocked::Rejected)?;
@@ -258,7 +291,11 @@ impl Worker {
             .map(|i| (i.id.to_string(), i))
             .collect();
         info!(instances = ids.len(), "account ready");
-        Ok(Group { config, ports, instances })
+        Ok(Group {
+            config,
+            ports,
+            instances,
+        })
     }
 
     /// Decides, renders and sends the command for one event.
@@ -270,26 +307,55 @@ impl Worker {
         tools_hosts: &Mutex<HashMap<TagMatch, Instance>>,
     ) -> (Action, Fate) {
         let instance = group.instances.get(event.instance_id.as_str());
-        let name = computer_name(&event.instance_id, group.config.computer_name_prefix.as_deref());
+        let name = computer_name(
+            &event.instance_id,
+            group.config.computer_name_prefix.as_deref(),
+        );
         match decide(event, instance) {
             Decision::Skip(reason) => (Action::None, Fate::Skipped(reason.to_string())),
             Decision::Join { platform } => {
                 let Some(instance) = instance else {
-                    return (Action::Join, Fate::Failed("internal: join without instance".into()));
+                    return (
+                        Action::Join,
+                        Fate::Failed("internal: join without instance".into()),
+                    );
                 };
                 info!(platform = platform.as_str(), computer_name = %name, "joining");
-                let request = join_command(instance, &group.config, &event.region, &name, &event.event_id);
-                (Action::Join, self.send(&group.ports, &request, receive_count).await)
+                let request = join_command(
+                    instance,
+                    &group.config,
+                    &event.region,
+                    &name,
+                    &event.event_id,
+                );
+                (
+                    Action::Join,
+                    self.send(&group.ports, &request, receive_count).await,
+                )
             }
             Decision::Leave => {
-                let tag = group.config.tools_host_tag.clone().unwrap_or_else(|| self.settings.tools_host_tag.clone());
+                let tag = group
+                    .config
+                    .tools_host_tag
+                    .clone()
+                    .unwrap_or_else(|| self.settings.tools_host_tag.clone());
                 let (home, tools) = match self.tools_host(&tag, tools_hosts, receive_count).await {
                     Ok(found) => found,
                     Err(e) => return (Action::Leave, e),
                 };
                 info!(computer_name = %name, tools_host = %tools.id, "leaving");
-                let request = leave_command(&tools, &group.config, &home.region, &event.instance_id, &name, &event.event_id);
-                (Action::Leave, self.send(&home, &request, receive_count).await)
+                let request = leave_command(
+                    &tools,
+                    &group.config,
+                    &home.region,
+                    &event.instance_id,
+                    &name,
+                    &event.event_id,
+                );
+                (
+                    Action::Leave,
+                    self.send(&home, &request, receive_count).await,
+                )
             }
         }
     }
@@ -302,7 +368,12 @@ impl Worker {
         cache: &Mutex<HashMap<TagMatch, Instance>>,
         receive_count: u32,
     ) -> Result<(AccountPorts, Instance), Fate> {
-        let home = self.ports.sessions.home().await.map_err(|e| error_fate(e, receive_count, &self.settings))?;
+        let home = self
+            .ports
+            .sessions
+            .home()
+            .await
+            .map_err(|e| error_fate(e, receive_count, &self.settings))?;
         let mut cache = cache.lock().await;
         if let Some(host) = cache.get(tag) {
             return Ok((home, host.clone()));
@@ -325,42 +396,79 @@ impl Worker {
         }
     }
 
-    async fn send(&self, ports: &AccountPorts, request: &CommandRequest, receive_count: u32) -> Fate {
+    async fn send(
+        &self,
+        ports: &AccountPorts,
+        request: &CommandRequest,
+        receive_count: u32,
+    ) -> Fate {
         if self.settings.dry_run {
-            return Fate::Dispatched { command_id: None, command: Some(request.into()) };
+            return Fate::Dispatched {
+                command_id: None,
+                command: Some(request.into()),
+            };
         }
         match ports.commands.send(request).await {
             Ok(command_id) => {
                 info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
-                Fate::Dispatched { command_id: Some(command_id), command: None }
+                Fate::Dispatched {
+                    command_id: Some(command_id),
+                    command: None,
+                }
             }
             Err(e) => error_fate(e, receive_count, &self.settings),
         }
     }
 
     /// Turns a fate into the final report, doing what the outcome needs on the queue.
-    async fn settle(&self, message: &Message, event: Option<&InstanceEvent>, action: Action, fate: Fate) -> Report {
+    async fn settle(
+        &self,
+        message: &Message,
+        event: Option<&InstanceEvent>,
+        action: Action,
+        fate: Fate,
+    ) -> Report {
         let fate = match fate {
-            Fate::Deferred { reason, .. } | Fate::Failed(reason) if message.receive_count >= self.settings.max_attempts => {
-                Fate::Rejected(format!("gave up after {} deliveries: {reason}", message.receive_count))
+            Fate::Deferred { reason, .. } | Fate::Failed(reason)
+                if message.receive_count >= self.settings.max_attempts =>
+            {
+                Fate::Rejected(format!(
+                    "gave up after {} deliveries: {reason}",
+                    message.receive_count
+                ))
             }
             other => other,
         };
         let (outcome, reason, command_id, command) = match fate {
-            Fate::Dispatched { command_id, command } => (Outcome::Dispatched, String::new(), command_id, command),
+            Fate::Dispatched {
+                command_id,
+                command,
+            } => (Outcome::Dispatched, String::new(), command_id, command),
             Fate::Skipped(reason) => (Outcome::Skipped, reason, None, None),
             Fate::Failed(reason) => (Outcome::Failed, reason, None, None),
             Fate::Deferred { reason, delay } => {
                 self.retry_after(message, delay).await;
-                (Outcome::Deferred, format!("{reason} (retry in {}s)", delay.as_secs()), None, None)
+                (
+                    Outcome::Deferred,
+                    format!("{reason} (retry in {}s)", delay.as_secs()),
+                    None,
+                    None,
+                )
             }
             Fate::Rejected(reason) => match self.dead_letter(message, &reason).await {
                 Ok(()) => (Outcome::Rejected, reason, None, None),
-                Err(e) => (Outcome::Failed, format!("{reason}; and the DLQ refused it: {e}"), None, None),
+                Err(e) => (
+                    Outcome::Failed,
+                    format!("{reason}; and the DLQ refused it: {e}"),
+                    None,
+                    None,
+                ),
             },
         };
         match outcome {
-            Outcome::Dispatched | Outcome::Skipped => info!(outcome = ?outcome, reason = %reason, "done"),
+            Outcome::Dispatched | Outcome::Skipped => {
+                info!(outcome = ?outcome, reason = %reason, "done")
+            }
             _ => warn!(outcome = ?outcome, reason = %reason, "done"),
         }
         Report {
@@ -380,12 +488,20 @@ impl Worker {
         let Some(queue) = self.ports.queue.as_ref().filter(|_| !self.settings.dry_run) else {
             return Ok(());
         };
-        let letter = DeadLetter { message_id: message.message_id.clone(), body: message.body.clone(), reason: reason.to_owned() };
+        let letter = DeadLetter {
+            message_id: message.message_id.clone(),
+            body: message.body.clone(),
+            reason: reason.to_owned(),
+        };
         queue.send_to_dlq(&letter).await
     }
 
     async fn retry_after(&self, message: &Message, delay: Duration) {
-        let (Some(queue), Some(handle), Some(arn)) = (&self.ports.queue, &message.receipt_handle, &message.source_queue_arn) else {
+        let (Some(queue), Some(handle), Some(arn)) = (
+            &self.ports.queue,
+            &message.receipt_handle,
+            &message.source_queue_arn,
+        ) else {
             return;
         };
         if self.settings.dry_run {
@@ -401,7 +517,10 @@ impl Worker {
 /// Maps a port error to a fate: back off, retry, or reject with the error as reason.
 fn error_fate(e: Error, receive_count: u32, settings: &Settings) -> Fate {
     if e.wants_backoff() {
-        Fate::Deferred { reason: e.to_string(), delay: backoff(receive_count, settings.max_backoff) }
+        Fate::Deferred {
+            reason: e.to_string(),
+            delay: backoff(receive_count, settings.max_backoff),
+        }
     } else if e.is_transient() {
         Fate::Failed(e.to_string())
     } else {
@@ -412,7 +531,10 @@ fn error_fate(e: Error, receive_count: u32, settings: &Settings) -> Fate {
 fn fate_reason(fate: &Fate) -> String {
     match fate {
         Fate::Dispatched { .. } => String::new(),
-        Fate::Skipped(r) | Fate::Rejected(r) | Fate::Failed(r) | Fate::Deferred { reason: r, .. } => r.clone(),
+        Fate::Skipped(r)
+        | Fate::Rejected(r)
+        | Fate::Failed(r)
+        | Fate::Deferred { reason: r, .. } => r.clone(),
     }
 }
 

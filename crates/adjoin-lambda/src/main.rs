@@ -27,14 +27,17 @@ async fn main() -> Result<(), Error> {
 
     let env = EnvSettings::from_env()?;
     if env.dlq_url.is_none() {
-        return Err("environment variable ADJOIN_DLQ_URL is not set: rejected messages need a DLQ".into());
+        return Err(
+            "environment variable ADJOIN_DLQ_URL is not set: rejected messages need a DLQ".into(),
+        );
     }
     let worker = Arc::new(build_worker(&load_sdk_config().await, &env, false));
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = Arc::clone(&worker);
         async move {
-            let (response, _reports): (SqsBatchResponse, _) = adjoin_core::sqs::handle_event(&worker, event.payload).await;
+            let (response, _reports): (SqsBatchResponse, _) =
+                adjoin_core::sqs::handle_event(&worker, event.payload).await;
             Ok::<_, Error>(response)
         }
     }))

@@ -5,8 +5,8 @@
 //! Used by the integration tests and by `cargo xtask demo`.
 
 mod moto;
-mod seed;
 pub mod samples;
+mod seed;
 
 pub use moto::Moto;
 pub use seed::{Bed, HOME_ACCOUNT, RecordedCommand, event};
@@ -19,9 +19,15 @@ pub enum Error {
     #[error("moto_server did not answer on {0} within 30 s")]
     NotReady(String),
     #[error("{operation}: {message}")]
-    Aws { operation: &'static str, message: String },
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 pub(crate) fn aws<E: std::fmt::Debug>(operation: &'static str) -> impl FnOnce(E) -> Error {
-    move |e| Error::Aws { operation, message: format!("{e:?}") }
+    move |e| Error::Aws {
+        operation,
+        message: format!("{e:?}"),
+    }
 }

@@ -19,16 +19,30 @@ impl Moto {
     pub fn start() -> Result<Moto, Error> {
         if let Ok(url) = std::env::var("ADJOIN_MOTO_URL") {
             if !url.is_empty() {
-                return Ok(Moto { endpoint: url.trim_end_matches('/').to_owned(), _guard: None });
+                return Ok(Moto {
+                    endpoint: url.trim_end_matches('/').to_owned(),
+                    _guard: None,
+                });
             }
         }
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(Error::Start)?.port();
+        Self::start_private()
+    }
+
+    /// Starts a fresh `moto_server` of its own on a free loopback port.
+    pub fn start_private() -> Result<Moto, Error> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(Error::Start)?
+            .port();
         let guard = Command::new("sh")
             .args(["-c", "moto_server -H 127.0.0.1 -p \"$1\" >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid", "moto", &port.to_string()])
             .stdin(Stdio::piped())
             .spawn()
             .map_err(Error::Start)?;
-        let moto = Moto { endpoint: format!("http://127.0.0.1:{port}"), _guard: Some(guard) };
+        let moto = Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _guard: Some(guard),
+        };
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let started = Instant::now();
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {

@@ -31,19 +31,32 @@ pub struct Seeded {
 }
 
 fn bad(message: String) -> Error {
-    Error::Aws { operation: "seed", message }
+    Error::Aws {
+        operation: "seed",
+        message,
+    }
 }
 
 /// Seeds the emulator for the events in `events_dir` and writes their copies to `out_dir`.
 /// `password` is stored as the join password SecureString.
-pub async fn seed(bed: &Bed, events_dir: &Path, out_dir: &Path, password: &str) -> Result<Seeded, Error> {
+pub async fn seed(
+    bed: &Bed,
+    events_dir: &Path,
+    out_dir: &Path,
+    password: &str,
+) -> Result<Seeded, Error> {
     let manifest: Value = std::fs::read_to_string(events_dir.join("seed.json"))
         .map_err(|e| bad(format!("seed.json: {e}")))
         .and_then(|t| serde_json::from_str(&t).map_err(|e| bad(format!("seed.json: {e}"))))?;
 
     bed.create_table(CONFIG_TABLE, "accountId").await?;
     let dlq = bed.create_queue(DLQ_NAME).await?;
-    for item in manifest["accounts"].as_object().into_iter().flatten().map(|(_, a)| &a["config"]) {
+    for item in manifest["accounts"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, a)| &a["config"])
+    {
         bed.put_config(CONFIG_TABLE, item).await?;
     }
 
@@ -53,11 +66,15 @@ pub async fn seed(bed: &Bed, events_dir: &Path, out_dir: &Path, password: &str) 
         let account = spec["account"].as_str().unwrap_or(HOME_ACCOUNT);
         let region = spec["region"].as_str().unwrap_or(&bed.region);
         if secured.insert((account.to_owned(), region.to_owned())) {
-            bed.put_secure_parameter(account, region, PASSWORD_PARAMETER, password).await?;
+            bed.put_secure_parameter(account, region, PASSWORD_PARAMETER, password)
+                .await?;
         }
         let tags = string_pairs(&spec["tags"]);
-        let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let id = bed.run_instance(account, region, spec["platform"] == "windows", &tag_refs).await?;
+        let tag_refs: Vec<(&str, &str)> =
+            tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let id = bed
+            .run_instance(account, region, spec["platform"] == "windows", &tag_refs)
+            .await?;
         if spec["state"] == "terminated" {
             bed.terminate_instance(account, region, &id).await?;
         }
@@ -66,10 +83,21 @@ pub async fn seed(bed: &Bed, events_dir: &Path, out_dir: &Path, password: &str) 
 
     let tools = &manifest["tools_host"];
     let tools_tags = string_pairs(&tools["tags"]);
-    let tag_refs: Vec<(&str, &str)> = tools_tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let tag_refs: Vec<(&str, &str)> = tools_tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let region = bed.region.clone();
-    let tools_host = bed.run_instance(HOME_ACCOUNT, &region, tools["platform"] == "windows", &tag_refs).await?;
-    bed.put_secure_parameter(HOME_ACCOUNT, &region, PASSWORD_PARAMETER, password).await?;
+    let tools_host = bed
+        .run_instance(
+            HOME_ACCOUNT,
+            &region,
+            tools["platform"] == "windows",
+            &tag_refs,
+        )
+        .await?;
+    bed.put_secure_parameter(HOME_ACCOUNT, &region, PASSWORD_PARAMETER, password)
+        .await?;
     let (tag_key, tag_value) = tools_tags
         .iter()
         .find(|(k, _)| k != "Name")
@@ -80,12 +108,16 @@ pub async fn seed(bed: &Bed, events_dir: &Path, out_dir: &Path, password: &str) 
     let mut entries: Vec<PathBuf> = std::fs::read_dir(events_dir)
         .map_err(|e| bad(format!("{}: {e}", events_dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json") && p.file_name().is_some_and(|n| n != "seed.json"))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n != "seed.json")
+        })
         .collect();
     entries.sort();
     let mut files = Vec::new();
     for path in entries {
-        let mut text = std::fs::read_to_string(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let mut text =
+            std::fs::read_to_string(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
         for (sample, real) in &ids {
             text = text.replace(sample.as_str(), real);
         }
@@ -98,7 +130,16 @@ pub async fn seed(bed: &Bed, events_dir: &Path, out_dir: &Path, password: &str) 
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_owned)).collect()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect(),
+            )
+        })
         .collect();
     Ok(Seeded {
         files,

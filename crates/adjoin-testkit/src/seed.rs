@@ -2,7 +2,9 @@
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
 use crate::{Error, Moto, aws};
@@ -32,10 +34,20 @@ impl Bed {
         let home = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(moto.endpoint())
             .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "adjoin-testkit"))
+            .credentials_provider(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "adjoin-testkit",
+            ))
             .load()
             .await;
-        Bed { endpoint: moto.endpoint().to_owned(), region: region.to_owned(), home }
+        Bed {
+            endpoint: moto.endpoint().to_owned(),
+            region: region.to_owned(),
+            home,
+        }
     }
 
     pub fn endpoint(&self) -> &str {
@@ -45,7 +57,11 @@ impl Bed {
     /// SDK config acting in `account` (the home account, or a member through AssumeRole).
     pub async fn as_account(&self, account: &str, region: &str) -> Result<SdkConfig, Error> {
         if account == HOME_ACCOUNT {
-            return Ok(self.home.to_builder().region(aws_config::Region::new(region.to_owned())).build());
+            return Ok(self
+                .home
+                .to_builder()
+                .region(aws_config::Region::new(region.to_owned()))
+                .build());
         }
         let out = aws_sdk_sts::Client::new(&self.home)
             .assume_role()
@@ -54,13 +70,24 @@ impl Bed {
             .send()
             .await
             .map_err(aws("sts:AssumeRole"))?;
-        let c = out.credentials().ok_or_else(|| Error::Aws { operation: "sts:AssumeRole", message: "no credentials".into() })?;
-        let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_owned()), None, "adjoin-testkit");
+        let c = out.credentials().ok_or_else(|| Error::Aws {
+            operation: "sts:AssumeRole",
+            message: "no credentials".into(),
+        })?;
+        let creds = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "adjoin-testkit",
+        );
         Ok(self
             .home
             .to_builder()
             .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(creds),
+            )
             .build())
     }
 
@@ -72,9 +99,19 @@ impl Bed {
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(
-                AttributeDefinition::builder().attribute_name(key).attribute_type(ScalarAttributeType::S).build().map_err(aws("build"))?,
+                AttributeDefinition::builder()
+                    .attribute_name(key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(aws("build"))?,
             )
-            .key_schema(KeySchemaElement::builder().attribute_name(key).key_type(KeyType::Hash).build().map_err(aws("build"))?)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(key)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(aws("build"))?,
+            )
             .send()
             .await;
         match result {
@@ -87,12 +124,17 @@ impl Bed {
     /// Puts a config item given as JSON (strings, lists of strings).
     pub async fn put_config(&self, table: &str, item: &serde_json::Value) -> Result<(), Error> {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let mut put = aws_sdk_dynamodb::Client::new(&self.home).put_item().table_name(table);
+        let mut put = aws_sdk_dynamodb::Client::new(&self.home)
+            .put_item()
+            .table_name(table);
         for (k, v) in item.as_object().into_iter().flatten() {
             let value = match v {
-                serde_json::Value::Array(items) => {
-                    AttributeValue::L(items.iter().map(|i| AttributeValue::S(i.as_str().unwrap_or_default().to_owned())).collect())
-                }
+                serde_json::Value::Array(items) => AttributeValue::L(
+                    items
+                        .iter()
+                        .map(|i| AttributeValue::S(i.as_str().unwrap_or_default().to_owned()))
+                        .collect(),
+                ),
                 serde_json::Value::String(s) => AttributeValue::S(s.clone()),
                 other => AttributeValue::S(other.to_string()),
             };
@@ -103,17 +145,34 @@ impl Bed {
     }
 
     /// Starts an instance in `account`/`region` with tags; returns its id.
-    pub async fn run_instance(&self, account: &str, region: &str, windows: bool, tags: &[(&str, &str)]) -> Result<String, Error> {
+    pub async fn run_instance(
+        &self,
+        account: &str,
+        region: &str,
+        windows: bool,
+        tags: &[(&str, &str)],
+    ) -> Result<String, Error> {
         let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
-        let images = ec2.describe_images().send().await.map_err(aws("ec2:DescribeImages"))?;
+        let images = ec2
+            .describe_images()
+            .send()
+            .await
+            .map_err(aws("ec2:DescribeImages"))?;
         let image = images
             .images()
             .iter()
             .find(|i| i.platform().is_some() == windows)
             .and_then(|i| i.image_id())
-            .ok_or_else(|| Error::Aws { operation: "ec2:DescribeImages", message: "no suitable AMI".into() })?
+            .ok_or_else(|| Error::Aws {
+                operation: "ec2:DescribeImages",
+                message: "no suitable AMI".into(),
+            })?
             .to_owned();
-        let mut run = ec2.run_instances().image_id(image).min_count(1).max_count(1);
+        let mut run = ec2
+            .run_instances()
+            .image_id(image)
+            .min_count(1)
+            .max_count(1);
         if !tags.is_empty() {
             let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
             for (k, v) in tags {
@@ -126,24 +185,45 @@ impl Bed {
             .first()
             .and_then(|i| i.instance_id())
             .map(str::to_owned)
-            .ok_or_else(|| Error::Aws { operation: "ec2:RunInstances", message: "no instance".into() })
+            .ok_or_else(|| Error::Aws {
+                operation: "ec2:RunInstances",
+                message: "no instance".into(),
+            })
     }
 
     pub async fn stop_instance(&self, account: &str, region: &str, id: &str) -> Result<(), Error> {
         let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
-        ec2.stop_instances().instance_ids(id).send().await.map_err(aws("ec2:StopInstances"))?;
+        ec2.stop_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(aws("ec2:StopInstances"))?;
         Ok(())
     }
 
-    pub async fn terminate_instance(&self, account: &str, region: &str, id: &str) -> Result<(), Error> {
+    pub async fn terminate_instance(
+        &self,
+        account: &str,
+        region: &str,
+        id: &str,
+    ) -> Result<(), Error> {
         let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
-        ec2.terminate_instances().instance_ids(id).send().await.map_err(aws("ec2:TerminateInstances"))?;
+        ec2.terminate_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(aws("ec2:TerminateInstances"))?;
         Ok(())
     }
 
     /// Creates a queue in the home account; returns its URL.
     pub async fn create_queue(&self, name: &str) -> Result<String, Error> {
-        let out = aws_sdk_sqs::Client::new(&self.home).create_queue().queue_name(name).send().await.map_err(aws("sqs:CreateQueue"))?;
+        let out = aws_sdk_sqs::Client::new(&self.home)
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(aws("sqs:CreateQueue"))?;
         Ok(out.queue_url().unwrap_or_default().to_owned())
     }
 
@@ -172,14 +252,25 @@ impl Bed {
                     .to_owned();
                 found.push((m.body().unwrap_or_default().to_owned(), reason));
                 if let Some(handle) = m.receipt_handle() {
-                    sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.map_err(aws("sqs:DeleteMessage"))?;
+                    sqs.delete_message()
+                        .queue_url(url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .map_err(aws("sqs:DeleteMessage"))?;
                 }
             }
         }
     }
 
     /// Stores a SecureString parameter in `account`/`region`.
-    pub async fn put_secure_parameter(&self, account: &str, region: &str, name: &str, value: &str) -> Result<(), Error> {
+    pub async fn put_secure_parameter(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<(), Error> {
         let ssm = aws_sdk_ssm::Client::new(&self.as_account(account, region).await?);
         ssm.put_parameter()
             .name(name)
@@ -193,9 +284,17 @@ impl Bed {
     }
 
     /// The commands SSM recorded in `account`/`region`, oldest first.
-    pub async fn commands(&self, account: &str, region: &str) -> Result<Vec<RecordedCommand>, Error> {
+    pub async fn commands(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<Vec<RecordedCommand>, Error> {
         let ssm = aws_sdk_ssm::Client::new(&self.as_account(account, region).await?);
-        let out = ssm.list_commands().send().await.map_err(aws("ssm:ListCommands"))?;
+        let out = ssm
+            .list_commands()
+            .send()
+            .await
+            .map_err(aws("ssm:ListCommands"))?;
         let mut commands: Vec<_> = out
             .commands()
             .iter()
@@ -203,7 +302,11 @@ impl Bed {
                 command_id: c.command_id().unwrap_or_default().to_owned(),
                 document: c.document_name().unwrap_or_default().to_owned(),
                 instance_ids: c.instance_ids().to_vec(),
-                commands: c.parameters().and_then(|p| p.get("commands")).cloned().unwrap_or_default(),
+                commands: c
+                    .parameters()
+                    .and_then(|p| p.get("commands"))
+                    .cloned()
+                    .unwrap_or_default(),
                 comment: c.comment().unwrap_or_default().to_owned(),
             })
             .collect();

@@ -30,7 +30,10 @@ fn instance(id: &str, state: &str, platform: Platform, tags: &[(&str, &str)]) ->
         id: InstanceId::parse(id).expect("valid"),
         state: state.into(),
         platform,
-        tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 
@@ -49,9 +52,31 @@ fn member_item() -> crate::config::ConfigItem {
 fn world() -> FakeAws {
     let aws = FakeAws::new(account(HOME), region());
     aws.put_config(&account(MEMBER), member_item());
-    aws.put_instance(&account(MEMBER), &region(), instance(LINUX, "running", Platform::Linux, &[("adGroupName", "linux-admins")]));
-    aws.put_instance(&account(MEMBER), &region(), instance(WINDOWS, "running", Platform::Windows, &[]));
-    aws.put_instance(&account(HOME), &region(), instance(TOOLS, "running", Platform::Linux, &[("adjoin:role", "ad-tools")]));
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(
+            LINUX,
+            "running",
+            Platform::Linux,
+            &[("adGroupName", "linux-admins")],
+        ),
+    );
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(WINDOWS, "running", Platform::Windows, &[]),
+    );
+    aws.put_instance(
+        &account(HOME),
+        &region(),
+        instance(
+            TOOLS,
+            "running",
+            Platform::Linux,
+            &[("adjoin:role", "ad-tools")],
+        ),
+    );
     aws
 }
 
@@ -61,7 +86,13 @@ fn worker_on(aws: &FakeAws, faults: &Faults) -> Worker {
         sessions: Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone())),
         queue: Some(Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone()))),
     };
-    Worker::new(ports, Settings::new(TagMatch { key: "adjoin:role".into(), value: "ad-tools".into() }))
+    Worker::new(
+        ports,
+        Settings::new(TagMatch {
+            key: "adjoin:role".into(),
+            value: "ad-tools".into(),
+        }),
+    )
 }
 
 fn body(account: &str, instance: &str, state: &str) -> String {
@@ -85,21 +116,29 @@ fn message(id: &str, body: String) -> Message {
 }
 
 async fn run(aws: &FakeAws, messages: &[Message]) -> Vec<Report> {
-    worker_on(aws, &Faults::default()).handle_batch(messages).await
+    worker_on(aws, &Faults::default())
+        .handle_batch(messages)
+        .await
 }
 
 #[tokio::test]
 async fn running_linux_instance_is_joined_in_its_account_with_the_role_and_external_id() {
     let aws = world();
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
-    assert_eq!((r[0].action, r[0].outcome), (Action::Join, Outcome::Dispatched), "{r:?}");
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Join, Outcome::Dispatched),
+        "{r:?}"
+    );
     assert_eq!(r[0].command_id.as_deref(), Some("fake-command-1"));
     let sent = aws.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].account, account(MEMBER));
     assert_eq!(sent[0].request.target.as_str(), LINUX);
     assert_eq!(sent[0].request.document.name(), "AWS-RunShellScript");
-    let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands).into_iter().collect();
+    let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands)
+        .into_iter()
+        .collect();
     assert_eq!(params["ALLOWED_GROUP"], "linux-admins");
     assert_eq!(aws.assumed()[0].external_id.as_deref(), Some("ext-42"));
 }
@@ -109,18 +148,27 @@ async fn running_windows_instance_is_joined_with_powershell() {
     let aws = world();
     let r = run(&aws, &[message("m1", body(MEMBER, WINDOWS, "running"))]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched);
-    assert_eq!(aws.sent()[0].request.document.name(), "AWS-RunPowerShellScript");
+    assert_eq!(
+        aws.sent()[0].request.document.name(),
+        "AWS-RunPowerShellScript"
+    );
 }
 
 #[tokio::test]
 async fn terminated_instance_leaves_through_the_tools_host_in_the_home_account() {
     let aws = world();
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
-    assert_eq!((r[0].action, r[0].outcome), (Action::Leave, Outcome::Dispatched), "{r:?}");
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Leave, Outcome::Dispatched),
+        "{r:?}"
+    );
     let sent = aws.sent();
     assert_eq!(sent[0].account, account(HOME));
     assert_eq!(sent[0].request.target.as_str(), TOOLS);
-    let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands).into_iter().collect();
+    let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands)
+        .into_iter()
+        .collect();
     assert_eq!(params["INSTANCE_ID"], LINUX);
 }
 
@@ -130,15 +178,33 @@ async fn missing_tools_host_fails_the_message_so_sqs_retries_it() {
     aws.put_config(&account(MEMBER), member_item());
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(r[0].outcome, Outcome::Failed);
-    assert!(r[0].reason.contains("no running AD tools host tagged adjoin:role=ad-tools"), "{}", r[0].reason);
+    assert!(
+        r[0].reason
+            .contains("no running AD tools host tagged adjoin:role=ad-tools"),
+        "{}",
+        r[0].reason
+    );
     assert!(aws.sent().is_empty());
 }
 
 #[tokio::test]
 async fn opted_out_stopped_and_gone_instances_are_skipped() {
     let aws = world();
-    aws.put_instance(&account(MEMBER), &region(), instance("i-0ddddddddddddddd4", "running", Platform::Linux, &[("autoadjoin", "false")]));
-    aws.put_instance(&account(MEMBER), &region(), instance("i-0eeeeeeeeeeeeeee5", "stopped", Platform::Linux, &[]));
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(
+            "i-0ddddddddddddddd4",
+            "running",
+            Platform::Linux,
+            &[("autoadjoin", "false")],
+        ),
+    );
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance("i-0eeeeeeeeeeeeeee5", "stopped", Platform::Linux, &[]),
+    );
     let r = run(
         &aws,
         &[
@@ -158,9 +224,16 @@ async fn opted_out_stopped_and_gone_instances_are_skipped() {
 #[tokio::test]
 async fn unknown_account_is_rejected_to_the_dlq_with_its_reason() {
     let aws = world();
-    let r = run(&aws, &[message("m1", body("444455556666", LINUX, "running"))]).await;
+    let r = run(
+        &aws,
+        &[message("m1", body("444455556666", LINUX, "running"))],
+    )
+    .await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
-    assert!(r[0].reason.contains("no config item for account 444455556666"));
+    assert!(
+        r[0].reason
+            .contains("no config item for account 444455556666")
+    );
     let dlq = aws.dead_letters();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].message_id, "m1");
@@ -171,11 +244,18 @@ async fn unknown_account_is_rejected_to_the_dlq_with_its_reason() {
 async fn role_of_another_account_is_rejected_and_never_assumed() {
     let aws = world();
     let mut item = member_item();
-    item.insert("assumeRoleARN".into(), json!("arn:aws:iam::999988887777:role/adjoin-member"));
+    item.insert(
+        "assumeRoleARN".into(),
+        json!("arn:aws:iam::999988887777:role/adjoin-member"),
+    );
     aws.put_config(&account(MEMBER), item);
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
-    assert!(r[0].reason.contains("belongs to account 999988887777"), "{}", r[0].reason);
+    assert!(
+        r[0].reason.contains("belongs to account 999988887777"),
+        "{}",
+        r[0].reason
+    );
     assert!(aws.assumed().is_empty());
     assert!(aws.sent().is_empty());
 }
@@ -195,24 +275,50 @@ async fn config_without_role_for_a_foreign_account_is_rejected() {
 async fn a_malformed_record_does_not_disturb_the_other_nine() {
     let aws = world();
     for n in 0..9 {
-        aws.put_instance(&account(MEMBER), &region(), instance(&format!("i-0{n:016x}"), "running", Platform::Linux, &[]));
+        aws.put_instance(
+            &account(MEMBER),
+            &region(),
+            instance(&format!("i-0{n:016x}"), "running", Platform::Linux, &[]),
+        );
     }
-    let mut batch: Vec<Message> = (0..9).map(|n| message(&format!("m{n}"), body(MEMBER, &format!("i-0{n:016x}"), "running"))).collect();
+    let mut batch: Vec<Message> = (0..9)
+        .map(|n| {
+            message(
+                &format!("m{n}"),
+                body(MEMBER, &format!("i-0{n:016x}"), "running"),
+            )
+        })
+        .collect();
     batch.insert(4, message("bad", "{\"detail-type\": 42".into()));
     let r = run(&aws, &batch).await;
     assert_eq!(r.len(), 10);
     assert_eq!(r[4].message_id, "bad");
     assert_eq!(r[4].outcome, Outcome::Rejected);
-    assert!(r.iter().filter(|r| r.message_id != "bad").all(|r| r.outcome == Outcome::Dispatched));
+    assert!(
+        r.iter()
+            .filter(|r| r.message_id != "bad")
+            .all(|r| r.outcome == Outcome::Dispatched)
+    );
     assert_eq!(aws.sent().len(), 9);
-    assert_eq!(aws.describe_calls(), 1, "one DescribeInstances for the account's nine instances");
+    assert_eq!(
+        aws.describe_calls(),
+        1,
+        "one DescribeInstances for the account's nine instances"
+    );
     assert_eq!(aws.dead_letters().len(), 1);
 }
 
 #[tokio::test]
 async fn the_same_event_twice_in_a_batch_is_sent_once() {
     let aws = world();
-    let r = run(&aws, &[message("a", body(MEMBER, LINUX, "running")), message("b", body(MEMBER, LINUX, "running"))]).await;
+    let r = run(
+        &aws,
+        &[
+            message("a", body(MEMBER, LINUX, "running")),
+            message("b", body(MEMBER, LINUX, "running")),
+        ],
+    )
+    .await;
     assert_eq!(r[0].outcome, Outcome::Dispatched);
     assert_eq!(r[1].outcome, Outcome::Skipped);
     assert!(r[1].reason.contains("duplicate of message a"));
@@ -224,10 +330,20 @@ async fn throttled_send_is_deferred_with_backoff() {
     let aws = world();
     let faults = Faults::default();
     faults.inject(Op::SendCommand, Fault::Throttle, None);
-    let r = worker_on(&aws, &faults).handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    let r = worker_on(&aws, &faults)
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
     assert_eq!(r[0].outcome, Outcome::Deferred);
-    assert_eq!(aws.retries(), vec![("rh-m1".to_owned(), Duration::from_secs(30))]);
-    assert!(crate::sqs::batch_response(&r).batch_item_failures.iter().any(|f| f.item_identifier == "m1"));
+    assert_eq!(
+        aws.retries(),
+        vec![("rh-m1".to_owned(), Duration::from_secs(30))]
+    );
+    assert!(
+        crate::sqs::batch_response(&r)
+            .batch_item_failures
+            .iter()
+            .any(|f| f.item_identifier == "m1")
+    );
 }
 
 #[tokio::test]
@@ -236,10 +352,18 @@ async fn agent_not_registered_is_deferred() {
     let faults = Faults::default();
     faults.inject(Op::SendCommand, Fault::AgentNotReady, Some(1));
     let w = worker_on(&aws, &faults);
-    let r = w.handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    let r = w
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
     assert_eq!(r[0].outcome, Outcome::Deferred);
-    let r = w.handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))]).await;
-    assert_eq!(r[0].outcome, Outcome::Dispatched, "the fault fired once only");
+    let r = w
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Dispatched,
+        "the fault fired once only"
+    );
 }
 
 #[tokio::test]
@@ -248,11 +372,19 @@ async fn server_errors_fail_the_message_and_only_that_message() {
     let faults = Faults::default();
     faults.inject(Op::SendCommand, Fault::ServerError, Some(1));
     let r = worker_on(&aws, &faults)
-        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running")), message("m2", body(MEMBER, WINDOWS, "running"))])
+        .handle_batch(&[
+            message("m1", body(MEMBER, LINUX, "running")),
+            message("m2", body(MEMBER, WINDOWS, "running")),
+        ])
         .await;
     let failed: Vec<_> = r.iter().filter(|r| r.outcome == Outcome::Failed).collect();
     assert_eq!(failed.len(), 1);
-    assert_eq!(r.iter().filter(|r| r.outcome == Outcome::Dispatched).count(), 1);
+    assert_eq!(
+        r.iter()
+            .filter(|r| r.outcome == Outcome::Dispatched)
+            .count(),
+        1
+    );
     assert_eq!(crate::sqs::batch_response(&r).batch_item_failures.len(), 1);
 }
 
@@ -261,7 +393,9 @@ async fn access_denied_on_assume_role_is_rejected_with_the_reason() {
     let aws = world();
     let faults = Faults::default();
     faults.inject(Op::AssumeRole, Fault::AccessDenied, None);
-    let r = worker_on(&aws, &faults).handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    let r = worker_on(&aws, &faults)
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
     assert!(r[0].reason.contains("sts:AssumeRole: access denied"));
     assert_eq!(aws.dead_letters().len(), 1);
@@ -273,7 +407,10 @@ async fn config_table_timeout_fails_every_message_of_the_account() {
     let faults = Faults::default();
     faults.inject(Op::GetConfig, Fault::Timeout, None);
     let r = worker_on(&aws, &faults)
-        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running")), message("m2", body(MEMBER, WINDOWS, "running"))])
+        .handle_batch(&[
+            message("m1", body(MEMBER, LINUX, "running")),
+            message("m2", body(MEMBER, WINDOWS, "running")),
+        ])
         .await;
     assert!(r.iter().all(|r| r.outcome == Outcome::Failed), "{r:?}");
     assert!(aws.dead_letters().is_empty());
@@ -288,7 +425,11 @@ async fn a_message_that_keeps_failing_ends_on_the_dlq_instead_of_retrying_foreve
     m.receive_count = 5;
     let r = worker_on(&aws, &faults).handle_batch(&[m]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
-    assert!(r[0].reason.starts_with("gave up after 5 deliveries"), "{}", r[0].reason);
+    assert!(
+        r[0].reason.starts_with("gave up after 5 deliveries"),
+        "{}",
+        r[0].reason
+    );
     assert_eq!(aws.dead_letters().len(), 1);
 }
 
@@ -297,7 +438,9 @@ async fn a_rejection_the_dlq_refuses_is_not_acknowledged() {
     let aws = world();
     let faults = Faults::default();
     faults.inject(Op::SendToDlq, Fault::ServerError, None);
-    let r = worker_on(&aws, &faults).handle_batch(&[message("m1", "nonsense".into())]).await;
+    let r = worker_on(&aws, &faults)
+        .handle_batch(&[message("m1", "nonsense".into())])
+        .await;
     assert_eq!(r[0].outcome, Outcome::Failed);
     assert!(r[0].reason.contains("the DLQ refused it"));
     assert_eq!(crate::sqs::batch_response(&r).batch_item_failures.len(), 1);
@@ -308,9 +451,17 @@ async fn dry_run_sends_nothing_and_shows_the_command() {
     let aws = world();
     let mut w = worker_on(&aws, &Faults::default());
     w.settings.dry_run = true;
-    let r = w.handle_batch(&[message("m1", body(MEMBER, LINUX, "running")), message("bad", "x".into())]).await;
+    let r = w
+        .handle_batch(&[
+            message("m1", body(MEMBER, LINUX, "running")),
+            message("bad", "x".into()),
+        ])
+        .await;
     assert_eq!(r[0].outcome, Outcome::Dispatched);
-    assert_eq!(r[0].command.as_ref().map(|c| c.document), Some("AWS-RunShellScript"));
+    assert_eq!(
+        r[0].command.as_ref().map(|c| c.document),
+        Some("AWS-RunShellScript")
+    );
     assert!(aws.sent().is_empty());
     assert!(aws.dead_letters().is_empty());
 }
