@@ -1,36 +1,28 @@
 //! Developer commands: `cargo xtask demo | test`.
 //!
-//! - `demo`: installs and starts the AWS API emulator, seeds the sample account, instances
-//!   and AD tools host, replays `tests/events/` with `adjoin replay`, prints the outcomes.
-//! - `test`: format check, clippy, shellcheck, and every test (the emulator is started
-//!   once and shared through `ADJOIN_MOTO_URL`).
+//! - `demo`: installs the AWS API emulator if needed, then runs `adjoin-demo`, which
+//!   starts it, seeds the sample account, instances and AD tools host, and replays
+//!   `tests/events/` with `adjoin replay`.
+//! - `test`: format check, clippy, shellcheck, cfn-lint, and every test; ends with a
+//!   `tests: N passed, N failed` line.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use clap::{Parser, Subcommand};
-
-#[derive(Parser)]
-#[command(name = "cargo xtask")]
-struct Cli {
-    #[command(subcommand)]
-    task: Task,
-}
-
-#[derive(Subcommand)]
-enum Task {
-    /// Run the service locally on the sample events, against the AWS API emulator.
-    Demo,
-    /// Format check, lints, shellcheck and all tests.
-    Test,
-}
-
 type Result<T = ()> = std::result::Result<T, String>;
 
+const USAGE: &str = "usage: cargo xtask demo | test";
+
 fn main() -> ExitCode {
-    let result = match Cli::parse().task {
-        Task::Demo => demo(),
-        Task::Test => test(),
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "demo" => demo(),
+        "test" => test(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,80 +61,67 @@ fn have(program: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Installs moto server from PyPI when it is not on PATH.
-fn ensure_moto() -> Result {
-    if have("moto_server") {
+/// Installs a Python tool from PyPI when it is not on PATH.
+fn ensure_pip(program: &str, requirement: &str) -> Result {
+    if have(program) {
         return Ok(());
     }
-    let pip = if have("pip3") { "pip3" } else { "pip" };
+    let python = if have("python3") { "python3" } else { "python" };
     run(
-        "install the AWS API emulator (moto server)",
-        Command::new(pip).args(["install", "--quiet", "moto[server]>=5,<6"]),
+        &format!("install {requirement}"),
+        Command::new(python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ]),
     )
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 fn demo() -> Result {
-    ensure_moto()?;
+    ensure_pip("moto_server", "moto[server]>=5,<6")?;
     run(
         "build adjoin",
-        cargo().args(["build", "--quiet", "-p", "adjoin-cli"]),
+        cargo().args([
+            "build",
+            "--quiet",
+            "-p",
+            "adjoin-cli",
+            "-p",
+            "adjoin-testkit",
+            "--bins",
+        ]),
     )?;
-    const REGION: &str = "eu-west-1";
-    let moto = adjoin_testkit::Moto::start().map_err(|e| e.to_string())?;
-    eprintln!("xtask: AWS API emulator on {}", moto.endpoint());
-    let out_dir = root().join("target/demo-events");
-    let seeded = runtime()?.block_on(async {
-        let bed = adjoin_testkit::Bed::new(&moto, REGION).await;
-        adjoin_testkit::samples::seed(
-            &bed,
-            &root().join("tests/events"),
-            &out_dir,
-            "Demo-Join-Passw0rd!",
-        )
-        .await
-    });
-    let seeded = seeded.map_err(|e| e.to_string())?;
-    eprintln!(
-        "xtask: seeded account 111122223333 (config item, {} instances) and the AD tools host {}",
-        seeded.ids.len(),
-        seeded.tools_host
-    );
-    for (sample, real) in &seeded.ids {
-        eprintln!("         {sample} -> {real}");
-    }
-    eprintln!("xtask: adjoin replay tests/events/* (one JSON line per message)\n");
     let adjoin = root().join("target/debug/adjoin");
-    let status = Command::new(&adjoin)
-        .arg("replay")
-        .args(&seeded.files)
-        .envs(moto.env(REGION))
-        .envs(seeded.env.iter().cloned())
-        .status()
-        .map_err(|e| format!("{}: {e}", adjoin.display()))?;
-    match status.code() {
-        // 3: some messages were rejected, as the malformed samples must be.
-        Some(0 | 3) => {
-            eprintln!(
-                "\nxtask: done; rejected messages are on the emulator's DLQ with their reasons"
-            );
-            Ok(())
-        }
-        _ => Err(format!("adjoin replay failed ({status})")),
-    }
+    run(
+        "demo",
+        Command::new(root().join("target/debug/adjoin-demo")).arg(adjoin),
+    )
 }
 
 fn test() -> Result {
-    ensure_moto()?;
+    ensure_pip("moto_server", "moto[server]>=5,<6")?;
+    ensure_pip("cfn-lint", "cfn-lint>=1,<2")?;
+    if !have("shellcheck") {
+        return Err("shellcheck is not installed (apt-get install shellcheck)".into());
+    }
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--check"]),
+    )?;
+    run(
+        "shellcheck",
+        Command::new("shellcheck")
+            .current_dir(root())
+            .args(["scripts/linux/join.sh", "scripts/linux/leave.sh"]),
+    )?;
+    run(
+        "cfn-lint",
+        Command::new("sh")
+            .current_dir(root())
+            .args(["-c", "cfn-lint infra/*.yaml"]),
     )?;
     run(
         "cargo clippy",
@@ -156,21 +135,48 @@ fn test() -> Result {
             "warnings",
         ]),
     )?;
-    if have("shellcheck") {
-        run(
-            "shellcheck",
-            Command::new("shellcheck")
-                .current_dir(root())
-                .args(["scripts/linux/join.sh", "scripts/linux/leave.sh"]),
-        )?;
-    } else {
-        return Err("shellcheck is not installed (apt-get install shellcheck)".into());
+    cargo_test()
+}
+
+/// Runs every test, echoing the output, and closes with the totals.
+fn cargo_test() -> Result {
+    eprintln!("xtask: cargo test");
+    let mut child = cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cargo test: {e}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count(rest, " passed");
+                failed += count(rest, " failed");
+            }
+        }
     }
-    let moto = adjoin_testkit::Moto::start().map_err(|e| e.to_string())?;
-    run(
-        "cargo test",
-        cargo()
-            .args(["test", "--workspace"])
-            .env("ADJOIN_MOTO_URL", moto.endpoint()),
-    )
+    let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
+    println!("tests: {passed} passed, {failed} failed");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo test failed ({status})"))
+    }
+}
+
+/// The number before `label` in a `test result:` line.
+fn count(line: &str, label: &str) -> u64 {
+    line.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label.trim_start())
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -171,6 +171,27 @@ fn required(value: Option<String>, name: &str) -> Result<String, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics_and_is_never_an_event(body in any::<String>()) {
+            prop_assert!(parse_body(&body).is_err());
+        }
+
+        #[test]
+        fn arbitrary_field_values_never_panic(
+            detail_type in prop_oneof![Just(DETAIL_TYPE.to_owned()), any::<String>()],
+            account in any::<String>(), region in any::<String>(), id in any::<String>(), state in any::<String>(),
+        ) {
+            let body = serde_json::json!({"detail-type": detail_type, "source": "aws.ec2", "account": account,
+                "region": region, "detail": {"instance-id": id, "state": state}}).to_string();
+            if let Ok(e) = parse_body(&body) {
+                prop_assert_eq!(e.account.as_str(), account.as_str());
+                prop_assert_eq!(e.instance_id.as_str(), id.as_str());
+            }
+        }
+    }
 
     fn event(detail: &str) -> String {
         format!(

@@ -53,6 +53,58 @@ pub async fn handle_event(worker: &Worker, event: SqsEvent) -> (SqsBatchResponse
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_lambda_invocation_answers_with_the_messages_to_deliver_again() {
+        use crate::config::TagMatch;
+        use crate::fake::FakeAws;
+        use crate::ids::{AccountId, Region};
+        use crate::worker::{Ports, Settings};
+        use std::sync::Arc;
+
+        let aws = FakeAws::new(
+            AccountId::parse("123456789012").expect("valid"),
+            Region::parse("eu-west-1").expect("valid"),
+        );
+        let faults = crate::faults::Faults::default();
+        faults.inject(
+            crate::faults::Op::SendToDlq,
+            crate::faults::Fault::ServerError,
+            Some(1),
+        );
+        let ports = Ports {
+            config: Arc::new(aws.clone()),
+            sessions: Arc::new(aws.clone()),
+            queue: Some(Arc::new(crate::faults::Faulty::new(
+                Arc::new(aws.clone()),
+                faults,
+            ))),
+        };
+        let worker = Worker::new(
+            ports,
+            Settings::new(TagMatch {
+                key: "k".into(),
+                value: "v".into(),
+            }),
+        );
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
+            {"messageId": "first", "body": "not json"},
+            {"messageId": "second", "body": "also not json"}
+        ]}))
+        .expect("event");
+        let (response, reports) = handle_event(&worker, event).await;
+        // Both are rejected; the DLQ refused the first one, so only it must come back.
+        let failures: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failures.len(), 1);
+        assert_eq!(reports.len(), 2);
+        assert_eq!(aws.dead_letters().len(), 1);
+        let wire = serde_json::to_value(&response).expect("serializes");
+        assert_eq!(wire["batchItemFailures"][0]["itemIdentifier"], failures[0]);
+    }
+
     #[test]
     fn records_become_messages() {
         let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
