@@ -10,26 +10,13 @@
 # Exit codes: 0 joined (or already joined), 10 bad parameters, 11 packages could not be
 # installed, 12 password unreadable, 13 domain controller unreachable, 14 join refused,
 # 15 local configuration failed.
-set -euo pipefail
-umask 077
-export LC_ALL=C
-
-log() { printf 'adjoin: %s\n' "$*"; }
-fail() { local code=$1; shift; printf 'adjoin: error: %s\n' "$*" >&2; exit "$code"; }
-
-# param NAME: the decoded value of ADJOIN_NAME_B64 (empty when unset).
-param() {
-  local var="ADJOIN_${1}_B64"
-  printf '%s' "${!var:-}" | base64 -d
-}
+# Helpers (log, fail, param, read_password) and the shell options come from common.sh,
+# which the service sends ahead of this script.
 
 DOMAIN=$(param DOMAIN)
 REALM=$(param REALM)
 DC_IPS=$(param DC_IPS)
 JOIN_USER=$(param JOIN_USER)
-PASSWORD_SSM_PARAMETER=$(param PASSWORD_SSM_PARAMETER)
-PASSWORD_SECRET_ARN=$(param PASSWORD_SECRET_ARN)
-SECRET_REGION=$(param SECRET_REGION)
 COMPUTER_NAME=$(param COMPUTER_NAME)
 OU_PATH=$(param OU_PATH)
 ALLOWED_GROUP=$(param ALLOWED_GROUP)
@@ -75,23 +62,6 @@ install_packages() {
       retry 6 zypper --non-interactive install sssd sssd-ad sssd-tools adcli krb5-client samba-client realmd ;;
     *) fail 11 "unsupported distribution '$id'" ;;
   esac
-}
-
-# ---- the password -------------------------------------------------------------------
-read_password() {
-  command -v aws >/dev/null || fail 12 "the AWS CLI is needed to read the join password"
-  if [ -n "$PASSWORD_SECRET_ARN" ]; then
-    local json
-    json=$(aws secretsmanager get-secret-value --region "$SECRET_REGION" --secret-id "$PASSWORD_SECRET_ARN" \
-      --query SecretString --output text) || fail 12 "cannot read the join secret"
-    PASSWORD=$(printf '%s' "$json" | sed -n 's/.*"password"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
-  elif [ -n "$PASSWORD_SSM_PARAMETER" ]; then
-    PASSWORD=$(aws ssm get-parameter --region "$SECRET_REGION" --name "$PASSWORD_SSM_PARAMETER" \
-      --with-decryption --query Parameter.Value --output text) || fail 12 "cannot read the join password parameter"
-  else
-    fail 10 "no password reference"
-  fi
-  [ -n "$PASSWORD" ] || fail 12 "the join password is empty"
 }
 
 # ---- configuration ------------------------------------------------------------------

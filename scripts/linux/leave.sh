@@ -7,23 +7,12 @@
 #
 # Exit codes: 0 deleted (or already absent), 10 bad parameters, 11 adcli missing,
 # 12 password unreadable, 13 domain controller unreachable, 14 delete refused.
-set -euo pipefail
-umask 077
-export LC_ALL=C
-
-log() { printf 'adjoin: %s\n' "$*"; }
-fail() { local code=$1; shift; printf 'adjoin: error: %s\n' "$*" >&2; exit "$code"; }
-param() {
-  local var="ADJOIN_${1}_B64"
-  printf '%s' "${!var:-}" | base64 -d
-}
+# Helpers (log, fail, param, read_password) and the shell options come from common.sh,
+# which the service sends ahead of this script.
 
 DOMAIN=$(param DOMAIN)
 DC_IPS=$(param DC_IPS)
 JOIN_USER=$(param JOIN_USER)
-PASSWORD_SSM_PARAMETER=$(param PASSWORD_SSM_PARAMETER)
-PASSWORD_SECRET_ARN=$(param PASSWORD_SECRET_ARN)
-SECRET_REGION=$(param SECRET_REGION)
 COMPUTER_NAME=$(param COMPUTER_NAME)
 INSTANCE_ID=$(param INSTANCE_ID)
 
@@ -38,17 +27,7 @@ read -r -a DCS <<<"$DC_IPS"
 DC=${DCS[0]}
 command -v adcli >/dev/null || fail 11 "adcli is not installed on the tools host"
 
-command -v aws >/dev/null || fail 12 "the AWS CLI is needed to read the join password"
-if [ -n "$PASSWORD_SECRET_ARN" ]; then
-  json=$(aws secretsmanager get-secret-value --region "$SECRET_REGION" --secret-id "$PASSWORD_SECRET_ARN" \
-    --query SecretString --output text) || fail 12 "cannot read the join secret"
-  PASSWORD=$(printf '%s' "$json" | sed -n 's/.*"password"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
-  unset json
-else
-  PASSWORD=$(aws ssm get-parameter --region "$SECRET_REGION" --name "$PASSWORD_SSM_PARAMETER" \
-    --with-decryption --query Parameter.Value --output text) || fail 12 "cannot read the join password parameter"
-fi
-[ -n "$PASSWORD" ] || fail 12 "the join password is empty"
+read_password
 
 rc=0
 out=$(printf '%s' "$PASSWORD" | adcli delete-computer --domain="$DOMAIN" --domain-controller="$DC" \

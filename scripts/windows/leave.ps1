@@ -4,21 +4,12 @@
 #
 # Exit codes: 0 deleted (or already absent), 10 bad parameters, 12 password unreadable,
 # 14 delete failed.
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version Latest
-
-function Get-AdjoinParameter([string] $Name) {
-    $encoded = Get-Variable -Name "ADJOIN_${Name}_B64" -ValueOnly -ErrorAction SilentlyContinue
-    if (-not $encoded) { return '' }
-    return [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($encoded))
-}
+# Get-AdjoinParameter, Get-AdjoinCredential and the error preferences come from
+# common.ps1, which the service sends ahead of this script.
 
 $Domain = Get-AdjoinParameter 'DOMAIN'
 $DcIps = @((Get-AdjoinParameter 'DC_IPS') -split ' ' | Where-Object { $_ })
 $JoinUser = Get-AdjoinParameter 'JOIN_USER'
-$PasswordParameter = Get-AdjoinParameter 'PASSWORD_SSM_PARAMETER'
-$PasswordSecretArn = Get-AdjoinParameter 'PASSWORD_SECRET_ARN'
-$SecretRegion = Get-AdjoinParameter 'SECRET_REGION'
 $ComputerName = Get-AdjoinParameter 'COMPUTER_NAME'
 $InstanceId = Get-AdjoinParameter 'INSTANCE_ID'
 
@@ -27,21 +18,7 @@ if (-not $Domain -or -not $JoinUser -or $DcIps.Count -eq 0 -or $ComputerName -no
     exit 10
 }
 
-try {
-    if ($PasswordSecretArn) {
-        $secret = (Get-SECSecretValue -SecretId $PasswordSecretArn -Region $SecretRegion).SecretString | ConvertFrom-Json
-        $securePassword = ConvertTo-SecureString -String $secret.password -AsPlainText -Force
-        Remove-Variable -Name secret
-    } else {
-        $plain = (Get-SSMParameterValue -Name $PasswordParameter -WithDecryption $true -Region $SecretRegion).Parameters[0].Value
-        $securePassword = ConvertTo-SecureString -String $plain -AsPlainText -Force
-        Remove-Variable -Name plain
-    }
-} catch {
-    Write-Error "adjoin: cannot read the join password: $($_.Exception.Message)"
-    exit 12
-}
-$credential = New-Object System.Management.Automation.PSCredential("$JoinUser@$Domain", $securePassword)
+$credential = Get-AdjoinCredential -Domain $Domain -JoinUser $JoinUser
 
 Import-Module ActiveDirectory
 try {

@@ -113,9 +113,9 @@ fn test() -> Result {
     )?;
     run(
         "shellcheck",
-        Command::new("shellcheck")
+        Command::new("sh")
             .current_dir(root())
-            .args(["scripts/linux/join.sh", "scripts/linux/leave.sh"]),
+            .args(["-c", "shellcheck scripts/linux/*.sh"]),
     )?;
     run(
         "cfn-lint",

@@ -146,7 +146,8 @@ fn comment(action: &str, instance: &InstanceId, event_id: &str) -> String {
     c
 }
 
-/// The parameter block (one assignment per line, base64 values) followed by the script.
+/// The parameter block (one assignment per line, base64 values), the shared helpers,
+/// then the script.
 fn with_params(platform: Platform, params: &Params, script: &str) -> Vec<String> {
     let mut lines: Vec<String> = Vec::with_capacity(params.len() + 2);
     match platform {
@@ -162,12 +163,17 @@ fn with_params(platform: Platform, params: &Params, script: &str) -> Vec<String>
             }
         }
     }
-    lines.extend(
-        script
-            .lines()
-            .filter(|l| !l.starts_with("#!"))
-            .map(str::to_owned),
-    );
+    let common = match platform {
+        Platform::Linux => scripts::LINUX_COMMON,
+        Platform::Windows => scripts::WINDOWS_COMMON,
+    };
+    for part in [common, script] {
+        lines.extend(
+            part.lines()
+                .filter(|l| !l.starts_with("#!"))
+                .map(str::to_owned),
+        );
+    }
     lines
 }
 
@@ -320,6 +326,35 @@ mod tests {
         };
         let c = leave_command(&windows_tools, &config(), &region(), &gone, "IABC", "ev");
         assert!(c.commands.iter().any(|l| l.contains("Remove-ADComputer")));
+    }
+
+    #[test]
+    fn hostile_values_reach_bash_as_data_and_nothing_runs() {
+        let dir = std::env::temp_dir().join(format!("adjoin-render-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let canary = dir.join("canary");
+        let hostile = format!(
+            "g'; touch {c}; echo \"$(touch {c})\" `touch {c}` $'\\n' \n; touch {c} #",
+            c = canary.display()
+        );
+        let params: Params = vec![("ALLOWED_GROUP", hostile.clone())];
+        // The parameter block and the shared helpers, as rendered, then a probe that
+        // prints the decoded value.
+        let mut script = with_params(Platform::Linux, &params, "");
+        script.push(format!(
+            "param ALLOWED_GROUP > '{}'",
+            dir.join("out").display()
+        ));
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script.join("\n"))
+            .status()
+            .expect("bash runs");
+        assert!(status.success());
+        let out = std::fs::read_to_string(dir.join("out")).expect("probe output");
+        assert_eq!(out, hostile, "the value arrives verbatim, as one value");
+        assert!(!canary.exists(), "the hostile value executed");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! The join and leave scripts, bundled into the binary.
+//! The join and leave scripts, bundled into the binary. Each is sent as: the parameter
+//! block, then the platform's shared helpers, then the script.
 
+/// Helpers shared by the Linux scripts (bash): options, `param`, `read_password`.
+pub const LINUX_COMMON: &str = include_str!("../../../scripts/linux/common.sh");
 /// Joins a Linux instance (bash).
 pub const LINUX_JOIN: &str = include_str!("../../../scripts/linux/join.sh");
 /// Deletes a computer object from a Linux AD tools host (bash).
 pub const LINUX_LEAVE: &str = include_str!("../../../scripts/linux/leave.sh");
+/// Helpers shared by the Windows scripts (PowerShell).
+pub const WINDOWS_COMMON: &str = include_str!("../../../scripts/windows/common.ps1");
 /// Joins a Windows instance (PowerShell).
 pub const WINDOWS_JOIN: &str = include_str!("../../../scripts/windows/join.ps1");
 /// Deletes a computer object from a Windows AD tools host (PowerShell).

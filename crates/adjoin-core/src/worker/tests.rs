@@ -465,3 +465,64 @@ async fn dry_run_sends_nothing_and_shows_the_command() {
     assert!(aws.sent().is_empty());
     assert!(aws.dead_letters().is_empty());
 }
+
+/// Captures what the worker logs, as the Lambda writes it (JSON, current span).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_log_line_of_a_message_names_its_message_account_region_and_instance() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let aws = world();
+    let r = run(
+        &aws,
+        &[
+            message("m-linux", body(MEMBER, LINUX, "running")),
+            message("m-leave", body(MEMBER, WINDOWS, "terminated")),
+        ],
+    )
+    .await;
+    assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    for (message_id, instance) in [("m-linux", LINUX), ("m-leave", WINDOWS)] {
+        let mine: Vec<_> = lines
+            .iter()
+            .filter(|l| l["span"]["message_id"] == message_id)
+            .collect();
+        assert!(
+            mine.len() >= 2,
+            "decision and outcome are logged for {message_id}: {text}"
+        );
+        for line in mine {
+            assert_eq!(line["span"]["name"], "message");
+            assert_eq!(line["span"]["account"], MEMBER);
+            assert_eq!(line["span"]["region"], REGION);
+            assert_eq!(line["span"]["instance_id"], instance);
+        }
+    }
+}
