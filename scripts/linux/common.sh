@@ -27,7 +27,10 @@ read_password() {
   if [ -n "$secret_arn" ]; then
     json=$(aws secretsmanager get-secret-value --region "$region" --secret-id "$secret_arn" \
       --query SecretString --output text) || fail 12 "cannot read the join secret"
-    PASSWORD=$(printf '%s' "$json" | sed -n 's/.*"password"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
+    command -v python3 >/dev/null || fail 12 "python3 is needed to read a Secrets Manager secret"
+    PASSWORD=$(printf '%s' "$json" | python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin)["password"])') ||
+      fail 12 "the join secret has no \"password\" key"
+    unset json
   elif [ -n "$parameter" ]; then
     PASSWORD=$(aws ssm get-parameter --region "$region" --name "$parameter" \
       --with-decryption --query Parameter.Value --output text) || fail 12 "cannot read the join password parameter"

@@ -29,6 +29,10 @@ read -r -a DCS <<<"$DC_IPS"
 [ "${#DCS[@]}" -ge 1 ] || fail 10 "no domain controller IP"
 DC=${DCS[0]}
 HOST_FQDN="${COMPUTER_NAME,,}.${DOMAIN}"
+case $ALLOWED_GROUP in
+  *[[:cntrl:],]*) fail 10 "adGroupName contains a comma or a control character" ;;
+esac
+DC_NAME=""
 ETC=${ADJOIN_ETC:-/etc}
 
 # ---- packages -----------------------------------------------------------------------
@@ -66,7 +70,10 @@ install_packages() {
 
 # ---- configuration ------------------------------------------------------------------
 write_krb5_conf() {
-  cat >"$ETC/krb5.conf" <<CONF
+  {
+    # Keep the distribution's drop-ins (crypto policies on RHEL and Amazon Linux).
+    [ ! -d "$ETC/krb5.conf.d" ] || printf 'includedir %s/krb5.conf.d/\n' "$ETC"
+    cat <<CONF
 [libdefaults]
     default_realm = $REALM
     dns_lookup_realm = false
@@ -82,6 +89,7 @@ write_krb5_conf() {
     .$DOMAIN = $REALM
     $DOMAIN = $REALM
 CONF
+  } >"$ETC/krb5.conf"
   chmod 644 "$ETC/krb5.conf"
 }
 
@@ -91,7 +99,10 @@ write_sssd_conf() {
     printf '[sssd]\nservices = nss, pam\ndomains = %s\n\n' "$DOMAIN"
     printf '[domain/%s]\n' "$DOMAIN"
     printf 'id_provider = ad\nauth_provider = ad\nad_domain = %s\nkrb5_realm = %s\n' "$DOMAIN" "$REALM"
-    printf 'ad_server = %s\nad_hostname = %s\nkrb5_keytab = /etc/krb5.keytab\n' "$DC" "$HOST_FQDN"
+    # sssd needs the DC's host name, not its IP: with rdns off, an IP would make it ask
+    # for a ticket for ldap/<IP>, which does not exist.
+    [ -z "$DC_NAME" ] || printf 'ad_server = %s\n' "$DC_NAME"
+    printf 'ad_hostname = %s\nkrb5_keytab = /etc/krb5.keytab\n' "$HOST_FQDN"
     printf 'use_fully_qualified_names = true\nldap_id_mapping = true\ncache_credentials = true\n'
     printf 'fallback_homedir = /home/%%u@%%d\ndefault_shell = /bin/bash\n'
     if [ -n "$ALLOWED_GROUP" ]; then
@@ -136,7 +147,7 @@ join() {
   printf '%s' "$PASSWORD" | adcli join "${args[@]}" || rc=$?
   case $rc in
     0) ;;
-    3) fail 13 "cannot reach or authenticate to domain controller $DC (adcli exit 3)" ;;
+    3|4) fail 13 "cannot reach or authenticate to domain controller $DC (adcli exit $rc)" ;;
     *) fail 14 "adcli join refused (exit $rc)" ;;
   esac
 }
@@ -154,6 +165,7 @@ add_computer_groups() {
 main() {
   install_packages || fail 11 "could not install sssd/adcli/krb5 packages"
   write_krb5_conf || fail 15 "cannot write krb5.conf"
+  DC_NAME=$(adcli info --domain-controller="$DC" "$DOMAIN" 2>/dev/null | sed -n 's/^domain-controller = //p' | head -n 1) || DC_NAME=""
   if is_joined; then
     log "already joined to $DOMAIN as $COMPUTER_NAME"
   else

@@ -38,7 +38,7 @@ case $rc in
   *)
     if grep -qi 'no computer account' <<<"$out"; then
       log "computer $COMPUTER_NAME of $INSTANCE_ID is not in $DOMAIN: nothing to delete"
-    elif [ "$rc" = 3 ]; then
+    elif [ "$rc" = 3 ] || [ "$rc" = 4 ]; then
       printf '%s\n' "$out" >&2; fail 13 "cannot reach or authenticate to domain controller $DC"
     else
       printf '%s\n' "$out" >&2; fail 14 "adcli delete-computer refused (exit $rc)"

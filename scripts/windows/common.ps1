@@ -3,6 +3,13 @@
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
+# Writes the reason to stderr and exits with Code. (Write-Error would stop the script
+# first, under ErrorActionPreference Stop, and every failure would exit 1.)
+function Stop-Adjoin([int] $Code, [string] $Message) {
+    [Console]::Error.WriteLine("adjoin: error: $Message")
+    exit $Code
+}
+
 # The decoded value of $ADJOIN_<Name>_B64 (empty when unset). Values are data: decoded,
 # never evaluated.
 function Get-AdjoinParameter([string] $Name) {
@@ -28,8 +35,7 @@ function Get-AdjoinCredential([string] $Domain, [string] $JoinUser) {
             Remove-Variable -Name plain
         }
     } catch {
-        Write-Error "adjoin: cannot read the join password: $($_.Exception.Message)"
-        exit 12
+        Stop-Adjoin 12 "cannot read the join password: $($_.Exception.Message)"
     }
     return New-Object System.Management.Automation.PSCredential("$JoinUser@$Domain", $securePassword)
 }

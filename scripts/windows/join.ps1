@@ -6,7 +6,7 @@
 # own role and kept as a SecureString.
 #
 # Exit codes: 0 joined (reboot scheduled) or already joined, 10 bad parameters,
-# 12 password unreadable, 14 join failed.
+# 12 password unreadable, 14 join failed, 15 Remote Desktop grant failed.
 # Get-AdjoinParameter, Get-AdjoinCredential and the error preferences come from
 # common.ps1, which the service sends ahead of this script.
 
@@ -18,12 +18,27 @@ $OuPath = Get-AdjoinParameter 'OU_PATH'
 $AllowedGroup = Get-AdjoinParameter 'ALLOWED_GROUP'
 
 if (-not $Domain -or -not $JoinUser -or -not $ComputerName -or $DcIps.Count -eq 0) {
-    Write-Error 'adjoin: missing parameter (domain, DC IPs, join user and computer name are required)'
-    exit 10
+    Stop-Adjoin 10 'missing parameter (domain, DC IPs, join user and computer name are required)'
+}
+
+# Lets the adGroupName group log in over RDP. Runs after the join's reboot too (SSM runs
+# the script again after exit 3010), so a failure is reported, not lost.
+function Grant-AdjoinRemoteDesktop {
+    if (-not $AllowedGroup) { return }
+    $member = "$Domain\$AllowedGroup"
+    $present = Get-LocalGroupMember -Group 'Remote Desktop Users' -ErrorAction SilentlyContinue |
+        Where-Object { $_.Name -ieq $member }
+    if ($present) { return }
+    try {
+        Add-LocalGroupMember -Group 'Remote Desktop Users' -Member $member
+    } catch {
+        Stop-Adjoin 15 "cannot add $member to Remote Desktop Users: $($_.Exception.Message)"
+    }
 }
 
 $system = Get-CimInstance -ClassName Win32_ComputerSystem
 if ($system.PartOfDomain -and $system.Domain -ieq $Domain) {
+    Grant-AdjoinRemoteDesktop
     Write-Output "adjoin: already joined to $Domain as $($env:COMPUTERNAME)"
     exit 0
 }
@@ -47,16 +62,13 @@ while ($true) {
         break
     } catch {
         if ($attempt -ge 3) {
-            Write-Error "adjoin: Add-Computer failed after $attempt attempts: $($_.Exception.Message)"
-            exit 14
+            Stop-Adjoin 14 "Add-Computer failed after $attempt attempts: $($_.Exception.Message)"
         }
         Start-Sleep -Seconds (15 * $attempt)
     }
 }
 
-if ($AllowedGroup) {
-    Add-LocalGroupMember -Group 'Remote Desktop Users' -Member "$Domain\$AllowedGroup" -ErrorAction SilentlyContinue
-}
+# Domain groups resolve only after the reboot: the grant runs on the script's second run.
 Write-Output "adjoin: joined $Domain as $ComputerName; rebooting"
 # Exit code 3010 asks SSM Agent to reboot the instance and report success.
 exit 3010

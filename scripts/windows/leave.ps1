@@ -14,8 +14,7 @@ $ComputerName = Get-AdjoinParameter 'COMPUTER_NAME'
 $InstanceId = Get-AdjoinParameter 'INSTANCE_ID'
 
 if (-not $Domain -or -not $JoinUser -or $DcIps.Count -eq 0 -or $ComputerName -notmatch '^[A-Za-z0-9-]{1,15}$') {
-    Write-Error 'adjoin: missing or invalid parameter'
-    exit 10
+    Stop-Adjoin 10 'missing or invalid parameter'
 }
 
 $credential = Get-AdjoinCredential -Domain $Domain -JoinUser $JoinUser
@@ -30,7 +29,6 @@ try {
 try {
     Remove-ADComputer -Identity $computer -Server $DcIps[0] -Credential $credential -Confirm:$false
 } catch {
-    Write-Error "adjoin: Remove-ADComputer $ComputerName failed: $($_.Exception.Message)"
-    exit 14
+    Stop-Adjoin 14 "Remove-ADComputer $ComputerName failed: $($_.Exception.Message)"
 }
 Write-Output "adjoin: deleted computer $ComputerName of $InstanceId from $Domain"

@@ -1,5 +1,6 @@
 //! Mapping SDK errors onto `adjoin_core::Error`, and this crate's own setup error.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
 /// What can go wrong while building the adapters from the environment. Permanent:
@@ -23,6 +24,7 @@ const THROTTLING: &[&str] = &[
     "RequestThrottled",
     "RequestThrottledException",
     "SlowDown",
+    "EC2ThrottledException",
 ];
 const ACCESS_DENIED: &[&str] = &[
     "AccessDenied",
@@ -30,7 +32,6 @@ const ACCESS_DENIED: &[&str] = &[
     "UnauthorizedOperation",
     "AuthFailure",
     "InvalidClientTokenId",
-    "ExpiredToken",
     "UnrecognizedClientException",
     "KMSAccessDeniedException",
 ];
@@ -42,22 +43,28 @@ const NOT_FOUND: &[&str] = &[
     "InvalidDocument",
     "NoSuchEntity",
 ];
+/// Transient server-side codes; `ExpiredToken` too (the next attempt gets fresh credentials).
 const UNAVAILABLE: &[&str] = &[
     "InternalError",
     "InternalFailure",
     "InternalServerError",
+    "InternalServerException",
     "ServiceUnavailable",
+    "ServiceUnavailableException",
     "Unavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "ExpiredToken",
+    "ExpiredTokenException",
 ];
 
 /// Maps any SDK error to the core error for `operation`.
-pub(crate) fn map_sdk_error<E, R>(
+pub(crate) fn map_sdk_error<E>(
     operation: &'static str,
-    err: SdkError<E, R>,
+    err: SdkError<E, HttpResponse>,
 ) -> adjoin_core::Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use adjoin_core::Error as E2;
     let message = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
@@ -73,7 +80,17 @@ where
                 .message()
                 .map(|m| format!("{code}: {m}"))
                 .unwrap_or_else(|| code.to_owned());
-            classify(operation, code, message)
+            match (
+                classify(operation, code, message),
+                service.raw().status().as_u16(),
+            ) {
+                // Codes we do not know: the HTTP status still says "slow down" or "try again".
+                (E2::Invalid { operation, message }, 429) => E2::Throttled { operation, message },
+                (E2::Invalid { operation, message }, 500..=599) => {
+                    E2::Unavailable { operation, message }
+                }
+                (mapped, _) => mapped,
+            }
         }
         _ => E2::Unavailable { operation, message },
     }

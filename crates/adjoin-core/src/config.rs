@@ -116,7 +116,14 @@ impl AccountConfig {
                 problems.push(format!("secretArn {arn:?} is not a Secrets Manager ARN"));
                 None
             }
-            (None, Some(param)) => Some(PasswordRef::SsmParameter(param)),
+            (None, Some(param)) if is_parameter_reference(&param) => {
+                Some(PasswordRef::SsmParameter(param))
+            }
+            (None, Some(_)) => {
+                // Never echo it: an operator may have pasted the password itself here.
+                problems.push("adJoinUserPwParam is not an SSM parameter name or ARN".to_owned());
+                None
+            }
             (None, None) => {
                 problems.push("neither adJoinUserPwParam nor secretArn is set".to_owned());
                 None
@@ -219,6 +226,32 @@ pub fn role_account(arn: &str) -> Result<AccountId, String> {
             AccountId::parse(account).map_err(|e| format!("assumeRoleARN {arn}: {e}"))
         }
         _ => Err(format!("assumeRoleARN {arn:?} is not an IAM role ARN")),
+    }
+}
+
+/// An SSM parameter name (`/path/name`: letters, digits, `_.-/`) or parameter ARN.
+fn is_parameter_reference(value: &str) -> bool {
+    let name = match value.strip_prefix("arn:") {
+        Some(_) if value.contains(":ssm:") => value
+            .split_once(":parameter")
+            .map(|(_, n)| n)
+            .unwrap_or_default(),
+        Some(_) => return false,
+        None => value,
+    };
+    !name.is_empty()
+        && name.len() <= 2048
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b))
+}
+
+/// The Region of a reference: the ARN's Region, or `None` for a plain name.
+pub fn reference_region(reference: &str) -> Option<&str> {
+    let mut parts = reference.splitn(5, ':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("arn"), Some(_), Some(_), Some(region)) if !region.is_empty() => Some(region),
+        _ => None,
     }
 }
 
@@ -326,6 +359,29 @@ mod tests {
                 value: "ad-tools".into()
             })
         );
+    }
+
+    #[test]
+    fn a_password_pasted_as_parameter_name_is_refused_and_not_echoed() {
+        let mut item = blog_item();
+        item.insert("adJoinUserPwParam".into(), json!("Hunter2 is my p@ss!"));
+        let e = AccountConfig::from_item(&item, &account()).expect_err("refused");
+        assert!(e.contains("adJoinUserPwParam is not an SSM parameter name or ARN"));
+        assert!(!e.contains("Hunter2"));
+        item.insert(
+            "adJoinUserPwParam".into(),
+            json!("arn:aws:ssm:eu-west-1:123456789012:parameter/adjoin/pw"),
+        );
+        assert!(AccountConfig::from_item(&item, &account()).is_ok());
+    }
+
+    #[test]
+    fn references_name_their_region() {
+        assert_eq!(
+            reference_region("arn:aws:secretsmanager:eu-central-1:1:secret:x"),
+            Some("eu-central-1")
+        );
+        assert_eq!(reference_region("/adjoin/pw"), None);
     }
 
     #[test]

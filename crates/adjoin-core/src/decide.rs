@@ -14,6 +14,8 @@ pub enum Decision {
     Leave,
     /// Nothing to do.
     Skip(SkipReason),
+    /// The event contradicts what EC2 reports: it can never be acted on.
+    Refuse(String),
 }
 
 /// Why nothing is done.
@@ -64,6 +66,14 @@ pub fn decide(event: &InstanceEvent, instance: Option<&Instance>) -> Decision {
         EventState::Terminated => match instance {
             // An opted-out instance was never joined: there is nothing to delete.
             Some(i) if i.opted_out() => Decision::Skip(SkipReason::OptedOut),
+            // A terminated event for an instance EC2 still reports alive is forged or
+            // misrouted: deleting its computer object would cut a live machine off.
+            Some(i) if !matches!(i.state.as_str(), "terminated" | "shutting-down") => {
+                Decision::Refuse(format!(
+                    "terminated event, but EC2 reports the instance {}: its computer object is kept",
+                    i.state
+                ))
+            }
             // EC2 forgets terminated instances after about an hour; the computer
             // object may still exist, and its name is derived from the id alone.
             _ => Decision::Leave,
@@ -184,6 +194,25 @@ mod tests {
             decide(&event(EventState::Terminated), Some(&i)),
             Decision::Leave
         );
+        let i = instance("shutting-down", Platform::Linux, &[]);
+        assert_eq!(
+            decide(&event(EventState::Terminated), Some(&i)),
+            Decision::Leave
+        );
+    }
+
+    #[test]
+    fn terminated_event_for_a_live_instance_is_refused() {
+        for state in ["running", "stopped", "pending"] {
+            let i = instance(state, Platform::Linux, &[]);
+            assert!(
+                matches!(
+                    decide(&event(EventState::Terminated), Some(&i)),
+                    Decision::Refuse(_)
+                ),
+                "{state}"
+            );
+        }
     }
 
     #[test]

@@ -76,11 +76,14 @@ fn directory_params(config: &AccountConfig, secret_region: &Region) -> Params {
         ),
         ("JOIN_USER", config.join_user.clone()),
     ];
-    match &config.password {
-        PasswordRef::SsmParameter(name) => p.push(("PASSWORD_SSM_PARAMETER", name.clone())),
-        PasswordRef::SecretsManager(arn) => p.push(("PASSWORD_SECRET_ARN", arn.clone())),
-    }
-    p.push(("SECRET_REGION", secret_region.as_str().to_owned()));
+    let (name, reference) = match &config.password {
+        PasswordRef::SsmParameter(name) => ("PASSWORD_SSM_PARAMETER", name),
+        PasswordRef::SecretsManager(arn) => ("PASSWORD_SECRET_ARN", arn),
+    };
+    p.push((name, reference.clone()));
+    // An ARN names its own Region (one central secret serves every Region's events).
+    let region = crate::config::reference_region(reference).unwrap_or(secret_region.as_str());
+    p.push(("SECRET_REGION", region.to_owned()));
     p
 }
 

@@ -26,7 +26,7 @@ use crate::decide::{Decision, decide};
 use crate::error::{Error, backoff};
 use crate::event::{InstanceEvent, parse_body};
 use crate::ids::{AccountId, InstanceId, Region};
-use crate::instance::Instance;
+use crate::instance::{GROUP_TAG, Instance};
 use crate::outcome::{Action, Outcome, RenderedCommand, Report};
 use crate::ports::{AccountPorts, ConfigStore, DeadLetter, Queue, Sessions};
 use crate::render::{CommandRequest, join_command, leave_command};
@@ -313,6 +313,7 @@ impl Worker {
         );
         match decide(event, instance) {
             Decision::Skip(reason) => (Action::None, Fate::Skipped(reason.to_string())),
+            Decision::Refuse(reason) => (Action::None, Fate::Rejected(reason)),
             Decision::Join { platform } => {
                 let Some(instance) = instance else {
                     return (
@@ -320,6 +321,9 @@ impl Worker {
                         Fate::Failed("internal: join without instance".into()),
                     );
                 };
+                if let Err(reason) = check_group_tag(instance.tag(GROUP_TAG)) {
+                    return (Action::Join, Fate::Rejected(reason));
+                }
                 info!(platform = platform.as_str(), computer_name = %name, "joining");
                 let request = join_command(
                     instance,
@@ -511,6 +515,21 @@ impl Worker {
             // The message still comes back, after the queue's visibility timeout.
             warn!(error = %e, "could not set the back-off on the message");
         }
+    }
+}
+
+/// The `adGroupName` value is written into sssd.conf and a Windows group name: no
+/// control characters (a newline would add configuration lines) and no commas (sssd
+/// would read a list of groups).
+fn check_group_tag(value: Option<&str>) -> Result<(), String> {
+    match value {
+        Some(v) if v.chars().any(|c| c.is_control() || c == ',') => Err(format!(
+            "{GROUP_TAG} tag {v:?} contains a comma or a control character: not joined"
+        )),
+        Some(v) if v.chars().count() > 256 => Err(format!(
+            "{GROUP_TAG} tag is longer than 256 characters: not joined"
+        )),
+        _ => Ok(()),
     }
 }
 

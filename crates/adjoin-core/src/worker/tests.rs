@@ -157,6 +157,11 @@ async fn running_windows_instance_is_joined_with_powershell() {
 #[tokio::test]
 async fn terminated_instance_leaves_through_the_tools_host_in_the_home_account() {
     let aws = world();
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(LINUX, "terminated", Platform::Linux, &[]),
+    );
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(
         (r[0].action, r[0].outcome),
@@ -495,6 +500,11 @@ async fn every_log_line_of_a_message_names_its_message_account_region_and_instan
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let aws = world();
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(WINDOWS, "shutting-down", Platform::Windows, &[]),
+    );
     let r = run(
         &aws,
         &[
@@ -525,4 +535,33 @@ async fn every_log_line_of_a_message_names_its_message_account_region_and_instan
             assert_eq!(line["span"]["instance_id"], instance);
         }
     }
+}
+
+#[tokio::test]
+async fn a_forged_terminated_event_for_a_running_instance_deletes_nothing() {
+    let aws = world();
+    let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Rejected);
+    assert!(
+        r[0].reason.contains("EC2 reports the instance running"),
+        "{}",
+        r[0].reason
+    );
+    assert!(aws.sent().is_empty());
+    assert_eq!(aws.dead_letters().len(), 1);
+}
+
+#[tokio::test]
+async fn a_group_tag_that_would_rewrite_sssd_conf_is_refused() {
+    let aws = world();
+    for value in ["admins\n[domain/evil]", "admins,domain users"] {
+        aws.put_instance(
+            &account(MEMBER),
+            &region(),
+            instance(LINUX, "running", Platform::Linux, &[("adGroupName", value)]),
+        );
+        let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+        assert_eq!(r[0].outcome, Outcome::Rejected, "{value:?}");
+    }
+    assert!(aws.sent().is_empty());
 }
