@@ -98,6 +98,14 @@ impl World {
         event(&self.member, REGION, instance, state).to_string()
     }
 
+    /// The commands SSM recorded in the member account, oldest first.
+    async fn member_commands(&self) -> Vec<adjoin_testkit::RecordedCommand> {
+        self.bed
+            .commands(&self.member, REGION)
+            .await
+            .expect("member commands")
+    }
+
     async fn instance(&self, windows: bool, tags: &[(&str, &str)]) -> String {
         self.bed
             .run_instance(&self.member, REGION, windows, tags)
@@ -120,7 +128,7 @@ async fn linux_instance_is_joined_with_the_shell_document_in_its_own_account() {
         (Action::Join, Outcome::Dispatched),
         "{r:?}"
     );
-    let sent = w.bed.commands(&w.member, REGION).await.expect("commands");
+    let sent = w.member_commands().await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].document, "AWS-RunShellScript");
     assert_eq!(sent[0].instance_ids, vec![id.clone()]);
@@ -152,7 +160,7 @@ async fn windows_instance_is_joined_with_powershell() {
     let id = w.instance(true, &[]).await;
     let r = w.run(vec![w.event(&id, "running")]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
-    let sent = w.bed.commands(&w.member, REGION).await.expect("commands");
+    let sent = w.member_commands().await;
     assert_eq!(sent[0].document, "AWS-RunPowerShellScript");
     assert_eq!(sent[0].instance_ids, vec![id]);
     assert!(sent[0].commands.iter().any(|l| l.contains("Add-Computer")));
@@ -177,13 +185,7 @@ async fn opted_out_and_stopped_instances_are_skipped_and_nothing_is_sent() {
     assert!(r[0].reason.contains("autoadjoin=false"));
     assert_eq!(r[1].outcome, Outcome::Skipped);
     assert!(r[1].reason.contains("stopped"), "{}", r[1].reason);
-    assert!(
-        w.bed
-            .commands(&w.member, REGION)
-            .await
-            .expect("commands")
-            .is_empty()
-    );
+    assert!(w.member_commands().await.is_empty());
 }
 
 #[tokio::test]
@@ -213,10 +215,7 @@ async fn event_inside_an_sns_envelope_is_joined() {
     });
     let r = w.run(vec![envelope.to_string()]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
-    assert_eq!(
-        w.bed.commands(&w.member, REGION).await.expect("commands")[0].instance_ids,
-        vec![id]
-    );
+    assert_eq!(w.member_commands().await[0].instance_ids, vec![id]);
 }
 
 #[tokio::test]
@@ -255,13 +254,7 @@ async fn terminated_instance_leaves_on_the_tools_host_found_by_tag() {
     assert_eq!(leave.instance_ids, vec![tools]);
     assert_eq!(leave.document, "AWS-RunShellScript");
     assert_eq!(params(&leave.commands)["INSTANCE_ID"], id);
-    assert!(
-        w.bed
-            .commands(&w.member, REGION)
-            .await
-            .expect("member commands")
-            .is_empty()
-    );
+    assert!(w.member_commands().await.is_empty());
 }
 
 #[tokio::test]
@@ -285,7 +278,7 @@ async fn a_malformed_record_in_a_batch_of_ten_does_not_disturb_the_other_nine() 
             .all(|(_, r)| r.outcome == Outcome::Dispatched),
         "{r:?}"
     );
-    let sent = w.bed.commands(&w.member, REGION).await.expect("commands");
+    let sent = w.member_commands().await;
     // moto records every instance of the account in each command's InstanceIds, so the
     // target is read from the command's own INSTANCE_ID parameter here.
     let mut targets: Vec<String> = sent
@@ -319,12 +312,6 @@ async fn role_of_another_account_is_rejected() {
         "{}",
         r[0].reason
     );
-    assert!(
-        w.bed
-            .commands(&w.member, REGION)
-            .await
-            .expect("commands")
-            .is_empty()
-    );
+    assert!(w.member_commands().await.is_empty());
     assert_eq!(w.bed.drain_queue(&w.dlq).await.expect("dlq").len(), 1);
 }

@@ -88,7 +88,6 @@ pub fn decide(event: &InstanceEvent, instance: Option<&Instance>) -> Decision {
 mod tests {
     use super::*;
     use crate::ids::{AccountId, InstanceId, Region};
-    use std::collections::BTreeMap;
 
     fn event(state: EventState) -> InstanceEvent {
         InstanceEvent {
@@ -103,15 +102,7 @@ mod tests {
     }
 
     fn instance(state: &str, platform: Platform, tags: &[(&str, &str)]) -> Instance {
-        Instance {
-            id: InstanceId::parse("i-0abcd1234ef567890").expect("valid"),
-            state: state.into(),
-            platform,
-            tags: tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        }
+        crate::instance::test_instance("i-0abcd1234ef567890", state, platform, tags)
     }
 
     #[test]

@@ -53,3 +53,22 @@ impl Instance {
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
     }
 }
+
+/// An instance for tests: `tags` as key/value pairs.
+#[cfg(test)]
+pub(crate) fn test_instance(
+    id: &str,
+    state: &str,
+    platform: Platform,
+    tags: &[(&str, &str)],
+) -> Instance {
+    Instance {
+        id: InstanceId::parse(id).expect("valid instance id"),
+        state: state.into(),
+        platform,
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}

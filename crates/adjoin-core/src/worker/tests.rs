@@ -26,15 +26,7 @@ fn region() -> Region {
 }
 
 fn instance(id: &str, state: &str, platform: Platform, tags: &[(&str, &str)]) -> Instance {
-    Instance {
-        id: InstanceId::parse(id).expect("valid"),
-        state: state.into(),
-        platform,
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-    }
+    crate::instance::test_instance(id, state, platform, tags)
 }
 
 fn member_item() -> crate::config::ConfigItem {
