@@ -134,6 +134,18 @@ impl Worker {
 
     /// Processes a batch; returns one report per message, in input order.
     pub async fn handle_batch(&self, messages: &[Message]) -> Vec<Report> {
+        self.handle_batch_before(messages, None).await
+    }
+
+    /// Processes a batch, stopping the work at `deadline`: messages not finished by
+    /// then are reported `failed` (SQS delivers them again), and every message is
+    /// still settled. The Lambda passes its invocation deadline less a margin, so a
+    /// slow AWS API never turns a whole batch into a time-out with no response.
+    pub async fn handle_batch_before(
+        &self,
+        messages: &[Message],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Vec<Report> {
         let mut fates: Vec<Option<(Action, Fate)>> = vec![None; messages.len()];
         let spans: Vec<Span> = messages
             .iter()
@@ -183,9 +195,10 @@ impl Worker {
             }
         }
 
-        // 2. Per account and Region: config, session, one DescribeInstances.
-        let tools_hosts = Mutex::new(HashMap::new());
-        let group_results: Vec<(Vec<Item>, Result<Group, Blocked>)> = stream::iter(groups)
+        let work = async {
+            // 2. Per account and Region: config, session, one DescribeInstances.
+            let tools_hosts = Mutex::new(HashMap::new());
+            let group_results: Vec<(Vec<Item>, Result<Group, Blocked>)> = stream::iter(groups)
             .map(|((account, region), items)| async move {
                 let ids: Vec<_> = items.iter().map(|i| i.event.instance_id.clone()).collect::<HashSet<_>>().into_iter().collect();
                 let span = info_span!("account", account = %account, region = %region, messages = items.len());
@@ -196,46 +209,53 @@ impl Worker {
             .collect()
             .await;
 
-        // 3. Per event: decide, render, send.
-        let mut work = Vec::new();
-        for (items, group) in &group_results {
-            for item in items {
-                match group {
-                    Ok(group) => work.push((item, group)),
-                    Err(blocked) => {
-                        let fate = match blocked {
-                            Blocked::Rejected(reason) => Fate::Rejected(reason.clone()),
-                            Blocked::Error(e) => error_fate(
-                                e.clone(),
-                                messages[item.index].receive_count,
-                                &self.settings,
-                            ),
-                        };
-                        item.span.in_scope(
+            // 3. Per event: decide, render, send.
+            let mut ready = Vec::new();
+            for (items, group) in &group_results {
+                for item in items {
+                    match group {
+                        Ok(group) => ready.push((item, group)),
+                        Err(blocked) => {
+                            let fate = match blocked {
+                                Blocked::Rejected(reason) => Fate::Rejected(reason.clone()),
+                                Blocked::Error(e) => error_fate(
+                                    e.clone(),
+                                    messages[item.index].receive_count,
+                                    &self.settings,
+                                ),
+                            };
+                            item.span.in_scope(
                             || warn!(reason = %fate_reason(&fate), "account cannot be worked on"),
                         );
-                        fates[item.index] = Some((Action::None, fate));
+                            fates[item.index] = Some((Action::None, fate));
+                        }
                     }
                 }
             }
-        }
-        let done: Vec<(usize, Action, Fate)> = stream::iter(work)
-            .map(|(item, group)| {
-                let receive_count = messages[item.index].receive_count;
-                let tools_hosts = &tools_hosts;
-                async move {
-                    let (action, fate) = self
-                        .handle_event(&item.event, group, receive_count, tools_hosts)
-                        .await;
-                    (item.index, action, fate)
+            let mut done = stream::iter(ready)
+                .map(|(item, group)| {
+                    let receive_count = messages[item.index].receive_count;
+                    let tools_hosts = &tools_hosts;
+                    async move {
+                        let (action, fate) = self
+                            .handle_event(&item.event, group, receive_count, tools_hosts)
+                            .await;
+                        (item.index, action, fate)
+                    }
+                    .instrument(item.span.clone())
+                })
+                .buffer_unordered(self.settings.concurrency.max(1));
+            while let Some((index, action, fate)) = done.next().await {
+                fates[index] = Some((action, fate));
+            }
+        };
+        match deadline {
+            Some(deadline) => {
+                if tokio::time::timeout_at(deadline, work).await.is_err() {
+                    warn!("the invocation's deadline came before every message was finished");
                 }
-                .instrument(item.span.clone())
-            })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        for (index, action, fate) in done {
-            fates[index] = Some((action, fate));
+            }
+            None => work.await,
         }
 
         // 4. Settle every message.
@@ -243,7 +263,9 @@ impl Worker {
         for (index, message) in messages.iter().enumerate() {
             let (action, fate) = fates[index].take().unwrap_or((
                 Action::None,
-                Fate::Failed("internal: message was not processed".into()),
+                Fate::Failed(
+                    "not finished before the invocation's deadline; SQS delivers it again".into(),
+                ),
             ));
             let report = self
                 .settle(message, events[index].as_ref(), action, fate)

@@ -5,11 +5,15 @@
 //! runs the worker. Logs are JSON lines, one span per message.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 use adjoin_aws::{EnvSettings, build_worker, load_sdk_config};
+
+/// Time kept back from the invocation's deadline to settle every message.
+const SETTLE_MARGIN: Duration = Duration::from_secs(5);
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -36,9 +40,16 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = Arc::clone(&worker);
         async move {
-            let (response, _reports): (SqsBatchResponse, _) =
-                adjoin_core::sqs::handle_event(&worker, event.payload).await;
-            Ok::<_, Error>(response)
+            // Leave time to settle (DLQ sends, visibility changes) before Lambda's deadline.
+            let remaining = event
+                .context
+                .deadline()
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            let deadline = tokio::time::Instant::now() + remaining.saturating_sub(SETTLE_MARGIN);
+            let messages = adjoin_core::sqs::messages(event.payload);
+            let reports = worker.handle_batch_before(&messages, Some(deadline)).await;
+            Ok::<SqsBatchResponse, Error>(adjoin_core::sqs::batch_response(&reports))
         }
     }))
     .await

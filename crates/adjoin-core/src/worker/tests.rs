@@ -557,3 +557,71 @@ async fn a_group_tag_that_would_rewrite_sssd_conf_is_refused() {
     }
     assert!(aws.sent().is_empty());
 }
+
+/// Commands that never answer, as an SSM endpoint that hangs would.
+struct Hanging;
+
+#[async_trait::async_trait]
+impl crate::ports::Commands for Hanging {
+    async fn send(&self, _request: &CommandRequest) -> Result<String, Error> {
+        std::future::pending().await
+    }
+}
+
+struct HangingSessions(FakeAws);
+
+#[async_trait::async_trait]
+impl Sessions for HangingSessions {
+    async fn home(&self) -> Result<AccountPorts, Error> {
+        self.0.home().await
+    }
+    async fn assume(
+        &self,
+        role: &crate::config::RoleTarget,
+        region: &Region,
+    ) -> Result<AccountPorts, Error> {
+        let ports = self.0.assume(role, region).await?;
+        Ok(AccountPorts {
+            commands: Arc::new(Hanging),
+            ..ports
+        })
+    }
+    async fn home_in(&self, region: &Region) -> Result<AccountPorts, Error> {
+        self.0.home_in(region).await
+    }
+}
+
+#[tokio::test]
+async fn messages_unfinished_at_the_deadline_fail_and_the_rest_are_still_settled() {
+    let aws = world();
+    let ports = Ports {
+        config: Arc::new(aws.clone()),
+        sessions: Arc::new(HangingSessions(aws.clone())),
+        queue: Some(Arc::new(aws.clone())),
+    };
+    let worker = Worker::new(
+        ports,
+        Settings::new(TagMatch {
+            key: "adjoin:role".into(),
+            value: "ad-tools".into(),
+        }),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+    let messages = [
+        message("hangs", body(MEMBER, LINUX, "running")),
+        message("bad", "nonsense".into()),
+    ];
+    let batch = worker.handle_batch_before(&messages, Some(deadline));
+    // Without the deadline this would hang forever: fail instead.
+    let r = tokio::time::timeout(Duration::from_secs(10), batch)
+        .await
+        .expect("the deadline stopped the work");
+    assert_eq!(r[0].outcome, Outcome::Failed);
+    assert!(r[0].reason.contains("deadline"), "{}", r[0].reason);
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Rejected,
+        "parsed-out messages are settled too"
+    );
+    assert_eq!(aws.dead_letters().len(), 1);
+}
