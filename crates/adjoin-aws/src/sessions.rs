@@ -31,6 +31,8 @@ pub struct AwsSessions {
     sts: aws_sdk_sts::Client,
     home_account: OnceCell<AccountId>,
     assumed: Mutex<HashMap<(String, Region), (AccountPorts, SystemTime)>>,
+    /// The service's own clients per Region, built once (connections are reused).
+    home: Mutex<HashMap<Region, AccountPorts>>,
 }
 
 impl AwsSessions {
@@ -40,6 +42,7 @@ impl AwsSessions {
             base,
             home_account: OnceCell::new(),
             assumed: Mutex::new(HashMap::new()),
+            home: Mutex::new(HashMap::new()),
         }
     }
 
@@ -101,11 +104,11 @@ impl Sessions for AwsSessions {
 
     async fn home_in(&self, region: &Region) -> Result<AccountPorts, adjoin_core::Error> {
         let account = self.home_account().await?;
-        Ok(Self::ports(
-            &self.in_region(region),
-            account,
-            region.clone(),
-        ))
+        let mut home = self.home.lock().await;
+        let ports = home
+            .entry(region.clone())
+            .or_insert_with(|| Self::ports(&self.in_region(region), account, region.clone()));
+        Ok(ports.clone())
     }
 
     async fn assume(

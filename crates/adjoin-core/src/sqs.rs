@@ -43,9 +43,14 @@ pub fn batch_response(reports: &[Report]) -> SqsBatchResponse {
     response
 }
 
-/// Handles one SQS event: what the Lambda function does per invocation.
-pub async fn handle_event(worker: &Worker, event: SqsEvent) -> (SqsBatchResponse, Vec<Report>) {
-    let reports = worker.handle_batch(&messages(event)).await;
+/// Handles one SQS event: what the Lambda function does per invocation. Work stops at
+/// `deadline` (see [`Worker::handle_batch_before`]).
+pub async fn handle_event(
+    worker: &Worker,
+    event: SqsEvent,
+    deadline: Option<tokio::time::Instant>,
+) -> (SqsBatchResponse, Vec<Report>) {
+    let reports = worker.handle_batch_before(&messages(event), deadline).await;
     (batch_response(&reports), reports)
 }
 
@@ -91,7 +96,7 @@ mod tests {
             {"messageId": "second", "body": "also not json"}
         ]}))
         .expect("event");
-        let (response, reports) = handle_event(&worker, event).await;
+        let (response, reports) = handle_event(&worker, event, None).await;
         // Both are rejected; the DLQ refused the first one, so only it must come back.
         let failures: Vec<_> = response
             .batch_item_failures

@@ -47,9 +47,9 @@ async fn main() -> Result<(), Error> {
                 .duration_since(SystemTime::now())
                 .unwrap_or_default();
             let deadline = tokio::time::Instant::now() + remaining.saturating_sub(SETTLE_MARGIN);
-            let messages = adjoin_core::sqs::messages(event.payload);
-            let reports = worker.handle_batch_before(&messages, Some(deadline)).await;
-            Ok::<SqsBatchResponse, Error>(adjoin_core::sqs::batch_response(&reports))
+            let (response, _reports) =
+                adjoin_core::sqs::handle_event(&worker, event.payload, Some(deadline)).await;
+            Ok::<SqsBatchResponse, Error>(response)
         }
     }))
     .await
