@@ -27,12 +27,12 @@ if [ -z "$DOMAIN" ] || [ -z "$REALM" ] || [ -z "$JOIN_USER" ] || [ -z "$COMPUTER
 fi
 read -r -a DCS <<<"$DC_IPS"
 [ "${#DCS[@]}" -ge 1 ] || fail 10 "no domain controller IP"
-DC=${DCS[0]}
 HOST_FQDN="${COMPUTER_NAME,,}.${DOMAIN}"
 case $ALLOWED_GROUP in
   *[[:cntrl:],]*) fail 10 "adGroupName contains a comma or a control character" ;;
 esac
-DC_NAME=""
+DC=""          # the domain controller used for the join: the first that answers
+DC_HOSTS=()    # "IP host-name" of each domain controller that answers
 ETC=${ADJOIN_ETC:-/etc}
 
 # ---- packages -----------------------------------------------------------------------
@@ -82,7 +82,7 @@ write_krb5_conf() {
     dns_canonicalize_hostname = false
 [realms]
     $REALM = {
-        kdc = $DC
+$(for entry in "${DC_HOSTS[@]}"; do printf '        kdc = %s\n' "${entry%% *}"; done)
         admin_server = $DC
     }
 [domain_realm]
@@ -93,6 +93,12 @@ CONF
   chmod 644 "$ETC/krb5.conf"
 }
 
+dc_names() {
+  local entry names=()
+  for entry in "${DC_HOSTS[@]}"; do names+=("${entry#* }"); done
+  (IFS=,; printf '%s' "${names[*]}")
+}
+
 write_sssd_conf() {
   mkdir -p "$ETC/sssd"
   {
@@ -101,7 +107,7 @@ write_sssd_conf() {
     printf 'id_provider = ad\nauth_provider = ad\nad_domain = %s\nkrb5_realm = %s\n' "$DOMAIN" "$REALM"
     # sssd needs the DC's host name, not its IP: with rdns off, an IP would make it ask
     # for a ticket for ldap/<IP>, which does not exist.
-    [ -z "$DC_NAME" ] || printf 'ad_server = %s\n' "$DC_NAME"
+    printf 'ad_server = %s\n' "$(dc_names)"
     printf 'ad_hostname = %s\nkrb5_keytab = /etc/krb5.keytab\n' "$HOST_FQDN"
     printf 'use_fully_qualified_names = true\nldap_id_mapping = true\ncache_credentials = true\n'
     printf 'fallback_homedir = /home/%%u@%%d\ndefault_shell = /bin/bash\n'
@@ -129,8 +135,39 @@ restart_sssd() {
     systemctl restart sssd
   else
     if [ -r /run/sssd.pid ]; then kill "$(cat /run/sssd.pid)" 2>/dev/null || true; sleep 1; fi
-    sssd -D
+    sssd -D --logger=files
   fi
+}
+
+# ---- domain controllers -------------------------------------------------------------
+# discover_dcs: ask each configured DC IP for its host name (CLDAP, no DNS needed).
+discover_dcs() {
+  local ip name
+  for ip in "${DCS[@]}"; do
+    name=$(adcli info --domain-controller="$ip" "$DOMAIN" 2>/dev/null |
+      sed -n 's/^domain-controller = //p' | head -n 1) || name=""
+    if [ -z "$name" ]; then
+      log "domain controller $ip does not answer for $DOMAIN"
+      continue
+    fi
+    [ -n "$DC" ] || DC=$ip
+    DC_HOSTS+=("$ip $name")
+  done
+  [ -n "$DC" ] || fail 13 "no domain controller answers for $DOMAIN (${DCS[*]})"
+}
+
+# pin_dc_names: the VPC resolver often does not know the directory's zone. Rather than
+# pointing the whole resolver at the DCs, the DC host names the resolver cannot resolve
+# are pinned in a block of /etc/hosts that this script owns (rewritten on every run).
+pin_dc_names() {
+  local hosts=$ETC/hosts entry name block=""
+  sed -i '/^# adjoin: begin/,/^# adjoin: end/d' "$hosts"
+  for entry in "${DC_HOSTS[@]}"; do
+    name=${entry#* }
+    getent hosts "$name" >/dev/null || block+="$entry ${name%%.*}"$'\n'
+  done
+  [ -n "$block" ] || return 0
+  printf '# adjoin: begin (domain controllers of %s)\n%s# adjoin: end\n' "$DOMAIN" "$block" >>"$hosts"
 }
 
 # ---- join ---------------------------------------------------------------------------
@@ -164,8 +201,9 @@ add_computer_groups() {
 
 main() {
   install_packages || fail 11 "could not install sssd/adcli/krb5 packages"
+  discover_dcs
+  pin_dc_names || fail 15 "cannot pin the domain controllers' names in $ETC/hosts"
   write_krb5_conf || fail 15 "cannot write krb5.conf"
-  DC_NAME=$(adcli info --domain-controller="$DC" "$DOMAIN" 2>/dev/null | sed -n 's/^domain-controller = //p' | head -n 1) || DC_NAME=""
   if is_joined; then
     log "already joined to $DOMAIN as $COMPUTER_NAME"
   else

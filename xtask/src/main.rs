@@ -3,8 +3,12 @@
 //! - `demo`: installs the AWS API emulator if needed, then runs `adjoin-demo`, which
 //!   starts it, seeds the sample account, instances and AD tools host, and replays
 //!   `tests/events/` with `adjoin replay`.
-//! - `test`: format check, clippy, shellcheck, cfn-lint, and every test; ends with a
-//!   `tests: N passed, N failed` line.
+//! - `test`: format check, clippy, shellcheck, cfn-lint, every test and the end-to-end
+//!   test; ends with a `tests: N passed, N failed` line.
+//! - `e2e`: the end-to-end test alone: a Samba AD domain controller, an instance and an
+//!   AD tools host in network namespaces, the AWS API emulator, `adjoin replay` and the
+//!   join and leave scripts (`tests/e2e/samba-ad.sh`; root, Debian packages installed
+//!   when missing).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,13 +16,14 @@ use std::process::{Command, ExitCode, Stdio};
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask demo | test";
+const USAGE: &str = "usage: cargo xtask demo | test | e2e";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "demo" => demo(),
         "test" => test(),
+        "e2e" => e2e(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -115,7 +120,7 @@ fn test() -> Result {
         "shellcheck",
         Command::new("sh")
             .current_dir(root())
-            .args(["-c", "shellcheck scripts/linux/*.sh"]),
+            .args(["-c", "shellcheck scripts/linux/*.sh tests/e2e/*.sh"]),
     )?;
     run(
         "cfn-lint",
@@ -135,11 +140,66 @@ fn test() -> Result {
             "warnings",
         ]),
     )?;
-    cargo_test()
+    let (mut passed, mut failed, tests) = cargo_test()?;
+    let end_to_end = e2e();
+    match &end_to_end {
+        Ok(()) => passed += 1,
+        Err(e) => {
+            failed += 1;
+            eprintln!("xtask: {e}");
+        }
+    }
+    println!("tests: {passed} passed, {failed} failed");
+    tests.and(end_to_end)
 }
 
-/// Runs every test, echoing the output, and closes with the totals.
-fn cargo_test() -> Result {
+/// Debian packages the end-to-end test runs: the domain controller, the instance's
+/// join tools, and the namespace tools.
+const E2E_PACKAGES: &[(&str, &str)] = &[
+    ("samba-tool", "samba samba-common-bin winbind"),
+    ("adcli", "adcli"),
+    ("sssd", "sssd sssd-tools"),
+    ("kinit", "krb5-user krb5-config"),
+    ("ldbsearch", "ldb-tools"),
+    ("dig", "dnsutils"),
+    ("ip", "iproute2"),
+];
+
+fn e2e() -> Result {
+    ensure_pip("moto_server", "moto[server]>=5,<6")?;
+    // 1.29 is the first AWS CLI that honours AWS_ENDPOINT_URL.
+    ensure_pip("aws", "awscli>=1.29")?;
+    let missing: Vec<&str> = E2E_PACKAGES
+        .iter()
+        .filter(|(program, _)| !have(program))
+        .map(|(_, packages)| *packages)
+        .collect();
+    if !missing.is_empty() {
+        let packages = missing.join(" ");
+        run(
+            "apt-get install (end-to-end test)",
+            Command::new("sh").args([
+                "-c",
+                "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $0",
+                &packages,
+            ]),
+        )?;
+    }
+    run(
+        "build adjoin",
+        cargo().args(["build", "--quiet", "-p", "adjoin-cli", "--bin", "adjoin"]),
+    )?;
+    run(
+        "end to end: tests/e2e/samba-ad.sh",
+        Command::new("bash")
+            .arg(root().join("tests/e2e/samba-ad.sh"))
+            .arg(root().join("target/debug/adjoin")),
+    )
+}
+
+/// Runs every test, echoing the output; returns the passed and failed counts and
+/// whether cargo test succeeded.
+fn cargo_test() -> Result<(u64, u64, Result)> {
     eprintln!("xtask: cargo test");
     let mut child = cargo()
         .args(["test", "--workspace", "--all-targets"])
@@ -160,12 +220,12 @@ fn cargo_test() -> Result {
         }
     }
     let status = child.wait().map_err(|e| format!("cargo test: {e}"))?;
-    println!("tests: {passed} passed, {failed} failed");
-    if status.success() {
+    let result = if status.success() {
         Ok(())
     } else {
         Err(format!("cargo test failed ({status})"))
-    }
+    };
+    Ok((passed, failed, result))
 }
 
 /// The number before `label` in a `test result:` line.

@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# adjoin end to end, against a real Active Directory (Samba AD DC).
+#
+#   tests/e2e/samba-ad.sh ADJOIN_BINARY
+#
+# Five network namespaces joined by a bridge, with no route off the machine:
+#   adj-dc     10.200.0.1   Samba AD DC for EXAMPLE.TEST (OU=Servers, delegated join user)
+#   adj-inst   10.200.0.2   the "EC2 instance" that is joined
+#   adj-tools  10.200.0.3   the AD tools host that deletes computer objects
+#   adj-aws    10.200.0.10  the AWS API emulator (moto server)
+#   adj-sw                  the bridge
+# The DC, instance and tools host each also get a mount namespace (overlay /etc and /var,
+# tmpfs /run and /tmp) and a UTS namespace: nothing they write reaches the host.
+#
+# The service runs as users run it locally: `adjoin replay` on an EC2 state-change event,
+# against the emulator. The emulator records the SSM command; this harness plays the SSM
+# agent: it reads the command, writes it where the agent writes it, and runs it with `sh`
+# in the target's namespaces, with the instance's AWS credentials pointed at the emulator.
+#
+# Root only. Needs: samba winbind krb5-user adcli sssd sssd-tools samba-common-bin
+# ldb-tools dnsutils iproute2 (Debian), moto_server and the AWS CLI (pip).
+# ADJOIN_E2E_KEEP=1 keeps the lab after a failure (then: tests/e2e/samba-ad.sh down).
+# shellcheck disable=SC2016  # inner sh -c '...' scripts get their values as $1..
+set -Eeuo pipefail
+
+LAB=${ADJOIN_E2E_ROOT:-/tmp/adjoin-e2e}
+REALM=EXAMPLE.TEST DOMAIN=example.test WORKGROUP=EXAMPLE BASE_DN=DC=example,DC=test
+OU_DN="OU=Servers,$BASE_DN"
+ADMIN_PASS='Adm1n-E2e-Lab!'
+JOIN_USER=svc-join JOIN_PASS='J0in-Only-Servers!'
+ALICE_PASS='Al1ce-Passw0rd!' BOB_PASS='B0b-Passw0rd!'
+ADMINS_GROUP=linux-admins GMSA_GROUP=gmsa-hosts
+DC_IP=10.200.0.1 DC_FQDN=dc1.example.test INST_IP=10.200.0.2 TOOLS_IP=10.200.0.3
+AWS_IP=10.200.0.10 AWS_PORT=5000
+ACCOUNT=123456789012 REGION=us-east-1
+CONFIG_TABLE=adjoin-config PASSWORD_PARAMETER=/adjoin/join-password
+SMBCONF=$LAB/dc/smb.conf SAMBA_DIR=$LAB/dc/samba LOGS=$LAB/logs
+
+# ---- output and checks ----------------------------------------------------------------
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+say() { printf '\n== %s\n' "$*"; }
+ok() { printf '   ok   %s\n' "$*"; }
+die() {
+  printf '\nFAIL: %s\n' "$*" >&2
+  [ ! -d "$LOGS" ] || for f in "$LOGS"/*.log; do printf -- '--- %s (tail)\n' "$f" >&2; tail -n 15 "$f" >&2; done
+  exit 1
+}
+# expect WHAT CMD...: CMD succeeds.
+expect() {
+  local what=$1; shift
+  "$@" >>"$LOGS/checks.log" 2>&1 || die "$what"
+  ok "$what"
+}
+# expect_fail WHAT REGEX CMD...: CMD fails and says REGEX (so it fails for the right reason).
+expect_fail() {
+  local what=$1 re=$2 out rc=0; shift 2
+  out=$("$@" 2>&1) || rc=$?
+  printf '%s\n' "$out" >>"$LOGS/checks.log"
+  [ "$rc" != 0 ] || die "$what (it succeeded)"
+  grep -Eq -- "$re" <<<"$out" || die "$what (exit $rc without /$re/: $out)"
+  ok "$what"
+}
+# wait_for SECONDS WHAT CMD...: poll CMD until it succeeds.
+wait_for() {
+  local secs=$1 what=$2 t0; shift 2
+  t0=$(now)
+  until "$@" >/dev/null 2>&1; do
+    awk -v a="$t0" -v b="$(now)" -v s="$secs" 'BEGIN{exit !(b-a>s)}' && die "timed out: $what"
+    sleep 0.2
+  done
+  ok "$what ($(since "$t0") s)"
+}
+
+# ---- namespaces -------------------------------------------------------------------------
+in_host() {
+  local h=$1; shift
+  nsenter --net="/run/netns/adj-$h" --mount="$LAB/ns/$h.mnt" --uts="$LAB/ns/$h.uts" -- "$@"
+}
+in_net() { local h=$1; shift; nsenter --net="/run/netns/adj-$h" -- "$@"; }
+
+# start_bg NS NAME CMD...: a daemon in network namespace NS (and its mount/UTS namespaces
+# when it has them), its PID in $LAB/pids.
+start_bg() {
+  local h=$1 name=$2 enter; shift 2
+  enter=(nsenter "--net=/run/netns/adj-$h")
+  [ ! -e "$LAB/ns/$h.mnt" ] || enter+=("--mount=$LAB/ns/$h.mnt" "--uts=$LAB/ns/$h.uts")
+  "${enter[@]}" -- "$@" </dev/null >"$LOGS/$h-$name.log" 2>&1 &
+  echo $! >"$LAB/pids/$h-$name.pid"
+}
+
+kill_pid() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null || true
+}
+
+# Everything left in a namespace was started by this harness.
+stop_ns() {
+  local p
+  [ -e "/run/netns/adj-$1" ] || return 0
+  for p in $(ip netns pids "adj-$1" 2>/dev/null); do kill_pid "$p"; done
+}
+
+lab_down() {
+  local ns f
+  for ns in inst tools dc aws; do stop_ns "$ns"; done
+  if [ -d "$LAB/ns" ]; then
+    for f in "$LAB"/ns/*; do
+      [ -e "$f" ] && mountpoint -q "$f" && umount -n "$f"
+    done
+    if mountpoint -q "$LAB/ns"; then umount -n "$LAB/ns"; fi
+  fi
+  for ns in inst tools dc aws sw; do
+    if [ -e "/run/netns/adj-$ns" ]; then ip netns del "adj-$ns"; fi
+  done
+  if [ -e "$LAB" ]; then
+    ! grep -q " $LAB" /proc/self/mounts || die "still mounted under $LAB"
+    rm -rf "$LAB"
+  fi
+}
+
+net_up() {
+  ip netns add adj-sw
+  ip -n adj-sw link add br0 type bridge
+  ip -n adj-sw link set br0 up
+  local h ip
+  for h in dc inst tools aws; do
+    case $h in dc) ip=$DC_IP ;; inst) ip=$INST_IP ;; tools) ip=$TOOLS_IP ;; aws) ip=$AWS_IP ;; esac
+    ip netns add "adj-$h"
+    in_net "$h" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip link add eth0 netns "adj-$h" type veth peer name "$h" netns adj-sw
+    ip -n adj-sw link set "$h" master br0 up
+    ip -n "adj-$h" link set lo up
+    ip -n "adj-$h" addr add "$ip/24" dev eth0
+    ip -n "adj-$h" link set eth0 up
+  done
+}
+
+# host_up HOST FQDN IP: private /etc, /var (overlays), /run, /tmp (tmpfs) and host name.
+host_up() {
+  local h=$1 fqdn=$2 ip=$3 d=$LAB/$1
+  mkdir -p "$d"/etc/{upper,work} "$d"/var/{upper,work}
+  touch "$LAB/ns/$h.mnt" "$LAB/ns/$h.uts"
+  unshare --mount="$LAB/ns/$h.mnt" --uts="$LAB/ns/$h.uts" --propagation private /bin/sh -euc '
+    lab=$1 d=$2 fqdn=$3
+    mount -n -t tmpfs -o mode=0755 tmpfs /run
+    mkdir /run/lab && mount -n --bind "$lab" /run/lab
+    mount -n -t overlay overlay -o "lowerdir=/etc,upperdir=$d/etc/upper,workdir=$d/etc/work" /etc
+    mount -n -t overlay overlay -o "lowerdir=/var,upperdir=$d/var/upper,workdir=$d/var/work" /var
+    mount -n -t tmpfs -o mode=1777 tmpfs /tmp
+    mkdir -p "$lab" && mount -n --bind /run/lab "$lab"
+    umount -n /run/lab && rmdir /run/lab
+    mkdir -p /run/lock /run/samba /run/dbus
+    hostname "$fqdn"
+  ' sh "$LAB" "$d" "$fqdn"
+  in_host "$h" sh -euc '
+    fqdn=$1 ip=$2 dc_ip=$3 domain=$4
+    echo "$fqdn" >/etc/hostname
+    rm -f /etc/hosts /etc/resolv.conf
+    printf "127.0.0.1 localhost\n%s %s %s\n" "$ip" "$fqdn" "${fqdn%%.*}" >/etc/hosts
+    # The VPC resolver stand-in: it knows nothing of the directory.
+    printf "search %s\nnameserver 127.0.0.1\n" "$domain" >/etc/resolv.conf
+    [ "$ip" != "$dc_ip" ] || printf "search %s\nnameserver %s\n" "$domain" "$dc_ip" >/etc/resolv.conf
+  ' sh "$fqdn" "$ip" "$DC_IP" "$DOMAIN"
+}
+
+# ---- the domain controller -----------------------------------------------------------------
+st() { in_host dc samba-tool "$@" -s "$SMBCONF"; }
+
+dc_up() {
+  mkdir -p "$SAMBA_DIR"/{private,state,cache,lock,run,bind-dns}
+  : >"$SMBCONF"
+  in_host dc samba-tool domain provision -s "$SMBCONF" \
+    --realm="$REALM" --domain="$WORKGROUP" --server-role=dc --dns-backend=SAMBA_INTERNAL \
+    --use-rfc2307 --adminpass="$ADMIN_PASS" --host-name=dc1 --host-ip="$DC_IP" \
+    --option="interfaces=lo eth0" --option="bind interfaces only=yes" --option="dns forwarder=" \
+    --option="private dir=$SAMBA_DIR/private" --option="state directory=$SAMBA_DIR/state" \
+    --option="cache directory=$SAMBA_DIR/cache" --option="lock directory=$SAMBA_DIR/lock" \
+    --option="pid directory=$SAMBA_DIR/run" --option="binddns dir=$SAMBA_DIR/bind-dns" \
+    >"$LOGS/provision.log" 2>&1 || die "samba-tool domain provision"
+  in_host dc cp "$SAMBA_DIR/private/krb5.conf" /etc/krb5.conf
+  start_bg dc samba samba -F --debug-stdout -s "$SMBCONF"
+  wait_for 90 "DC: LDAP answers as Administrator" \
+    env PASSWD="$ADMIN_PASS" nsenter --net=/run/netns/adj-dc --mount="$LAB/ns/dc.mnt" \
+    --uts="$LAB/ns/dc.uts" -- ldbsearch -H "ldap://$DC_FQDN" -U Administrator -b "$BASE_DN" -s base dn
+  wait_for 60 "DC: Kerberos answers" in_net inst timeout 2 bash -c "exec 3<>/dev/tcp/$DC_IP/88"
+
+  st ou create "$OU_DN" >/dev/null
+  st user create "$JOIN_USER" "$JOIN_PASS" >/dev/null
+  st user setexpiry "$JOIN_USER" --noexpiry >/dev/null
+  local sid computer=bf967a86-0de6-11d0-a285-00aa003049e2 member=bf9679c0-0de6-11d0-a285-00aa003049e2
+  sid=$(st user show "$JOIN_USER" --attributes=objectSid | awk '/^objectSid:/{print $2}')
+  [ -n "$sid" ] || die "no objectSid for $JOIN_USER"
+  # The join user may create and delete computer objects in OU=Servers, nothing else...
+  st dsacl set --objectdn="$OU_DN" --trusteedn="CN=$JOIN_USER,CN=Users,$BASE_DN" \
+    --sddl="(OA;CI;CCDC;$computer;;$sid)" >/dev/null
+  st group add "$ADMINS_GROUP" >/dev/null
+  st group add "$GMSA_GROUP" >/dev/null
+  # ...and write the members of the gMSA hosts group (what computerGroups needs).
+  st dsacl set --objectdn="CN=$GMSA_GROUP,CN=Users,$BASE_DN" \
+    --trusteedn="CN=$JOIN_USER,CN=Users,$BASE_DN" --sddl="(OA;;WP;$member;;$sid)" >/dev/null
+  st user create alice "$ALICE_PASS" >/dev/null
+  st user create bob "$BOB_PASS" >/dev/null
+  st group addmembers "$ADMINS_GROUP" alice >/dev/null
+  ok "DC: $REALM provisioned; $OU_DN, $JOIN_USER delegated there, $ADMINS_GROUP (alice), $GMSA_GROUP, bob"
+}
+
+# ---- the AWS emulator and the account's seed ------------------------------------------------
+aws_cli() {
+  in_net aws env AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    AWS_DEFAULT_REGION="$REGION" AWS_ENDPOINT_URL="http://$AWS_IP:$AWS_PORT" \
+    aws --output text "$@"
+}
+
+aws_up() {
+  start_bg aws moto moto_server -H "$AWS_IP" -p "$AWS_PORT"
+  wait_for 60 "AWS emulator answers" aws_cli sts get-caller-identity
+  aws_cli dynamodb create-table --table-name "$CONFIG_TABLE" \
+    --attribute-definitions AttributeName=accountId,AttributeType=S \
+    --key-schema AttributeName=accountId,KeyType=HASH --billing-mode PAY_PER_REQUEST >/dev/null
+  aws_cli dynamodb put-item --table-name "$CONFIG_TABLE" --item "$(cat <<JSON
+{"accountId": {"S": "$ACCOUNT"}, "dnsName": {"S": "$DOMAIN"}, "dnsIP1": {"S": "$DC_IP"},
+ "adJoinUserName": {"S": "$JOIN_USER"}, "adJoinUserPwParam": {"S": "$PASSWORD_PARAMETER"},
+ "ouPath": {"S": "$OU_DN"}, "computerGroups": {"L": [{"S": "$GMSA_GROUP"}]}}
+JSON
+)"
+  # The password reaches the emulator on stdin-like file input, not in argv.
+  printf '%s' "$JOIN_PASS" >"$LAB/password"
+  aws_cli ssm put-parameter --name "$PASSWORD_PARAMETER" --type SecureString \
+    --value "file://$LAB/password" >/dev/null
+  rm -f "$LAB/password"
+  local ami
+  ami=$(aws_cli ec2 describe-images --query 'Images[?Platform==null] | [0].ImageId')
+  INSTANCE_ID=$(aws_cli ec2 run-instances --image-id "$ami" --count 1 --query 'Instances[0].InstanceId' \
+    --tag-specifications "ResourceType=instance,Tags=[{Key=adGroupName,Value=$ADMINS_GROUP},{Key=Name,Value=e2e-web}]")
+  TOOLS_ID=$(aws_cli ec2 run-instances --image-id "$ami" --count 1 --query 'Instances[0].InstanceId' \
+    --tag-specifications 'ResourceType=instance,Tags=[{Key=adjoin:role,Value=ad-tools}]')
+  ok "emulator: config item for $ACCOUNT, password parameter, instance $INSTANCE_ID, tools host $TOOLS_ID"
+}
+
+# ---- the service and the SSM agent ----------------------------------------------------------
+# replay STATE: `adjoin replay` of the instance's state-change event, against the emulator.
+replay() {
+  local event=$LAB/$1.event.json
+  cat >"$event" <<JSON
+{"version": "0", "id": "e2e-$1-$(date +%s%N)", "detail-type": "EC2 Instance State-change Notification",
+ "source": "aws.ec2", "account": "$ACCOUNT", "time": "2026-11-23T12:00:00Z", "region": "$REGION",
+ "resources": ["arn:aws:ec2:$REGION:$ACCOUNT:instance/$INSTANCE_ID"],
+ "detail": {"instance-id": "$INSTANCE_ID", "state": "$1"}}
+JSON
+  in_net aws env AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION="$REGION" \
+    AWS_ENDPOINT_URL="http://$AWS_IP:$AWS_PORT" ADJOIN_CONFIG_TABLE="$CONFIG_TABLE" \
+    "$ADJOIN" replay "$event" >"$LOGS/replay-$1.out" 2>"$LOGS/replay-$1.log" ||
+    die "adjoin replay ($1): $(cat "$LOGS/replay-$1.out")"
+  cat "$LOGS/replay-$1.out"
+}
+
+# agent HOST TARGET_INSTANCE ACTION: what SSM Agent does with the newest command for
+# TARGET_INSTANCE whose comment starts "adjoin ACTION": write the commands to the
+# document's _script.sh and run `sh -c` on it, with the instance profile's credentials
+# (here: the emulator's). Prints the output; returns the script's exit status.
+agent() {
+  local h=$1 target=$2 action=$3 id dir
+  id=$(aws_cli ssm list-commands \
+    --query "reverse(sort_by(Commands[?starts_with(Comment, 'adjoin $action $INSTANCE_ID')], &RequestedDateTime))[0].CommandId")
+  if [ -z "$id" ] || [ "$id" = None ]; then die "no '$action' command for $INSTANCE_ID in the emulator"; fi
+  aws_cli ssm list-commands --command-id "$id" --query 'Commands[0].InstanceIds' | grep -qw "$target" ||
+    die "command $id does not target $target"
+  dir=/var/lib/amazon/ssm/$target/document/orchestration/$id/awsrunShellScript/0.awsrunShellScript
+  aws_cli ssm list-commands --command-id "$id" --output json --query 'Commands[0].Parameters.commands' |
+    python3 -c 'import json, sys; sys.stdout.write("\n".join(json.load(sys.stdin)) + "\n")' \
+      >"$LOGS/$action-command.sh"
+  in_host "$h" sh -euc 'mkdir -p "$1" && cp "$2" "$1/_script.sh" && chmod 700 "$1/_script.sh"' \
+    sh "$dir" "$LOGS/$action-command.sh"
+  in_host "$h" env -i PATH="$PATH" HOME=/root AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    AWS_ENDPOINT_URL="http://$AWS_IP:$AWS_PORT" sh -c "$dir/_script.sh"
+}
+
+# ---- checks ---------------------------------------------------------------------------------
+computer_in() { st computer show "$COMPUTER" | grep -Fx "dn: CN=$COMPUTER,$1" >/dev/null; }
+group_has() { st group listmembers "$1" | grep -Fx "$2" >/dev/null; }
+kvno() { in_host inst klist -k /etc/krb5.keytab | awk -v p="$COMPUTER\$@$REALM" '$2==p{k=$1} END{print k}'; }
+# access_is ALLOWED|DENIED USER: the account phase of PAM through sssd (sssctl exits 0
+# either way: the verdict is in its output).
+access_is() {
+  local out
+  out=$(in_host inst sssctl user-checks -a acct -s adjoin-e2e "$2" 2>&1)
+  case $1 in
+    ALLOWED) grep -q 'pam_acct_mgmt: Success' <<<"$out" ;;
+    DENIED) grep -q 'pam_acct_mgmt: Permission denied' <<<"$out" ;;
+  esac
+}
+password_auth() {
+  local out
+  out=$(printf '%s\n' "$2" | in_host inst sssctl user-checks -a auth -s adjoin-e2e "$1" 2>&1)
+  grep -q 'pam_authenticate for user .*: Success' <<<"$out"
+}
+
+run() {
+  local t0 t1 k1 out
+  t0=$(now)
+  lab_down
+  mkdir -p "$LAB/ns" "$LAB/pids" "$LOGS"
+  mount -n --bind "$LAB/ns" "$LAB/ns"
+  mount -n --make-private "$LAB/ns"
+  say "lab: namespaces, domain controller, AWS emulator"
+  net_up
+  host_up dc "$DC_FQDN" "$DC_IP"
+  host_up inst e2e-web.internal "$INST_IP"
+  host_up tools tools.internal "$TOOLS_IP"
+  dc_up
+  aws_up
+  printf 'auth required pam_sss.so\naccount required pam_sss.so\n' >"$LAB/pam"
+  in_host inst cp "$LAB/pam" /etc/pam.d/adjoin-e2e
+  ok "lab up ($(since "$t0") s)"
+
+  say "running event -> adjoin replay -> join command -> instance"
+  t1=$(now)
+  out=$(replay running)
+  grep -q '"dispatched"' <<<"$out" || die "the running event was not dispatched: $out"
+  ok "adjoin replay: $(grep -o '"outcome":"[a-z]*"' <<<"$out" | head -n 1)"
+  agent inst "$INSTANCE_ID" join >"$LOGS/join-1.log" 2>&1 || die "join script (exit $?)"
+  COMPUTER=$(python3 -c 'import sys; from base64 import b64decode as d
+for l in open(sys.argv[1]):
+    if l.startswith("ADJOIN_COMPUTER_NAME_B64="): print(d(l.split("=", 1)[1].strip().strip("\x27")).decode())' \
+    "$LOGS/join-command.sh")
+  [ -n "$COMPUTER" ] || die "no computer name in the join command"
+  ok "join script ran: $(tail -n 1 "$LOGS/join-1.log") ($(since "$t1") s)"
+  expect_fail "the join command carries no password" "no match" \
+    sh -c 'grep -F -- "$1" "$2" && exit 0; echo no match; exit 1' sh "$JOIN_PASS" "$LOGS/join-command.sh"
+  ! grep -qF -- "$JOIN_PASS" "$LOGS/join-1.log" || die "the join script printed the password"
+  ok "the join script's output carries no password"
+
+  say "directory and instance after the join"
+  expect "computer $COMPUTER is in $OU_DN" computer_in "$OU_DN"
+  expect "computer $COMPUTER is a member of $GMSA_GROUP (computerGroups)" group_has "$GMSA_GROUP" "$COMPUTER\$"
+  expect "instance keytab authenticates (adcli testjoin)" \
+    in_host inst adcli testjoin --domain="$DOMAIN" --domain-controller="$DC_IP"
+  wait_for 30 "getent passwd alice@$DOMAIN through sssd" in_host inst getent passwd "alice@$DOMAIN"
+  expect "getent group $ADMINS_GROUP@$DOMAIN lists alice" \
+    sh -c 'nsenter --net=/run/netns/adj-inst --mount="$1.mnt" --uts="$1.uts" -- getent group "$2" | grep -F alice' \
+    sh "$LAB/ns/inst" "$ADMINS_GROUP@$DOMAIN"
+  expect "alice ($ADMINS_GROUP) may log in" access_is ALLOWED "alice@$DOMAIN"
+  expect "bob (not in $ADMINS_GROUP) may not" access_is DENIED "bob@$DOMAIN"
+  expect "alice's password authenticates (pam_sss, Kerberos)" password_auth "alice@$DOMAIN" "$ALICE_PASS"
+
+  say "the same join again (SSM may deliver twice)"
+  k1=$(kvno)
+  agent inst "$INSTANCE_ID" join >"$LOGS/join-2.log" 2>&1 || die "second join (exit $?)"
+  grep -q "already joined" "$LOGS/join-2.log" || die "second join did not report 'already joined'"
+  [ "$(kvno)" = "$k1" ] || die "second join reset the machine password (kvno $k1 -> $(kvno))"
+  ok "second run: already joined, machine password kept (kvno $k1)"
+
+  say "terminated event -> leave command -> tools host"
+  aws_cli ec2 terminate-instances --instance-ids "$INSTANCE_ID" >/dev/null
+  t1=$(now)
+  out=$(replay terminated)
+  grep -q '"dispatched"' <<<"$out" || die "the terminated event was not dispatched: $out"
+  agent tools "$TOOLS_ID" leave >"$LOGS/leave-1.log" 2>&1 || die "leave script (exit $?)"
+  ok "leave script ran on the tools host: $(tail -n 1 "$LOGS/leave-1.log") ($(since "$t1") s)"
+  expect_fail "computer $COMPUTER is gone" 'Unable to find computer' st computer show "$COMPUTER"
+  expect "$GMSA_GROUP no longer lists it" sh -c '! grep -Fx "$1"' sh "$COMPUTER\$" \
+    < <(st group listmembers "$GMSA_GROUP")
+  expect "alice, bob and the join user are untouched" st user show bob
+  agent tools "$TOOLS_ID" leave >"$LOGS/leave-2.log" 2>&1 || die "second leave (exit $?)"
+  grep -q "nothing to delete" "$LOGS/leave-2.log" || die "second leave did not report 'nothing to delete'"
+  ok "second leave: nothing to delete"
+
+  say "end to end passed in $(since "$t0") s"
+}
+
+# What the lab must never change on the host.
+host_fingerprint() {
+  hostname
+  md5sum /etc/hosts /etc/resolv.conf /etc/hostname /etc/krb5.conf /etc/nsswitch.conf \
+    /etc/krb5.keytab /etc/sssd/sssd.conf 2>&1
+  find /var/lib/sss /var/lib/samba -type f -exec md5sum {} + 2>&1 | sort
+}
+
+ADJOIN_KEEP=${ADJOIN_E2E_KEEP:-}
+case ${1:-} in
+  down) lab_down ;;
+  ""|-h|--help) sed -n '2,4p' "$0"; exit 2 ;;
+  *)
+    [ "$(id -u)" = 0 ] || die "run as root (network and mount namespaces)"
+    ADJOIN=$(realpath "$1")
+    [ -x "$ADJOIN" ] || die "$1 is not the adjoin binary"
+    before=$(host_fingerprint)
+    if [ -z "$ADJOIN_KEEP" ]; then trap lab_down EXIT; fi
+    run
+    lab_down
+    trap - EXIT
+    [ "$before" = "$(host_fingerprint)" ] || die "the host's own files changed"
+    ok "the host's name, /etc files, sssd and samba state are unchanged" ;;
+esac
