@@ -34,6 +34,7 @@ esac
 DC=""          # the domain controller used for the join: the first that answers
 DC_HOSTS=()    # "IP host-name" of each domain controller that answers
 ETC=${ADJOIN_ETC:-/etc}
+STATE_DIR=${ADJOIN_STATE_DIR:-/var/lib/adjoin}
 
 # ---- packages -----------------------------------------------------------------------
 # retry N CMD...: run CMD up to N times with growing pauses (the package lock may be
@@ -47,25 +48,66 @@ retry() {
   done
 }
 
+# os_family: debian, rhel, suse (from os-release ID and ID_LIKE), or empty.
+os_family() {
+  local id="" like=""
+  # shellcheck disable=SC1091
+  [ -r "$ETC/os-release" ] && { id=$(. "$ETC/os-release"; echo "${ID:-}"); like=$(. "$ETC/os-release"; echo "${ID_LIKE:-}"); }
+  case " $id $like " in
+    *" debian "*|*" ubuntu "*) echo debian ;;
+    *" amzn "*|*" rhel "*|*" fedora "*|*" centos "*|*" rocky "*|*" almalinux "*) echo rhel ;;
+    *" sles "*|*" suse "*|*" opensuse-leap "*) echo suse ;;
+    *) log "unsupported distribution '$id'" >&2 ;;
+  esac
+}
+
+# pm_install PACKAGE...: the distribution's package manager, retried while its lock is held.
+pm_install() {
+  case $(os_family) in
+    debian)
+      export DEBIAN_FRONTEND=noninteractive
+      retry 6 apt-get -o DPkg::Lock::Timeout=60 update -q &&
+        retry 6 apt-get -o DPkg::Lock::Timeout=60 install -y -q "$@" ;;
+    rhel)
+      local pm=yum; command -v dnf >/dev/null && pm=dnf
+      retry 6 "$pm" install -y -q "$@" ;;
+    suse) retry 6 zypper --non-interactive install "$@" ;;
+    *) return 1 ;;
+  esac
+}
+
 install_packages() {
   if command -v adcli >/dev/null && command -v sssd >/dev/null && command -v kinit >/dev/null; then
     return 0
   fi
-  local id="" like=""
-  # shellcheck disable=SC1091
-  [ -r /etc/os-release ] && { id=$(. /etc/os-release; echo "${ID:-}"); like=$(. /etc/os-release; echo "${ID_LIKE:-}"); }
-  case " $id $like " in
-    *" debian "*|*" ubuntu "*)
-      export DEBIAN_FRONTEND=noninteractive
-      retry 6 apt-get -o DPkg::Lock::Timeout=60 update -q &&
-      retry 6 apt-get -o DPkg::Lock::Timeout=60 install -y -q sssd sssd-tools adcli krb5-user samba-common-bin realmd ;;
-    *" amzn "*|*" rhel "*|*" fedora "*|*" centos "*|*" rocky "*|*" almalinux "*)
-      local pm=yum; command -v dnf >/dev/null && pm=dnf
-      retry 6 "$pm" install -y -q sssd sssd-tools adcli krb5-workstation samba-common-tools realmd oddjob-mkhomedir ;;
-    *" sles "*|*" suse "*|*" opensuse-leap "*)
-      retry 6 zypper --non-interactive install sssd sssd-ad sssd-tools adcli krb5-client samba-client realmd ;;
-    *) fail 11 "unsupported distribution '$id'" ;;
+  case $(os_family) in
+    debian) pm_install sssd sssd-tools libnss-sss libpam-sss adcli krb5-user samba-common-bin ;;
+    rhel) pm_install sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir ;;
+    suse) pm_install sssd sssd-ad sssd-tools adcli krb5-client samba-client ;;
+    *) return 1 ;;
   esac
+}
+
+# ensure_aws_cli: the password is read with the AWS CLI. Amazon Linux ships it; elsewhere
+# the distribution's package is tried, then AWS's own bundle, unpacked and installed under
+# STATE_DIR (never /tmp, which may be mounted noexec).
+ensure_aws_cli() {
+  command -v aws >/dev/null && return 0
+  case $(os_family) in
+    debian) pm_install awscli >/dev/null 2>&1 || true ;;
+    suse) pm_install aws-cli >/dev/null 2>&1 || true ;;
+  esac
+  command -v aws >/dev/null && return 0
+  command -v unzip >/dev/null && command -v curl >/dev/null || pm_install unzip curl >/dev/null 2>&1 || true
+  local work=$STATE_DIR/awscli-install
+  rm -rf "$work" && mkdir -p "$work"
+  retry 3 curl -fsSL -o "$work/awscliv2.zip" "https://awscli.amazonaws.com/awscli-exe-linux-$(uname -m).zip" &&
+    unzip -q -o "$work/awscliv2.zip" -d "$work" &&
+    "$work/aws/install" --install-dir "$STATE_DIR/aws-cli" --bin-dir /usr/local/bin --update >/dev/null ||
+    return 1
+  rm -rf "$work"
+  export PATH="/usr/local/bin:$PATH"
+  command -v aws >/dev/null
 }
 
 # ---- configuration ------------------------------------------------------------------
@@ -121,10 +163,19 @@ write_sssd_conf() {
   chmod 600 "$ETC/sssd/sssd.conf"
 }
 
-enable_sss_nss() {
-  if command -v authselect >/dev/null; then
+# enable_sss_login: NSS and PAM through sssd, home directories made at first login.
+enable_sss_login() {
+  if command -v authselect >/dev/null; then           # RHEL 8+, Amazon Linux 2023
     authselect select sssd with-mkhomedir --force >/dev/null
-  elif [ -f "$ETC/nsswitch.conf" ]; then
+    if command -v systemctl >/dev/null; then systemctl enable --now oddjobd >/dev/null 2>&1 || true; fi
+  elif command -v authconfig >/dev/null; then         # Amazon Linux 2
+    authconfig --enablesssd --enablesssdauth --enablemkhomedir --update
+  elif command -v pam-auth-update >/dev/null; then    # Debian, Ubuntu
+    pam-auth-update --enable mkhomedir
+  elif command -v pam-config >/dev/null; then         # SLES
+    pam-config -a --sss --mkhomedir
+  fi
+  if [ -f "$ETC/nsswitch.conf" ]; then
     sed -i -E '/^(passwd|group|shadow):/{/sss/!s/$/ sss/}' "$ETC/nsswitch.conf"
   fi
 }
@@ -207,6 +258,7 @@ main() {
   if is_joined; then
     log "already joined to $DOMAIN as $COMPUTER_NAME"
   else
+    ensure_aws_cli || fail 12 "the AWS CLI, needed to read the join password, could not be installed"
     read_password
     join
     add_computer_groups
@@ -214,7 +266,7 @@ main() {
     log "joined $DOMAIN as $COMPUTER_NAME via $DC"
   fi
   write_sssd_conf || fail 15 "cannot write sssd.conf"
-  enable_sss_nss || fail 15 "cannot enable sss in nsswitch"
+  enable_sss_login || fail 15 "cannot enable sssd logins (NSS, PAM)"
   restart_sssd || fail 15 "cannot (re)start sssd"
   log "login allowed for group: ${ALLOWED_GROUP:-(none)}"
 }

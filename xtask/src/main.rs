@@ -42,6 +42,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/` in the workspace.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
@@ -99,10 +106,10 @@ fn demo() -> Result {
             "--bins",
         ]),
     )?;
-    let adjoin = root().join("target/debug/adjoin");
+    let adjoin = target_dir().join("debug/adjoin");
     run(
         "demo",
-        Command::new(root().join("target/debug/adjoin-demo")).arg(adjoin),
+        Command::new(target_dir().join("debug/adjoin-demo")).arg(adjoin),
     )
 }
 
@@ -193,7 +200,7 @@ fn e2e() -> Result {
         "end to end: tests/e2e/samba-ad.sh",
         Command::new("bash")
             .arg(root().join("tests/e2e/samba-ad.sh"))
-            .arg(root().join("target/debug/adjoin")),
+            .arg(target_dir().join("debug/adjoin")),
     )
 }
 

@@ -200,6 +200,9 @@ pub fn decode_params(commands: &[String]) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
+mod linux_sandbox;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::ConfigItem;
