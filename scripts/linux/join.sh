@@ -9,7 +9,7 @@
 #
 # Exit codes: 0 joined (or already joined), 10 bad parameters, 11 packages could not be
 # installed, 12 password unreadable, 13 domain controller unreachable, 14 join refused,
-# 15 local configuration failed.
+# 15 local configuration failed, 16 joined but not added to a computerGroups group.
 # Helpers (log, fail, param, read_password) and the shell options come from common.sh,
 # which the service sends ahead of this script.
 
@@ -240,13 +240,23 @@ join() {
   esac
 }
 
+# add_computer_groups: the computer account into each computerGroups group (e.g. the
+# group allowed to read a gMSA password). Already a member is fine; other failures are
+# collected in GROUP_FAILURES and end the script with exit 16 once the join is configured.
+GROUP_FAILURES=()
 add_computer_groups() {
-  local group
+  local group out
   while IFS= read -r group; do
     [ -n "$group" ] || continue
-    printf '%s' "$PASSWORD" | adcli add-member --domain="$DOMAIN" --domain-controller="$DC" \
-      --login-user="$JOIN_USER" --stdin-password "$group" "${COMPUTER_NAME}\$" >/dev/null 2>&1 ||
-      log "computer is already in, or could not be added to, group '$group'"
+    if out=$(printf '%s' "$PASSWORD" | adcli add-member --domain="$DOMAIN" --domain-controller="$DC" \
+      --login-user="$JOIN_USER" --stdin-password "$group" "${COMPUTER_NAME}\$" 2>&1); then
+      log "added $COMPUTER_NAME to group '$group'"
+    elif grep -q 'already exists' <<<"$out"; then
+      log "$COMPUTER_NAME is already in group '$group'"
+    else
+      printf '%s\n' "$out" >&2
+      GROUP_FAILURES+=("$group")
+    fi
   done <<<"$COMPUTER_GROUPS"
 }
 
@@ -269,6 +279,9 @@ main() {
   enable_sss_login || fail 15 "cannot enable sssd logins (NSS, PAM)"
   restart_sssd || fail 15 "cannot (re)start sssd"
   log "login allowed for group: ${ALLOWED_GROUP:-(none)}"
+  if [ "${#GROUP_FAILURES[@]}" -gt 0 ]; then
+    fail 16 "joined, but not added to group(s): ${GROUP_FAILURES[*]}"
+  fi
 }
 
 main

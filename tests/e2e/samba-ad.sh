@@ -19,7 +19,7 @@
 #
 # Root only. Needs: samba winbind krb5-user adcli sssd sssd-tools samba-common-bin
 # ldb-tools dnsutils iproute2 (Debian), moto_server and the AWS CLI (pip).
-# ADJOIN_E2E_KEEP=1 keeps the lab after a failure (then: tests/e2e/samba-ad.sh down).
+# ADJOIN_E2E_KEEP=1 keeps the lab afterwards, to look around (then: tests/e2e/samba-ad.sh down).
 # shellcheck disable=SC2016  # inner sh -c '...' scripts get their values as $1..
 set -Eeuo pipefail
 
@@ -387,7 +387,8 @@ case ${1:-} in
     ADJOIN=$(realpath "$1")
     [ -x "$ADJOIN" ] || die "$1 is not the adjoin binary"
     before=$(host_fingerprint)
-    if [ -z "$ADJOIN_KEEP" ]; then trap lab_down EXIT; fi
+    if [ -n "$ADJOIN_KEEP" ]; then run; ok "lab kept in $LAB ($0 down removes it)"; exit 0; fi
+    trap lab_down EXIT
     run
     lab_down
     trap - EXIT

@@ -53,6 +53,9 @@ pub struct AccountConfig {
     pub computer_groups: Vec<String>,
     pub tools_host_tag: Option<TagMatch>,
     pub computer_name_prefix: Option<String>,
+    /// `installRdsSessionHost`: Windows instances also get the Remote Desktop Session
+    /// Host role (RDS-RD-Server). Off unless the item says `true`.
+    pub install_rds_session_host: bool,
 }
 
 impl AccountConfig {
@@ -197,6 +200,19 @@ impl AccountConfig {
             }
         }
 
+        let install_rds_session_host = match item.get("installRdsSessionHost") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+            Some(other) => {
+                problems.push(format!(
+                    "installRdsSessionHost {other} is not true or false"
+                ));
+                false
+            }
+        };
+
         match (problems.is_empty(), password) {
             (true, Some(password)) => Ok(AccountConfig {
                 account: event_account.clone(),
@@ -209,6 +225,7 @@ impl AccountConfig {
                 computer_groups,
                 tools_host_tag,
                 computer_name_prefix,
+                install_rds_session_host,
             }),
             _ => Err(format!(
                 "config item for account {event_account} is invalid: {}",
@@ -348,8 +365,10 @@ mod tests {
         );
         item.insert("externalId".into(), json!("ext-1"));
         item.insert("toolsHostTag".into(), json!("role=ad-tools"));
+        item.insert("installRdsSessionHost".into(), json!(true));
         let c = AccountConfig::from_item(&item, &account()).expect("valid");
         assert_eq!(c.computer_groups, vec!["gmsa-hosts", "web"]);
+        assert!(c.install_rds_session_host);
         assert!(matches!(c.password, PasswordRef::SecretsManager(_)));
         assert_eq!(c.role.and_then(|r| r.external_id).as_deref(), Some("ext-1"));
         assert_eq!(

@@ -103,6 +103,9 @@ pub fn join_command(
         instance.tag(GROUP_TAG).unwrap_or_default().to_owned(),
     ));
     params.push(("COMPUTER_GROUPS", config.computer_groups.join("\n")));
+    if instance.platform == Platform::Windows && config.install_rds_session_host {
+        params.push(("INSTALL_RDS_SESSION_HOST", "true".to_owned()));
+    }
     params.push(("INSTANCE_ID", instance.id.as_str().to_owned()));
     let script = match instance.platform {
         Platform::Linux => scripts::LINUX_JOIN,
@@ -309,6 +312,100 @@ mod tests {
         let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
         assert_eq!(params["ALLOWED_GROUP"], HOSTILE);
         assert!(c.commands.iter().any(|l| l.contains("Add-Computer")));
+        assert!(!params.contains_key("INSTALL_RDS_SESSION_HOST"));
+    }
+
+    #[test]
+    fn the_rds_role_and_computer_groups_reach_windows_only_when_configured() {
+        let mut config = config();
+        config.computer_groups = vec!["gmsa-hosts".into(), "ecs hosts".into()];
+        config.install_rds_session_host = true;
+        let windows = join_command(
+            &instance(Platform::Windows, "g"),
+            &config,
+            &region(),
+            "I",
+            "e",
+        );
+        let params: BTreeMap<_, _> = decode_params(&windows.commands).into_iter().collect();
+        assert_eq!(params["INSTALL_RDS_SESSION_HOST"], "true");
+        assert_eq!(params["COMPUTER_GROUPS"], "gmsa-hosts\necs hosts");
+        let linux = join_command(
+            &instance(Platform::Linux, "g"),
+            &config,
+            &region(),
+            "I",
+            "e",
+        );
+        let params: BTreeMap<_, _> = decode_params(&linux.commands).into_iter().collect();
+        assert!(!params.contains_key("INSTALL_RDS_SESSION_HOST"));
+    }
+
+    /// Exit codes used by a script: `fail N` (bash) or `Stop-Adjoin N` (PowerShell).
+    fn exit_codes(script: &str, call: &str) -> std::collections::BTreeSet<String> {
+        script
+            .match_indices(call)
+            .filter_map(|(i, _)| {
+                let rest = &script[i + call.len()..];
+                let code: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                (!code.is_empty()).then_some(code)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn scripts_document_every_exit_code_and_never_evaluate_text() {
+        for (name, script, helpers, call) in [
+            (
+                "join.sh",
+                scripts::LINUX_JOIN,
+                scripts::LINUX_COMMON,
+                "fail ",
+            ),
+            (
+                "leave.sh",
+                scripts::LINUX_LEAVE,
+                scripts::LINUX_COMMON,
+                "fail ",
+            ),
+            (
+                "join.ps1",
+                scripts::WINDOWS_JOIN,
+                scripts::WINDOWS_COMMON,
+                "Stop-Adjoin ",
+            ),
+            (
+                "leave.ps1",
+                scripts::WINDOWS_LEAVE,
+                scripts::WINDOWS_COMMON,
+                "Stop-Adjoin ",
+            ),
+        ] {
+            let header: String = script
+                .lines()
+                .take_while(|l| l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let used = exit_codes(script, call);
+            assert!(!used.is_empty(), "{name}");
+            // Codes of the shared helpers are documented by the scripts that call them.
+            for code in used.iter().chain(&exit_codes(helpers, call)) {
+                assert!(
+                    header.contains(&format!(" {code} ")),
+                    "{name}: exit {code} undocumented"
+                );
+            }
+            for evaluating in ["eval ", "Invoke-Expression", "iex ", "bash -c", "sh -c"] {
+                assert!(
+                    !script.contains(evaluating),
+                    "{name} evaluates text: {evaluating}"
+                );
+                assert!(
+                    !helpers.contains(evaluating),
+                    "{name} helpers: {evaluating}"
+                );
+            }
+        }
     }
 
     #[test]

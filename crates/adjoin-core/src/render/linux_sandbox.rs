@@ -56,7 +56,10 @@ case $1 in
     cat >>"$SANDBOX/stdin.log"; echo >>"$SANDBOX/stdin.log"
     [ ! -e "$SANDBOX/refuse-join" ] || exit 6
     touch "$SANDBOX/joined" ;;
-  add-member) cat >>"$SANDBOX/stdin.log"; echo >>"$SANDBOX/stdin.log" ;;
+  add-member)
+    cat >>"$SANDBOX/stdin.log"; echo >>"$SANDBOX/stdin.log"
+    if [ -e "$SANDBOX/member-denied" ]; then echo "adcli: Insufficient permissions to modify group entry" >&2; exit 6; fi
+    if [ -e "$SANDBOX/member-exists" ]; then echo "adcli: Attribute member already exists" >&2; exit 4; fi ;;
   delete-computer)
     cat >>"$SANDBOX/stdin.log"; echo >>"$SANDBOX/stdin.log"
     if [ -e "$SANDBOX/object-gone" ]; then echo "adcli: No computer account for ${*: -1} exists" >&2; exit 5; fi ;;
@@ -457,6 +460,23 @@ fn failures_have_their_own_exit_codes() {
     let (code, out) = refused.run(&join("g"));
     assert_eq!(code, 14, "{out}");
     assert!(!out.contains(PASSWORD));
+
+    let already_member = distribution_sandbox(&DISTRIBUTIONS[7]);
+    already_member.flag("member-exists", "");
+    let (code, out) = already_member.run(&join("g"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("already in group 'gmsa-hosts'"), "{out}");
+
+    let denied = distribution_sandbox(&DISTRIBUTIONS[7]);
+    denied.flag("member-denied", "");
+    let (code, out) = denied.run(&join("g"));
+    assert_eq!(code, 16, "{out}");
+    assert!(out.contains("not added to group(s): gmsa-hosts"), "{out}");
+    assert!(
+        denied
+            .read("etc/sssd/sssd.conf")
+            .contains("simple_allow_groups = g")
+    );
 
     let bad_group = distribution_sandbox(&DISTRIBUTIONS[7]);
     let (code, out) = bad_group.run(&join("admins,everyone"));
