@@ -535,3 +535,47 @@ fn leave_deletes_the_computer_and_tolerates_its_absence() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("nothing to delete"), "{out}");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Any tag value (up to EC2's 256 characters): quotes, `$()`, backticks, `;`, unicode,
+    /// newlines. The script either refuses it (exit 10: commas and control characters, which
+    /// sssd.conf cannot hold) or writes it verbatim as the one allowed group; no command of
+    /// the value ever runs.
+    #[test]
+    fn any_group_tag_is_one_value_and_never_runs(
+        tail in r#"([a-zA-Z0-9 ._\-é中]|[\$`'";|&<>(){}\\*?!#~]){0,160}"#,
+        refused in proptest::option::of("[,\n\t\r]"),
+    ) {
+        let sandbox = distribution_sandbox(&DISTRIBUTIONS[7]);
+        let canary = sandbox.path("ran");
+        let mut value = format!("g$(touch {c})`touch {c}`;touch {c}{tail}", c = canary.display());
+        if let Some(separator) = refused {
+            let mut at = value.len() / 2;
+            while !value.is_char_boundary(at) {
+                at -= 1;
+            }
+            value.insert_str(at, &format!("{separator}touch {}", canary.display()));
+        }
+        let (code, out) = sandbox.run(&join(&value));
+        proptest::prop_assert!(!canary.exists(), "a tag value was executed: {value:?}");
+        let refusable = value.chars().any(|c| c.is_control() || c == ',');
+        if refusable {
+            proptest::prop_assert_eq!(code, 10, "{}", out);
+        } else {
+            proptest::prop_assert_eq!(code, 0, "{}", out);
+            let sssd = sandbox.read("etc/sssd/sssd.conf");
+            let expected = format!("\nsimple_allow_groups = {value}\n");
+            proptest::prop_assert!(sssd.contains(&expected), "{}", sssd);
+        }
+        // What the stand-ins received: only the expected commands, never the value's.
+        for call in sandbox.calls().lines() {
+            let tool = call.split(' ').next().unwrap_or_default();
+            proptest::prop_assert!(
+                ["apt-get", "pam-auth-update", "adcli", "aws", "getent", "sssd", "sleep"].contains(&tool),
+                "unexpected command {call:?}"
+            );
+        }
+    }
+}
