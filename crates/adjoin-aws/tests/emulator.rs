@@ -315,3 +315,99 @@ async fn role_of_another_account_is_rejected() {
     assert!(w.member_commands().await.is_empty());
     assert_eq!(w.bed.drain_queue(&w.dlq).await.expect("dlq").len(), 1);
 }
+
+/// 1 000 messages, in 100 batches of 10, from two member accounts and an unknown one:
+/// malformed bodies, opted-out instances, duplicates within a batch and joins. Every
+/// message ends in exactly one outcome; rejections are on the DLQ; every dispatched join
+/// is an SSM command in its account. Prints the counts.
+#[tokio::test]
+async fn a_thousand_messages_are_each_accounted_for_exactly_once() {
+    let a = world("100000000009").await;
+    let b = world("100000000010").await;
+    let mut joinable = Vec::new();
+    let mut opted_out = Vec::new();
+    for w in [&a, &b] {
+        for _ in 0..5 {
+            let id = w.instance(false, &[("adGroupName", "linux-admins")]).await;
+            joinable.push((w.member.clone(), id));
+        }
+        let id = w.instance(false, &[("autoadjoin", "false")]).await;
+        opted_out.push((w.member.clone(), id));
+    }
+    let body = |account: &str, instance: &str, k: usize| {
+        let mut e = event(account, REGION, instance, "running");
+        e["id"] = json!(format!("load-{k}"));
+        e.to_string()
+    };
+    let worker = a.worker().await;
+    let started = std::time::Instant::now();
+    let mut reports = Vec::new();
+    for batch in 0..100 {
+        let mut bodies = Vec::new();
+        for i in 0..10 {
+            let k = batch * 10 + i;
+            let (account, instance) = &joinable[k % joinable.len()];
+            bodies.push(match i {
+                0 => format!("{{\"not an event\": {k}"),
+                1 => body("999988887777", instance, k),
+                2 => {
+                    let (account, instance) = &opted_out[batch % opted_out.len()];
+                    body(account, instance, k)
+                }
+                // The same event twice in one batch (SQS at-least-once delivery).
+                3 => {
+                    let (account, instance) = &joinable[(k + 1) % joinable.len()];
+                    body(account, instance, k + 1)
+                }
+                _ => body(account, instance, k),
+            });
+        }
+        let messages: Vec<Message> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Message {
+                message_id: format!("b{batch}-m{i}"),
+                body,
+                receipt_handle: None,
+                receive_count: 1,
+                source_queue_arn: None,
+            })
+            .collect();
+        reports.extend(worker.handle_batch(&messages).await);
+    }
+    let elapsed = started.elapsed();
+
+    let mut ids: Vec<&str> = reports.iter().map(|r| r.message_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        (reports.len(), ids.len()),
+        (1000, 1000),
+        "one report per message"
+    );
+    let count = |o: Outcome| reports.iter().filter(|r| r.outcome == o).count();
+    let counts = [
+        count(Outcome::Dispatched),
+        count(Outcome::Skipped),
+        count(Outcome::Rejected),
+        count(Outcome::Deferred),
+        count(Outcome::Failed),
+    ];
+    let dlq = a.bed.drain_queue(&a.dlq).await.expect("dlq");
+    let commands = a.member_commands().await.len() + b.member_commands().await.len();
+    println!(
+        "load: 1000 messages in 100 batches in {:.1} s: dispatched {}, skipped {}, rejected {}, \
+         deferred {}, failed {}; DLQ {}; SSM commands {commands}",
+        elapsed.as_secs_f64(),
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
+        counts[4],
+        dlq.len()
+    );
+    assert_eq!(counts, [600, 200, 200, 0, 0]);
+    assert_eq!(dlq.len(), 200);
+    assert!(dlq.iter().all(|(_, reason)| !reason.is_empty()));
+    assert_eq!(commands, 600);
+}

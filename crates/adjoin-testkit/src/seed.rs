@@ -290,26 +290,24 @@ impl Bed {
         region: &str,
     ) -> Result<Vec<RecordedCommand>, Error> {
         let ssm = aws_sdk_ssm::Client::new(&self.as_account(account, region).await?);
-        let out = ssm
-            .list_commands()
-            .send()
-            .await
-            .map_err(aws("ssm:ListCommands"))?;
-        let mut commands: Vec<_> = out
-            .commands()
-            .iter()
-            .map(|c| RecordedCommand {
-                command_id: c.command_id().unwrap_or_default().to_owned(),
-                document: c.document_name().unwrap_or_default().to_owned(),
-                instance_ids: c.instance_ids().to_vec(),
-                commands: c
-                    .parameters()
-                    .and_then(|p| p.get("commands"))
-                    .cloned()
-                    .unwrap_or_default(),
-                comment: c.comment().unwrap_or_default().to_owned(),
-            })
-            .collect();
+        let mut commands = Vec::new();
+        let mut pages = ssm.list_commands().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws("ssm:ListCommands"))?;
+            commands.extend(page.commands().iter().map(|c| {
+                RecordedCommand {
+                    command_id: c.command_id().unwrap_or_default().to_owned(),
+                    document: c.document_name().unwrap_or_default().to_owned(),
+                    instance_ids: c.instance_ids().to_vec(),
+                    commands: c
+                        .parameters()
+                        .and_then(|p| p.get("commands"))
+                        .cloned()
+                        .unwrap_or_default(),
+                    comment: c.comment().unwrap_or_default().to_owned(),
+                }
+            }));
+        }
         commands.reverse();
         Ok(commands)
     }
