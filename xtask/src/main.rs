@@ -1,10 +1,14 @@
-//! Developer commands: `cargo xtask demo | test`.
+//! Developer commands: `cargo xtask demo | test | package`.
 //!
 //! - `demo`: installs the AWS API emulator if needed, then runs `adjoin-demo`, which
 //!   starts it, seeds the sample account, instances and AD tools host, and replays
 //!   `tests/events/` with `adjoin replay`.
 //! - `test`: format check, clippy, shellcheck, cfn-lint, and every test; ends with a
 //!   `tests: N passed, N failed` line.
+//! - `package`: builds the Lambda's release `bootstrap` with cargo-lambda (installed from
+//!   PyPI if missing; it brings zig for cross-linking) for arm64 and x86_64, and writes
+//!   `<target>/lambda/adjoin-lambda-<arch>.zip`, printing each zip's size. Not part of
+//!   `test`: two release builds with fat LTO take many minutes.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,13 +16,14 @@ use std::process::{Command, ExitCode, Stdio};
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask demo | test";
+const USAGE: &str = "usage: cargo xtask demo | test | package";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "demo" => demo(),
         "test" => test(),
+        "package" => package(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -179,4 +184,72 @@ fn count(line: &str, label: &str) -> u64 {
         })
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The Lambda architectures: CloudFormation's name, cargo-lambda's flag, the Rust target.
+const ARCHITECTURES: [(&str, &str, &str); 2] = [
+    ("arm64", "--arm64", "aarch64-unknown-linux-gnu"),
+    ("x86_64", "--x86-64", "x86_64-unknown-linux-gnu"),
+];
+
+/// Where cargo puts its output: `CARGO_TARGET_DIR`, else `target/` in the workspace.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root().join(dir),
+        _ => root().join("target"),
+    }
+}
+
+/// Adds the Rust standard library for `triple` when rustup manages the toolchain.
+fn ensure_rust_target(triple: &str) -> Result {
+    if !have("rustup") {
+        return Ok(());
+    }
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup target list: {e}"))?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == triple)
+    {
+        return Ok(());
+    }
+    run(
+        &format!("rustup target add {triple}"),
+        Command::new("rustup").args(["target", "add", triple]),
+    )
+}
+
+fn package() -> Result {
+    ensure_pip("cargo-lambda", "cargo-lambda")?;
+    let lambda_dir = target_dir().join("lambda");
+    let mut built = Vec::new();
+    for (arch, flag, triple) in ARCHITECTURES {
+        ensure_rust_target(triple)?;
+        // One directory per architecture: cargo-lambda names every zip bootstrap.zip.
+        let out = lambda_dir.join(format!("build-{arch}"));
+        run(
+            &format!("cargo lambda build --release ({arch})"),
+            cargo()
+                .args(["lambda", "build", "--release", "-p", "adjoin-lambda", flag])
+                .args(["--output-format", "zip", "--lambda-dir"])
+                .arg(&out),
+        )?;
+        let zip = lambda_dir.join(format!("adjoin-lambda-{arch}.zip"));
+        let from = out.join("bootstrap").join("bootstrap.zip");
+        std::fs::copy(&from, &zip).map_err(|e| format!("copy {}: {e}", from.display()))?;
+        built.push(zip);
+    }
+    for zip in built {
+        let bytes = std::fs::metadata(&zip)
+            .map_err(|e| format!("{}: {e}", zip.display()))?
+            .len();
+        println!(
+            "{}: {bytes} bytes ({:.1} KiB)",
+            zip.display(),
+            bytes as f64 / 1024.0
+        );
+    }
+    Ok(())
 }
