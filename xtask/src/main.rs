@@ -1,4 +1,4 @@
-//! Developer commands: `cargo xtask demo | test`.
+//! Developer commands: `cargo xtask demo | test | e2e | package`.
 //!
 //! - `demo`: installs the AWS API emulator if needed, then runs `adjoin-demo`, which
 //!   starts it, seeds the sample account, instances and AD tools host, and replays
@@ -9,6 +9,10 @@
 //!   AD tools host in network namespaces, the AWS API emulator, `adjoin replay` and the
 //!   join and leave scripts (`tests/e2e/samba-ad.sh`; root, Debian packages installed
 //!   when missing).
+//! - `package`: builds the Lambda's release `bootstrap` with cargo-lambda (installed from
+//!   PyPI if missing; it brings zig for cross-linking) for arm64 and x86_64, and writes
+//!   `<target>/lambda/adjoin-lambda-<arch>.zip`, printing each zip's size. Not part of
+//!   `test`: two release builds with fat LTO take many minutes.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask demo | test | e2e";
+const USAGE: &str = "usage: cargo xtask demo | test | e2e | package";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -24,6 +28,7 @@ fn main() -> ExitCode {
         "demo" => demo(),
         "test" => test(),
         "e2e" => e2e(),
+        "package" => package(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -40,13 +45,6 @@ fn main() -> ExitCode {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/` in the workspace.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
 }
 
 fn cargo() -> Command {
@@ -246,4 +244,72 @@ fn count(line: &str, label: &str) -> u64 {
         })
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The Lambda architectures: CloudFormation's name, cargo-lambda's flag, the Rust target.
+const ARCHITECTURES: [(&str, &str, &str); 2] = [
+    ("arm64", "--arm64", "aarch64-unknown-linux-gnu"),
+    ("x86_64", "--x86-64", "x86_64-unknown-linux-gnu"),
+];
+
+/// Where cargo puts its output: `CARGO_TARGET_DIR`, else `target/` in the workspace.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root().join(dir),
+        _ => root().join("target"),
+    }
+}
+
+/// Adds the Rust standard library for `triple` when rustup manages the toolchain.
+fn ensure_rust_target(triple: &str) -> Result {
+    if !have("rustup") {
+        return Ok(());
+    }
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup target list: {e}"))?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == triple)
+    {
+        return Ok(());
+    }
+    run(
+        &format!("rustup target add {triple}"),
+        Command::new("rustup").args(["target", "add", triple]),
+    )
+}
+
+fn package() -> Result {
+    ensure_pip("cargo-lambda", "cargo-lambda")?;
+    let lambda_dir = target_dir().join("lambda");
+    let mut built = Vec::new();
+    for (arch, flag, triple) in ARCHITECTURES {
+        ensure_rust_target(triple)?;
+        // One directory per architecture: cargo-lambda names every zip bootstrap.zip.
+        let out = lambda_dir.join(format!("build-{arch}"));
+        run(
+            &format!("cargo lambda build --release ({arch})"),
+            cargo()
+                .args(["lambda", "build", "--release", "-p", "adjoin-lambda", flag])
+                .args(["--output-format", "zip", "--lambda-dir"])
+                .arg(&out),
+        )?;
+        let zip = lambda_dir.join(format!("adjoin-lambda-{arch}.zip"));
+        let from = out.join("bootstrap").join("bootstrap.zip");
+        std::fs::copy(&from, &zip).map_err(|e| format!("copy {}: {e}", from.display()))?;
+        built.push(zip);
+    }
+    for zip in built {
+        let bytes = std::fs::metadata(&zip)
+            .map_err(|e| format!("{}: {e}", zip.display()))?
+            .len();
+        println!(
+            "{}: {bytes} bytes ({:.1} KiB)",
+            zip.display(),
+            bytes as f64 / 1024.0
+        );
+    }
+    Ok(())
 }

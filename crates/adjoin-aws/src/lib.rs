@@ -15,7 +15,7 @@ mod instances;
 mod queue;
 mod sdk;
 mod sessions;
-mod settings;
+pub mod settings;
 
 pub use commands::SsmCommands;
 pub use config_store::DynamoConfigStore;

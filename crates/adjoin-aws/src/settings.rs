@@ -14,6 +14,18 @@ use crate::{AwsSessions, DynamoConfigStore, SqsQueue};
 /// Default tag of the AD tools host, when `ADJOIN_TOOLS_HOST_TAG_KEY`/`VALUE` are unset.
 pub const DEFAULT_TOOLS_HOST_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
 
+/// Every environment variable the service reads, and nothing else: [`EnvSettings::from_lookup`]
+/// takes its names from here. The deployment (the Lambda's environment in
+/// `infra/central.yaml`) is checked against this list.
+pub const VARIABLES: [&str; 6] = [
+    "ADJOIN_CONFIG_TABLE",
+    "ADJOIN_TOOLS_HOST_TAG_KEY",
+    "ADJOIN_TOOLS_HOST_TAG_VALUE",
+    "ADJOIN_DLQ_URL",
+    "ADJOIN_MAX_ATTEMPTS",
+    "ADJOIN_CONCURRENCY",
+];
+
 /// The settings the service reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvSettings {
@@ -32,6 +44,14 @@ pub struct EnvSettings {
 impl EnvSettings {
     /// Reads the settings through `var` (`std::env::var` in the binaries).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let [
+            config_table,
+            tools_host_tag_key,
+            tools_host_tag_value,
+            dlq_url,
+            max_attempts,
+            concurrency,
+        ] = VARIABLES;
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let number = |name: &'static str, default: u32| -> Result<u32, Error> {
             match var(name) {
@@ -46,17 +66,15 @@ impl EnvSettings {
             }
         };
         Ok(EnvSettings {
-            config_table: var("ADJOIN_CONFIG_TABLE")
-                .ok_or(Error::MissingSetting("ADJOIN_CONFIG_TABLE"))?,
+            config_table: var(config_table).ok_or(Error::MissingSetting(config_table))?,
             tools_host_tag: TagMatch {
-                key: var("ADJOIN_TOOLS_HOST_TAG_KEY")
-                    .unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.0.to_owned()),
-                value: var("ADJOIN_TOOLS_HOST_TAG_VALUE")
+                key: var(tools_host_tag_key).unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.0.to_owned()),
+                value: var(tools_host_tag_value)
                     .unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.1.to_owned()),
             },
-            dlq_url: var("ADJOIN_DLQ_URL"),
-            max_attempts: number("ADJOIN_MAX_ATTEMPTS", 5)?,
-            concurrency: number("ADJOIN_CONCURRENCY", 8)? as usize,
+            dlq_url: var(dlq_url),
+            max_attempts: number(max_attempts, 5)?,
+            concurrency: number(concurrency, 8)? as usize,
         })
     }
 
@@ -98,6 +116,22 @@ mod tests {
         assert_eq!(s.tools_host_tag.key, "adjoin:role");
         assert_eq!(s.max_attempts, 5);
         assert_eq!(s.dlq_url, None);
+    }
+
+    #[test]
+    fn exactly_the_listed_variables_are_read() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        EnvSettings::from_lookup(|name| {
+            asked.borrow_mut().push(name.to_owned());
+            Some("1".to_owned())
+        })
+        .expect("valid");
+        let mut asked = asked.into_inner();
+        asked.sort();
+        asked.dedup();
+        let mut listed = VARIABLES.map(str::to_owned).to_vec();
+        listed.sort();
+        assert_eq!(asked, listed);
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The worker on the real AWS adapters, against the AWS API emulator (moto server).
 //!
 //! One emulator serves all tests; each test uses its own member account, DLQ and tools
-//! host tag, so tests run in parallel without seeing each other.
+//! host tag, so tests run in parallel without seeing each other. `stacks` creates the
+//! CloudFormation templates of `infra/` (in a Region of their own).
+
+#[path = "emulator/stacks.rs"]
+mod stacks;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;

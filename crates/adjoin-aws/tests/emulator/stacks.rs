@@ -1,0 +1,650 @@
+//! The CloudFormation templates of `infra/`, created in the emulator: central in the
+//! security ("home") account, member in a member account, the Region forwarder in that
+//! account's second Region. Then every resource is read back through its own API.
+//!
+//! What moto's CloudFormation does not create (it skips the type and still reports
+//! CREATE_COMPLETE) is checked as declared in the template, through GetTemplateSummary:
+//! `AWS::SQS::QueuePolicy`, `AWS::SNS::TopicPolicy`, `AWS::SNS::Subscription` and
+//! `AWS::CloudWatch::Alarm`. Properties it drops: the Lambda's `Architectures` and
+//! `LoggingConfig`, and the event bus `Policy`. It does not check IAM policy grammar of
+//! inline role policies either (it does for managed policies). cfn-lint covers those
+//! statically.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use adjoin_aws::EnvSettings;
+use adjoin_aws::settings::VARIABLES;
+use adjoin_testkit::{Bed, HOME_ACCOUNT};
+use aws_config::SdkConfig;
+use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
+use serde_json::{Value, json};
+
+const REGION: &str = "eu-central-1";
+const OTHER_REGION: &str = "us-west-2";
+const MEMBER: &str = "100000000050";
+const EXTERNAL_ID: &str = "ext-100000000050";
+const BUS: &str = "adjoin-stack-test";
+const CODE_BUCKET: &str = "adjoin-code";
+const CODE_KEY: &str = "adjoin/adjoin-lambda-arm64.zip";
+const TOOLS_TAG: (&str, &str) = ("adjoin:tools", "ad-tools-stack-test");
+
+/// In the Lambda's environment for the ledger (the `ADJOIN_LEDGER_TABLE` of the design),
+/// which the service does not read yet. The test fails once it does: then it belongs in
+/// `VARIABLES` only.
+const FOR_THE_LEDGER_NOT_READ_YET: &[&str] = &["ADJOIN_LEDGER_TABLE"];
+
+fn template(name: &str) -> String {
+    let path = format!("{}/../../infra/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A created stack: its outputs, its resources (logical id → type, physical id) and the
+/// resource types its template declares.
+struct Stack {
+    outputs: BTreeMap<String, String>,
+    resources: BTreeMap<String, (String, String)>,
+    declared_types: Vec<String>,
+}
+
+impl Stack {
+    fn output(&self, key: &str) -> &str {
+        self.outputs
+            .get(key)
+            .unwrap_or_else(|| panic!("no output {key}: {:?}", self.outputs))
+    }
+
+    /// The physical id of a resource moto created, after checking its type.
+    fn physical(&self, logical: &str, resource_type: &str) -> &str {
+        let (t, id) = self
+            .resources
+            .get(logical)
+            .unwrap_or_else(|| panic!("no resource {logical}: {:?}", self.resources));
+        assert_eq!(t, resource_type, "{logical}");
+        id
+    }
+
+    fn declares(&self, resource_type: &str) {
+        assert!(
+            self.declared_types.iter().any(|t| t == resource_type),
+            "the template declares no {resource_type}: {:?}",
+            self.declared_types
+        );
+    }
+}
+
+async fn create_stack(
+    sdk: &SdkConfig,
+    name: &str,
+    file: &str,
+    parameters: &[(&str, &str)],
+    capability: Capability,
+) -> Stack {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let mut create = cfn
+        .create_stack()
+        .stack_name(name)
+        .template_body(template(file))
+        .capabilities(capability);
+    for (k, v) in parameters {
+        create = create.parameters(
+            Parameter::builder()
+                .parameter_key(*k)
+                .parameter_value(*v)
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e:?}"));
+
+    let started = Instant::now();
+    let stack = loop {
+        let out = cfn
+            .describe_stacks()
+            .stack_name(name)
+            .send()
+            .await
+            .expect("describe stack");
+        let stack = out.stacks()[0].clone();
+        match stack.stack_status() {
+            Some(StackStatus::CreateComplete) => break stack,
+            Some(StackStatus::CreateInProgress) if started.elapsed() < Duration::from_secs(60) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!(
+                "{name}: {other:?} {}",
+                stack.stack_status_reason().unwrap_or_default()
+            ),
+        }
+    };
+    let outputs = stack
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap_or_default().to_owned(),
+                o.output_value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let resources = cfn
+        .list_stack_resources()
+        .stack_name(name)
+        .send()
+        .await
+        .expect("stack resources")
+        .stack_resource_summaries()
+        .iter()
+        .filter(|r| r.resource_type().is_some_and(|t| !t.is_empty()))
+        .map(|r| {
+            (
+                r.logical_resource_id().unwrap_or_default().to_owned(),
+                (
+                    r.resource_type().unwrap_or_default().to_owned(),
+                    r.physical_resource_id().unwrap_or_default().to_owned(),
+                ),
+            )
+        })
+        .collect();
+    let declared_types = cfn
+        .get_template_summary()
+        .stack_name(name)
+        .send()
+        .await
+        .expect("template summary")
+        .resource_types()
+        .to_vec();
+    Stack {
+        outputs,
+        resources,
+        declared_types,
+    }
+}
+
+/// One request to the emulator without an SDK client (for S3 and Lambda; see Cargo.toml).
+/// moto routes by the credential scope of the Authorization header and checks no signature.
+fn emulator_request(
+    endpoint: &str,
+    service: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    let host = endpoint.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).expect("connect to the emulator");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/{REGION}/{service}/aws4_request, \
+         SignedHeaders=host, Signature=0\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    stream.write_all(body).expect("send body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("response");
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response");
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200") || head.starts_with("http/1.0 200"),
+        "{method} {path}: {head}\n{}",
+        String::from_utf8_lossy(&response[split..])
+    );
+    assert!(!head.contains("transfer-encoding: chunked"), "chunked");
+    response[split + 4..].to_vec()
+}
+
+fn emulator_json(endpoint: &str, service: &str, path: &str) -> Value {
+    let body = emulator_request(endpoint, service, "GET", path, &[], b"");
+    serde_json::from_slice(&body).expect("JSON answer")
+}
+
+/// IAM returns policy documents URL-encoded.
+fn url_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let hex = std::str::from_utf8(hex).expect("ascii");
+                out.push(u8::from_str_radix(hex, 16).expect("hex"));
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
+
+async fn role_policy(iam: &aws_sdk_iam::Client, role: &str, policy: &str) -> String {
+    let out = iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("policy {policy} of {role}: {e:?}"));
+    url_decoded(out.policy_document())
+}
+
+async fn trust_policy(iam: &aws_sdk_iam::Client, role: &str) -> Value {
+    let out = iam
+        .get_role()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("role {role}: {e:?}"));
+    let document = out
+        .role()
+        .and_then(|r| r.assume_role_policy_document())
+        .expect("trust policy");
+    serde_json::from_str(&url_decoded(document)).expect("trust policy JSON")
+}
+
+/// The rules of `bus` whose names start with `prefix`, each with its targets' (ARN, role).
+async fn rules(
+    events: &aws_sdk_eventbridge::Client,
+    bus: &str,
+    prefix: &str,
+) -> Vec<(Value, Vec<(String, Option<String>)>)> {
+    let out = events
+        .list_rules()
+        .event_bus_name(bus)
+        .name_prefix(prefix)
+        .send()
+        .await
+        .expect("rules");
+    let mut found = Vec::new();
+    for rule in out.rules() {
+        let pattern: Value =
+            serde_json::from_str(rule.event_pattern().unwrap_or("null")).expect("pattern");
+        let targets = events
+            .list_targets_by_rule()
+            .rule(rule.name().unwrap_or_default())
+            .event_bus_name(bus)
+            .send()
+            .await
+            .expect("targets")
+            .targets()
+            .iter()
+            .map(|t| (t.arn().to_owned(), t.role_arn().map(str::to_owned)))
+            .collect();
+        found.push((pattern, targets));
+    }
+    found
+}
+
+fn assert_ec2_state_changes(pattern: &Value) {
+    assert_eq!(pattern["source"], json!(["aws.ec2"]));
+    assert_eq!(
+        pattern["detail-type"],
+        json!(["EC2 Instance State-change Notification"])
+    );
+    assert_eq!(pattern["detail"]["state"], json!(["running", "terminated"]));
+}
+
+#[tokio::test]
+async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matches_the_code() {
+    let moto = super::moto();
+    let bed = Bed::new(moto, REGION).await;
+    let home = bed.as_account(HOME_ACCOUNT, REGION).await.expect("home");
+
+    // The code package: an empty zip archive (moto never runs it).
+    let empty_zip = [&b"PK\x05\x06"[..], &[0; 18]].concat();
+    let location = format!(
+        "<CreateBucketConfiguration><LocationConstraint>{REGION}</LocationConstraint></CreateBucketConfiguration>"
+    );
+    emulator_request(
+        moto.endpoint(),
+        "s3",
+        "PUT",
+        &format!("/{CODE_BUCKET}"),
+        &[],
+        location.as_bytes(),
+    );
+    emulator_request(
+        moto.endpoint(),
+        "s3",
+        "PUT",
+        &format!("/{CODE_BUCKET}/{CODE_KEY}"),
+        &[],
+        &empty_zip,
+    );
+
+    // ------------------------------------------------------------ central
+    let central = create_stack(
+        &home,
+        "adjoin-central",
+        "central.yaml",
+        &[
+            ("CodeBucket", CODE_BUCKET),
+            ("CodeKey", CODE_KEY),
+            ("MemberAccountIds", MEMBER),
+            ("EventBusName", BUS),
+            ("ToolsHostTagKey", TOOLS_TAG.0),
+            ("ToolsHostTagValue", TOOLS_TAG.1),
+        ],
+        Capability::CapabilityIam,
+    )
+    .await;
+    for skipped in [
+        "AWS::SQS::QueuePolicy",
+        "AWS::SNS::TopicPolicy",
+        "AWS::SNS::Subscription",
+        "AWS::CloudWatch::Alarm",
+    ] {
+        central.declares(skipped);
+    }
+
+    // Queues: the delay, 6 x the function timeout, the redrive to the DLQ.
+    let sqs = aws_sdk_sqs::Client::new(&home);
+    let attributes = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                .send()
+                .await
+                .expect("queue attributes")
+                .attributes()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v))
+                .collect::<BTreeMap<_, _>>()
+        }
+    };
+    let queue_url = central.physical("DomainJoinQueue", "AWS::SQS::Queue");
+    assert_eq!(queue_url, central.output("QueueUrl"));
+    let queue = attributes(queue_url.to_owned()).await;
+    assert_eq!(queue["DelaySeconds"], "300");
+    assert_eq!(queue["VisibilityTimeout"], "360");
+    let redrive: Value = serde_json::from_str(&queue["RedrivePolicy"]).expect("redrive");
+    assert_eq!(
+        redrive["deadLetterTargetArn"],
+        central.output("DeadLetterQueueArn")
+    );
+    assert_eq!(redrive["maxReceiveCount"], 8);
+    let dlq_url = central.physical("DeadLetterQueue", "AWS::SQS::Queue");
+    let dlq = attributes(dlq_url.to_owned()).await;
+    assert_eq!(dlq["MessageRetentionPeriod"], "1209600");
+
+    // Tables: config (accountId) and ledger (instanceId), on demand.
+    let ddb = aws_sdk_dynamodb::Client::new(&home);
+    for (logical, output, key) in [
+        ("ConfigTable", "ConfigTableName", "accountId"),
+        ("LedgerTable", "LedgerTableName", "instanceId"),
+    ] {
+        let name = central.physical(logical, "AWS::DynamoDB::Table");
+        assert_eq!(name, central.output(output));
+        let table = ddb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .expect("table");
+        let table = table.table().expect("table description");
+        let schema = table.key_schema();
+        assert_eq!(
+            (schema.len(), schema[0].attribute_name()),
+            (1, key),
+            "{logical}"
+        );
+        assert_eq!(
+            table
+                .billing_mode_summary()
+                .and_then(|b| b.billing_mode())
+                .map(|m| m.as_str()),
+            Some("PAY_PER_REQUEST")
+        );
+    }
+
+    // The function, and its environment against what the code reads.
+    let function = central.physical("Function", "AWS::Lambda::Function");
+    assert_eq!(function, central.output("FunctionName"));
+    let config = emulator_json(
+        moto.endpoint(),
+        "lambda",
+        &format!("/2015-03-31/functions/{function}/configuration"),
+    );
+    assert_eq!(config["Runtime"], "provided.al2023");
+    assert_eq!(config["Handler"], "bootstrap");
+    assert_eq!(config["Timeout"], 60);
+    assert_eq!(config["Role"], central.output("LambdaRoleArn"));
+    let env: BTreeMap<String, String> = config["Environment"]["Variables"]
+        .as_object()
+        .expect("environment")
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
+        .collect();
+    let names: BTreeSet<&str> = env.keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = VARIABLES
+        .iter()
+        .chain(FOR_THE_LEDGER_NOT_READ_YET)
+        .copied()
+        .collect();
+    assert_eq!(names, expected, "the Lambda's environment variables");
+    for name in FOR_THE_LEDGER_NOT_READ_YET {
+        assert!(
+            !VARIABLES.contains(name),
+            "{name} is read now: take it off FOR_THE_LEDGER_NOT_READ_YET"
+        );
+    }
+    assert_eq!(
+        env["ADJOIN_LEDGER_TABLE"],
+        central.output("LedgerTableName")
+    );
+    let settings = EnvSettings::from_lookup(|name| env.get(name).cloned())
+        .expect("the code accepts the deployed environment");
+    assert_eq!(settings.config_table, central.output("ConfigTableName"));
+    assert_eq!(settings.dlq_url.as_deref(), Some(dlq_url));
+    assert_eq!(
+        (
+            settings.tools_host_tag.key.as_str(),
+            settings.tools_host_tag.value.as_str()
+        ),
+        TOOLS_TAG
+    );
+    assert_eq!((settings.max_attempts, settings.concurrency), (5, 8));
+
+    let mappings = emulator_json(
+        moto.endpoint(),
+        "lambda",
+        &format!("/2015-03-31/event-source-mappings/?FunctionName={function}"),
+    );
+    let mappings = mappings["EventSourceMappings"]
+        .as_array()
+        .expect("mappings");
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    assert_eq!(mappings[0]["EventSourceArn"], central.output("QueueArn"));
+    assert_eq!(mappings[0]["BatchSize"], 10);
+    assert_eq!(mappings[0]["MaximumBatchingWindowInSeconds"], 0);
+    assert_eq!(
+        mappings[0]["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+
+    let log_group = central.physical("FunctionLogGroup", "AWS::Logs::LogGroup");
+    let groups = emulator_request(
+        moto.endpoint(),
+        "logs",
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", "Logs_20140328.DescribeLogGroups"),
+            ("Content-Type", "application/x-amz-json-1.1"),
+        ],
+        json!({ "logGroupNamePrefix": log_group })
+            .to_string()
+            .as_bytes(),
+    );
+    let groups: Value = serde_json::from_slice(&groups).expect("log groups");
+    assert_eq!(groups["logGroups"][0]["logGroupName"], log_group);
+    assert_eq!(groups["logGroups"][0]["retentionInDays"], 30);
+
+    // Event routing: the bus, its rule and the default bus's rule, both to the queue.
+    let events = aws_sdk_eventbridge::Client::new(&home);
+    let bus = events
+        .describe_event_bus()
+        .name(BUS)
+        .send()
+        .await
+        .expect("event bus");
+    assert_eq!(bus.arn(), Some(central.output("EventBusArn")));
+    for (bus_name, prefix) in [
+        (BUS, "adjoin-central-CentralBusRule"),
+        ("default", "adjoin-central-DefaultBusRule"),
+    ] {
+        let found = rules(&events, bus_name, prefix).await;
+        assert_eq!(found.len(), 1, "{bus_name}: {found:?}");
+        assert_ec2_state_changes(&found[0].0);
+        assert_eq!(
+            found[0].1,
+            vec![(central.output("QueueArn").to_owned(), None)]
+        );
+    }
+    let sns = aws_sdk_sns::Client::new(&home);
+    sns.get_topic_attributes()
+        .topic_arn(central.output("TopicArn"))
+        .send()
+        .await
+        .expect("topic");
+
+    // The Lambda role: trusted by Lambda; SendCommand on this account's instances only
+    // with the tools-host tag that the function's environment names; no secret access.
+    let iam = aws_sdk_iam::Client::new(&home);
+    let role = central.physical("FunctionRole", "AWS::IAM::Role");
+    assert_eq!(
+        trust_policy(&iam, role).await["Statement"][0]["Principal"]["Service"],
+        "lambda.amazonaws.com"
+    );
+    let tools_host: Value =
+        serde_json::from_str(&role_policy(&iam, role, "adjoin-tools-host").await)
+            .expect("the tools-host policy is JSON");
+    let statement = &tools_host["Statement"][0];
+    assert_eq!(statement["Action"], "ssm:SendCommand");
+    assert_eq!(
+        statement["Resource"],
+        format!("arn:aws:ec2:{REGION}:{HOME_ACCOUNT}:instance/*")
+    );
+    assert_eq!(
+        statement["Condition"]["StringEquals"],
+        json!({ format!("ssm:resourceTag/{}", settings.tools_host_tag.key): settings.tools_host_tag.value })
+    );
+    // moto hands dict-form inline policies back in its own notation, not JSON: read as text.
+    let main = role_policy(&iam, role, "adjoin").await;
+    for grant in [
+        "arn:aws:iam::*:role/adjoin-member",
+        "arn:aws:ssm:eu-central-1::document/AWS-RunShellScript",
+        "arn:aws:ssm:eu-central-1::document/AWS-RunPowerShellScript",
+        "dynamodb:GetItem",
+        "sqs:ChangeMessageVisibility",
+    ] {
+        assert!(main.contains(grant), "{grant} not in {main}");
+    }
+    for absent in ["ssm:GetParameter", "secretsmanager:", "kms:"] {
+        assert!(!main.contains(absent), "{absent} in {main}");
+    }
+    central.physical("ToolsHostJoinSecretPolicy", "AWS::IAM::ManagedPolicy");
+    assert!(
+        central
+            .output("ToolsHostPolicyArn")
+            .starts_with("arn:aws:iam::")
+    );
+
+    // ------------------------------------------------------------ member
+    let member_sdk = bed.as_account(MEMBER, REGION).await.expect("member");
+    let member = create_stack(
+        &member_sdk,
+        "adjoin-member",
+        "member.yaml",
+        &[
+            ("CentralEventBusArn", central.output("EventBusArn")),
+            ("CentralLambdaRoleArn", central.output("LambdaRoleArn")),
+            ("ExternalId", EXTERNAL_ID),
+        ],
+        Capability::CapabilityNamedIam,
+    )
+    .await;
+    assert_eq!(
+        member.output("MemberRoleArn"),
+        format!("arn:aws:iam::{MEMBER}:role/adjoin-member")
+    );
+    let member_iam = aws_sdk_iam::Client::new(&member_sdk);
+    let trust = trust_policy(&member_iam, "adjoin-member").await;
+    assert_eq!(
+        trust["Statement"],
+        json!([{
+            "Effect": "Allow",
+            "Principal": {"AWS": central.output("LambdaRoleArn")},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}
+        }])
+    );
+    let join = role_policy(&member_iam, "adjoin-member", "adjoin-join").await;
+    for grant in [
+        "ec2:DescribeInstances",
+        "arn:aws:ssm:*::document/AWS-RunShellScript",
+        "arn:aws:ssm:*::document/AWS-RunPowerShellScript",
+        "ssm:GetCommandInvocation",
+        "ssm:DescribeInstanceInformation",
+    ] {
+        assert!(join.contains(grant), "{grant} not in {join}");
+    }
+    member.physical("InstanceJoinSecretPolicy", "AWS::IAM::ManagedPolicy");
+    let member_events = aws_sdk_eventbridge::Client::new(&member_sdk);
+    let forward = rules(&member_events, "default", "adjoin-member-ForwardRule").await;
+    assert_eq!(forward.len(), 1, "{forward:?}");
+    assert_ec2_state_changes(&forward[0].0);
+    let (target, target_role) = &forward[0].1[0];
+    assert_eq!(target, central.output("EventBusArn"));
+    assert!(target_role.as_deref().is_some_and(|r| r.contains(MEMBER)));
+
+    // ------------------------------------------------------------ region forwarder
+    let other_sdk = bed.as_account(MEMBER, OTHER_REGION).await.expect("member");
+    let forwarder = create_stack(
+        &other_sdk,
+        "adjoin-forwarder",
+        "region-forwarder.yaml",
+        &[("CentralEventBusArn", central.output("EventBusArn"))],
+        Capability::CapabilityIam,
+    )
+    .await;
+    let role = forwarder.physical("ForwarderRole", "AWS::IAM::Role");
+    let other_events = aws_sdk_eventbridge::Client::new(&other_sdk);
+    let forward = rules(&other_events, "default", "adjoin-forwarder-ForwardRule").await;
+    assert_eq!(forward.len(), 1, "{forward:?}");
+    assert_ec2_state_changes(&forward[0].0);
+    assert_eq!(
+        forward[0].1,
+        vec![(
+            central.output("EventBusArn").to_owned(),
+            Some(format!("arn:aws:iam::{MEMBER}:role/{role}"))
+        )],
+        "cross-Region to the central bus"
+    );
+}
