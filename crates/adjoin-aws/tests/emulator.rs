@@ -84,18 +84,10 @@ impl World {
     }
 
     async fn run(&self, bodies: Vec<String>) -> Vec<Report> {
-        let messages: Vec<Message> = bodies
-            .into_iter()
-            .enumerate()
-            .map(|(i, body)| Message {
-                message_id: format!("m{i}"),
-                body,
-                receipt_handle: None,
-                receive_count: 1,
-                source_queue_arn: None,
-            })
-            .collect();
-        self.worker().await.handle_batch(&messages).await
+        self.worker()
+            .await
+            .handle_batch(&messages("", bodies))
+            .await
     }
 
     fn event(&self, instance: &str, state: &str) -> String {
@@ -116,6 +108,21 @@ impl World {
             .await
             .expect("instance")
     }
+}
+
+/// First deliveries of `bodies`, with message ids `{prefix}m0`, `{prefix}m1`, …
+fn messages(prefix: &str, bodies: Vec<String>) -> Vec<Message> {
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| Message {
+            message_id: format!("{prefix}m{i}"),
+            body,
+            receipt_handle: None,
+            receive_count: 1,
+            source_queue_arn: None,
+        })
+        .collect()
 }
 
 fn params(commands: &[String]) -> BTreeMap<String, String> {
@@ -366,18 +373,11 @@ async fn a_thousand_messages_are_each_accounted_for_exactly_once() {
                 _ => body(account, instance, k),
             });
         }
-        let messages: Vec<Message> = bodies
-            .into_iter()
-            .enumerate()
-            .map(|(i, body)| Message {
-                message_id: format!("b{batch}-m{i}"),
-                body,
-                receipt_handle: None,
-                receive_count: 1,
-                source_queue_arn: None,
-            })
-            .collect();
-        reports.extend(worker.handle_batch(&messages).await);
+        reports.extend(
+            worker
+                .handle_batch(&messages(&format!("b{batch}-"), bodies))
+                .await,
+        );
     }
     let elapsed = started.elapsed();
 
