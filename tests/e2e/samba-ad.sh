@@ -261,16 +261,19 @@ JSON
 # document's _script.sh and run `sh -c` on it, with the instance profile's credentials
 # (here: the emulator's). Prints the output; returns the script's exit status.
 agent() {
-  local h=$1 target=$2 action=$3 id dir
-  id=$(aws_cli ssm list-commands \
-    --query "reverse(sort_by(Commands[?starts_with(Comment, 'adjoin $action $INSTANCE_ID')], &RequestedDateTime))[0].CommandId")
-  if [ -z "$id" ] || [ "$id" = None ]; then die "no '$action' command for $INSTANCE_ID in the emulator"; fi
-  aws_cli ssm list-commands --command-id "$id" --query 'Commands[0].InstanceIds' | grep -qw "$target" ||
-    die "command $id does not target $target"
+  local h=$1 target=$2 action=$3 id targets dir
+  # One ListCommands: the newest matching command as "ID TARGETS..." and its commands.
+  aws_cli ssm list-commands --output json \
+    --query "reverse(sort_by(Commands[?starts_with(Comment, 'adjoin $action $INSTANCE_ID')], &RequestedDateTime))[0]" |
+    python3 -c 'import json, sys
+c = json.load(sys.stdin) or {}
+print(" ".join([c.get("CommandId", "")] + c.get("InstanceIds", [])))
+sys.stdout.write("\n".join(c.get("Parameters", {}).get("commands", [])) + "\n")' >"$LOGS/$action-found"
+  read -r id targets <"$LOGS/$action-found"
+  [ -n "$id" ] || die "no '$action' command for $INSTANCE_ID in the emulator"
+  grep -qw "$target" <<<"$targets" || die "command $id does not target $target"
+  tail -n +2 "$LOGS/$action-found" >"$LOGS/$action-command.sh"
   dir=/var/lib/amazon/ssm/$target/document/orchestration/$id/awsrunShellScript/0.awsrunShellScript
-  aws_cli ssm list-commands --command-id "$id" --output json --query 'Commands[0].Parameters.commands' |
-    python3 -c 'import json, sys; sys.stdout.write("\n".join(json.load(sys.stdin)) + "\n")' \
-      >"$LOGS/$action-command.sh"
   in_host "$h" sh -euc 'mkdir -p "$1" && cp "$2" "$1/_script.sh" && chmod 700 "$1/_script.sh"' \
     sh "$dir" "$LOGS/$action-command.sh"
   in_host "$h" env -i PATH="$PATH" HOME=/root AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
