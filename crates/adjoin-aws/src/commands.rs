@@ -1,8 +1,12 @@
-//! `Commands` on SSM SendCommand.
+//! `Commands` on SSM SendCommand and GetCommandInvocation.
 
 use async_trait::async_trait;
+use aws_sdk_ssm::error::SdkError;
+use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
+use aws_sdk_ssm::types::CommandInvocationStatus;
 
-use adjoin_core::ports::Commands;
+use adjoin_core::ids::InstanceId;
+use adjoin_core::ports::{CommandResult, CommandStatus, Commands};
 use adjoin_core::render::CommandRequest;
 
 use crate::error::map_sdk_error;
@@ -41,5 +45,53 @@ impl Commands for SsmCommands {
                 operation: "ssm:SendCommand",
                 message: "the response has no command id".into(),
             })
+    }
+
+    async fn result(
+        &self,
+        command_id: &str,
+        instance: &InstanceId,
+    ) -> Result<CommandResult, adjoin_core::Error> {
+        let out = match self
+            .client
+            .get_command_invocation()
+            .command_id(command_id)
+            .instance_id(instance.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            // SSM lists an invocation a moment after SendCommand returns.
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    GetCommandInvocationError::InvocationDoesNotExist(_)
+                ) =>
+            {
+                return Ok(CommandResult {
+                    status: CommandStatus::Pending,
+                    exit_code: None,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                });
+            }
+            Err(e) => return Err(map_sdk_error("ssm:GetCommandInvocation", e)),
+        };
+        let status = match out.status() {
+            Some(CommandInvocationStatus::Success) => CommandStatus::Success,
+            Some(CommandInvocationStatus::InProgress) => CommandStatus::InProgress,
+            Some(CommandInvocationStatus::Pending | CommandInvocationStatus::Delayed) | None => {
+                CommandStatus::Pending
+            }
+            Some(other) => CommandStatus::Failed(other.as_str().to_owned()),
+        };
+        // ResponseCode is -1 until the script ends.
+        let exit_code = Some(out.response_code()).filter(|c| *c >= 0);
+        Ok(CommandResult {
+            status,
+            exit_code,
+            stdout: out.standard_output_content().unwrap_or_default().to_owned(),
+            stderr: out.standard_error_content().unwrap_or_default().to_owned(),
+        })
     }
 }

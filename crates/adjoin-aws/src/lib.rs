@@ -5,13 +5,15 @@
 //! | `ConfigStore` | [`DynamoConfigStore`] | DynamoDB GetItem |
 //! | `Sessions` | [`AwsSessions`] | STS AssumeRole, GetCallerIdentity |
 //! | `Instances` | [`Ec2Instances`] | EC2 DescribeInstances |
-//! | `Commands` | [`SsmCommands`] | SSM SendCommand |
+//! | `Commands` | [`SsmCommands`] | SSM SendCommand, GetCommandInvocation |
+//! | `Ledger` | [`DynamoLedger`] | DynamoDB BatchGetItem, conditional PutItem |
 //! | `Queue` | [`SqsQueue`] | SQS SendMessage, ChangeMessageVisibility |
 
 mod commands;
 mod config_store;
 mod error;
 mod instances;
+mod ledger;
 mod queue;
 mod sdk;
 mod sessions;
@@ -21,6 +23,7 @@ pub use commands::SsmCommands;
 pub use config_store::DynamoConfigStore;
 pub use error::Error;
 pub use instances::Ec2Instances;
+pub use ledger::DynamoLedger;
 pub use queue::SqsQueue;
 pub use sdk::load_sdk_config;
 pub use sessions::AwsSessions;

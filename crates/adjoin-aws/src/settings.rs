@@ -9,7 +9,7 @@ use adjoin_core::config::TagMatch;
 use adjoin_core::worker::{Ports, Settings, Worker};
 
 use crate::error::Error;
-use crate::{AwsSessions, DynamoConfigStore, SqsQueue};
+use crate::{AwsSessions, DynamoConfigStore, DynamoLedger, SqsQueue};
 
 /// Default tag of the AD tools host, when `ADJOIN_TOOLS_HOST_TAG_KEY`/`VALUE` are unset.
 pub const DEFAULT_TOOLS_HOST_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
@@ -17,12 +17,15 @@ pub const DEFAULT_TOOLS_HOST_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
 /// Every environment variable the service reads, and nothing else: [`EnvSettings::from_lookup`]
 /// takes its names from here. The deployment (the Lambda's environment in
 /// `infra/central.yaml`) is checked against this list.
-pub const VARIABLES: [&str; 6] = [
+pub const VARIABLES: [&str; 9] = [
     "ADJOIN_CONFIG_TABLE",
+    "ADJOIN_LEDGER_TABLE",
     "ADJOIN_TOOLS_HOST_TAG_KEY",
     "ADJOIN_TOOLS_HOST_TAG_VALUE",
     "ADJOIN_DLQ_URL",
     "ADJOIN_MAX_ATTEMPTS",
+    "ADJOIN_MAX_AGE_SECONDS",
+    "ADJOIN_JOIN_ATTEMPTS",
     "ADJOIN_CONCURRENCY",
 ];
 
@@ -31,12 +34,18 @@ pub const VARIABLES: [&str; 6] = [
 pub struct EnvSettings {
     /// `ADJOIN_CONFIG_TABLE`
     pub config_table: String,
+    /// `ADJOIN_LEDGER_TABLE`
+    pub ledger_table: String,
     /// `ADJOIN_TOOLS_HOST_TAG_KEY`, `ADJOIN_TOOLS_HOST_TAG_VALUE`
     pub tools_host_tag: TagMatch,
     /// `ADJOIN_DLQ_URL`
     pub dlq_url: Option<String>,
-    /// `ADJOIN_MAX_ATTEMPTS` (default 5)
+    /// `ADJOIN_MAX_ATTEMPTS` (default 25)
     pub max_attempts: u32,
+    /// `ADJOIN_MAX_AGE_SECONDS` (default 7200)
+    pub max_age_seconds: u32,
+    /// `ADJOIN_JOIN_ATTEMPTS` (default 3)
+    pub join_attempts: u32,
     /// `ADJOIN_CONCURRENCY` (default 8)
     pub concurrency: usize,
 }
@@ -46,10 +55,13 @@ impl EnvSettings {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
         let [
             config_table,
+            ledger_table,
             tools_host_tag_key,
             tools_host_tag_value,
             dlq_url,
             max_attempts,
+            max_age_seconds,
+            join_attempts,
             concurrency,
         ] = VARIABLES;
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
@@ -67,13 +79,16 @@ impl EnvSettings {
         };
         Ok(EnvSettings {
             config_table: var(config_table).ok_or(Error::MissingSetting(config_table))?,
+            ledger_table: var(ledger_table).ok_or(Error::MissingSetting(ledger_table))?,
             tools_host_tag: TagMatch {
                 key: var(tools_host_tag_key).unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.0.to_owned()),
                 value: var(tools_host_tag_value)
                     .unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.1.to_owned()),
             },
             dlq_url: var(dlq_url),
-            max_attempts: number(max_attempts, 5)?,
+            max_attempts: number(max_attempts, 25)?,
+            max_age_seconds: number(max_age_seconds, 7200)?,
+            join_attempts: number(join_attempts, 3)?,
             concurrency: number(concurrency, 8)? as usize,
         })
     }
@@ -91,6 +106,10 @@ pub fn build_worker(sdk: &SdkConfig, env: &EnvSettings, dry_run: bool) -> Worker
             env.config_table.clone(),
         )),
         sessions: Arc::new(AwsSessions::new(sdk.clone())),
+        ledger: Arc::new(DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            env.ledger_table.clone(),
+        )),
         queue: env.dlq_url.as_ref().map(|url| {
             Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone()))
                 as Arc<dyn adjoin_core::ports::Queue>
@@ -98,6 +117,8 @@ pub fn build_worker(sdk: &SdkConfig, env: &EnvSettings, dry_run: bool) -> Worker
     };
     let mut settings = Settings::new(env.tools_host_tag.clone());
     settings.max_attempts = env.max_attempts;
+    settings.max_age = std::time::Duration::from_secs(env.max_age_seconds.into());
+    settings.join_attempts = env.join_attempts;
     settings.concurrency = env.concurrency;
     settings.dry_run = dry_run;
     Worker::new(ports, settings)
@@ -109,12 +130,21 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_environment_with_defaults() {
-        let s =
-            EnvSettings::from_lookup(|n| (n == "ADJOIN_CONFIG_TABLE").then(|| "cfg".to_owned()))
-                .expect("valid");
-        assert_eq!(s.config_table, "cfg");
+        let s = EnvSettings::from_lookup(|n| match n {
+            "ADJOIN_CONFIG_TABLE" => Some("cfg".to_owned()),
+            "ADJOIN_LEDGER_TABLE" => Some("ledger".to_owned()),
+            _ => None,
+        })
+        .expect("valid");
+        assert_eq!(
+            (s.config_table.as_str(), s.ledger_table.as_str()),
+            ("cfg", "ledger")
+        );
         assert_eq!(s.tools_host_tag.key, "adjoin:role");
-        assert_eq!(s.max_attempts, 5);
+        assert_eq!(
+            (s.max_attempts, s.max_age_seconds, s.join_attempts),
+            (25, 7200, 3)
+        );
         assert_eq!(s.dlq_url, None);
     }
 
@@ -138,8 +168,11 @@ mod tests {
     fn missing_and_bad_settings_are_named() {
         let e = EnvSettings::from_lookup(|_| None).expect_err("missing");
         assert!(e.to_string().contains("ADJOIN_CONFIG_TABLE"));
+        let e = EnvSettings::from_lookup(|n| (n == "ADJOIN_CONFIG_TABLE").then(|| "t".into()))
+            .expect_err("missing");
+        assert!(e.to_string().contains("ADJOIN_LEDGER_TABLE"));
         let e = EnvSettings::from_lookup(|n| match n {
-            "ADJOIN_CONFIG_TABLE" => Some("t".into()),
+            "ADJOIN_CONFIG_TABLE" | "ADJOIN_LEDGER_TABLE" => Some("t".into()),
             "ADJOIN_MAX_ATTEMPTS" => Some("zero".into()),
             _ => None,
         })

@@ -12,7 +12,10 @@ use std::sync::OnceLock;
 
 use adjoin_aws::{EnvSettings, build_worker};
 use adjoin_core::config::TagMatch;
+use adjoin_core::ids::InstanceId;
+use adjoin_core::ledger::{JoinRecord, JoinStatus};
 use adjoin_core::outcome::{Action, Outcome, Report};
+use adjoin_core::ports::Ledger as _;
 use adjoin_core::render::decode_params;
 use adjoin_core::worker::Message;
 use adjoin_testkit::{Bed, HOME_ACCOUNT, Moto, event};
@@ -20,6 +23,7 @@ use serde_json::json;
 
 const REGION: &str = "eu-west-1";
 const CONFIG_TABLE: &str = "adjoin-config";
+const LEDGER_TABLE: &str = "adjoin-ledger";
 const PASSWORD: &str = "J0in-Only-Servers!";
 
 fn moto() -> &'static Moto {
@@ -40,6 +44,9 @@ async fn world(member: &str) -> World {
     bed.create_table(CONFIG_TABLE, "accountId")
         .await
         .expect("table");
+    bed.create_table(LEDGER_TABLE, "instanceId")
+        .await
+        .expect("ledger table");
     bed.put_config(CONFIG_TABLE, &json!({
         "accountId": member, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",
         "dnsName": "example.test", "dnsIP1": "10.200.0.1",
@@ -72,12 +79,15 @@ impl World {
             .expect("home");
         let env = EnvSettings {
             config_table: CONFIG_TABLE.into(),
+            ledger_table: LEDGER_TABLE.into(),
             tools_host_tag: TagMatch {
                 key: "adjoin:role".into(),
                 value: self.tools_tag.clone(),
             },
             dlq_url: Some(self.dlq.clone()),
             max_attempts: 5,
+            max_age_seconds: 7200,
+            join_attempts: 3,
             concurrency: 4,
         };
         build_worker(&sdk, &env, false)
@@ -244,6 +254,10 @@ async fn terminated_instance_leaves_on_the_tools_host_found_by_tag() {
         .expect("tools host");
     let id = w.instance(false, &[]).await;
     w.bed
+        .record_joined(LEDGER_TABLE, &w.member, REGION, &id)
+        .await
+        .expect("joined earlier");
+    w.bed
         .terminate_instance(&w.member, REGION, &id)
         .await
         .expect("terminate");
@@ -266,6 +280,28 @@ async fn terminated_instance_leaves_on_the_tools_host_found_by_tag() {
     assert_eq!(leave.document, "AWS-RunShellScript");
     assert_eq!(params(&leave.commands)["INSTANCE_ID"], id);
     assert!(w.member_commands().await.is_empty());
+    let ledger = w.bed.ledger(LEDGER_TABLE);
+    let record = &ledger
+        .get_many(&[InstanceId::parse(&id).expect("id")])
+        .await
+        .expect("ledger")[0];
+    assert_eq!(record.status, JoinStatus::Left);
+    assert_eq!(record.command_id, r[0].command_id);
+    // The same terminate again, in a new message: nothing more is sent.
+    let again = w
+        .worker()
+        .await
+        .handle_batch(&messages("again-", vec![w.event(&id, "terminated")]))
+        .await;
+    assert_eq!(again[0].outcome, Outcome::Skipped, "{again:?}");
+    assert_eq!(
+        w.bed
+            .commands(HOME_ACCOUNT, REGION)
+            .await
+            .expect("home")
+            .len(),
+        home.len()
+    );
 }
 
 #[tokio::test]
@@ -357,7 +393,7 @@ async fn a_thousand_messages_are_each_accounted_for_exactly_once() {
         let mut bodies = Vec::new();
         for i in 0..10 {
             let k = batch * 10 + i;
-            let (account, instance) = &joinable[k % joinable.len()];
+            let (account, instance) = &joinable[(batch + i) % joinable.len()];
             bodies.push(match i {
                 0 => format!("{{\"not an event\": {k}"),
                 1 => body("999988887777", instance, k),
@@ -367,7 +403,7 @@ async fn a_thousand_messages_are_each_accounted_for_exactly_once() {
                 }
                 // The same event twice in one batch (SQS at-least-once delivery).
                 3 => {
-                    let (account, instance) = &joinable[(k + 1) % joinable.len()];
+                    let (account, instance) = &joinable[(batch + 4) % joinable.len()];
                     body(account, instance, k + 1)
                 }
                 _ => body(account, instance, k),
@@ -410,8 +446,261 @@ async fn a_thousand_messages_are_each_accounted_for_exactly_once() {
         counts[4],
         dlq.len()
     );
-    assert_eq!(counts, [600, 200, 200, 0, 0]);
+    // Each of the ten instances is joined once; every later running event for it (a new
+    // message: EventBridge's duplicates, or a replay) is skipped by the ledger.
+    assert_eq!(counts, [10, 790, 200, 0, 0]);
     assert_eq!(dlq.len(), 200);
     assert!(dlq.iter().all(|(_, reason)| !reason.is_empty()));
-    assert_eq!(commands, 600);
+    assert_eq!(commands, 10);
+    let ids: Vec<InstanceId> = joinable
+        .iter()
+        .map(|(_, id)| InstanceId::parse(id).expect("id"))
+        .collect();
+    let records = a
+        .bed
+        .ledger(LEDGER_TABLE)
+        .get_many(&ids)
+        .await
+        .expect("ledger");
+    assert_eq!(records.len(), 10);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.status == JoinStatus::Joining && r.command_id.is_some()),
+        "{records:?}"
+    );
+}
+
+/// The ledger records of the given instances, by instance id.
+async fn records(w: &World, ids: &[&str]) -> BTreeMap<String, JoinRecord> {
+    let ids: Vec<InstanceId> = ids
+        .iter()
+        .map(|id| InstanceId::parse(id).expect("id"))
+        .collect();
+    w.bed
+        .ledger(LEDGER_TABLE)
+        .get_many(&ids)
+        .await
+        .expect("ledger")
+        .into_iter()
+        .map(|r| (r.instance_id.clone(), r))
+        .collect()
+}
+
+/// The whole round through real SQS: the join's message is kept in flight for the
+/// verification delay (ChangeMessageVisibility), comes back with the same message id,
+/// and its second delivery reads the command's result and records the instance joined.
+#[tokio::test]
+async fn a_join_comes_back_through_sqs_and_is_recorded_joined() {
+    let w = world("100000000011").await;
+    let id = w.instance(false, &[("adGroupName", "linux-admins")]).await;
+    let queue = w
+        .bed
+        .create_queue("adjoin-events-100000000011")
+        .await
+        .expect("queue");
+    w.bed
+        .send_message(&queue, &w.event(&id, "running"))
+        .await
+        .expect("send");
+    let worker = w.worker().await;
+    let first = w.bed.receive(&queue).await.expect("receive");
+    let r = worker.handle_batch(&first).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Join, Outcome::Dispatched),
+        "{r:?}"
+    );
+    assert!(r[0].comes_back);
+    assert_eq!(records(&w, &[&id]).await[&id].status, JoinStatus::Joining);
+    assert!(
+        w.bed.receive(&queue).await.expect("receive").is_empty(),
+        "the message waits out the verification delay"
+    );
+    let handle = first[0].receipt_handle.as_deref().expect("handle");
+    w.bed.make_visible(&queue, handle).await.expect("visible");
+    let second = w.bed.receive(&queue).await.expect("receive");
+    assert_eq!(second[0].message_id, first[0].message_id);
+    assert_eq!(second[0].receive_count, 2);
+    let r = worker.handle_batch(&second).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Verify, Outcome::Verified),
+        "{r:?}"
+    );
+    assert!(!r[0].comes_back, "verified: the message is done");
+    let record = &records(&w, &[&id]).await[&id];
+    assert_eq!(record.status, JoinStatus::Joined);
+    assert_eq!(
+        record.command_id,
+        w.member_commands()
+            .await
+            .first()
+            .map(|c| c.command_id.clone())
+    );
+    assert_eq!(
+        w.member_commands().await.len(),
+        1,
+        "one join command in all"
+    );
+}
+
+/// A terminate that overtakes its instance's delayed running event: nothing is deleted,
+/// and the late running event finds the ledger's `left` and joins nothing.
+#[tokio::test]
+async fn a_terminate_before_the_delayed_running_event_leaves_nothing_behind() {
+    let w = world("100000000012").await;
+    let id = w.instance(false, &[]).await;
+    w.bed
+        .terminate_instance(&w.member, REGION, &id)
+        .await
+        .expect("terminate");
+    let worker = w.worker().await;
+    let r = worker
+        .handle_batch(&messages("t-", vec![w.event(&id, "terminated")]))
+        .await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Leave, Outcome::Skipped),
+        "{r:?}"
+    );
+    let record = &records(&w, &[&id]).await[&id];
+    assert_eq!(
+        (record.status, record.command_id.as_deref()),
+        (JoinStatus::Left, None)
+    );
+    assert!(record.expires_at.is_some());
+    let r = worker
+        .handle_batch(&messages("r-", vec![w.event(&id, "running")]))
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
+    assert!(w.member_commands().await.is_empty());
+    assert!(
+        w.bed
+            .commands(HOME_ACCOUNT, REGION)
+            .await
+            .expect("home")
+            .iter()
+            .all(|c| { params(&c.commands).get("INSTANCE_ID") != Some(&id) })
+    );
+}
+
+/// Log lines, as the Lambda writes them (JSON, with the message's span).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The join password is stored once, as a SecureString. Everything the service makes,
+/// for joins and leaves, successes, verifications and rejections, is searched for it:
+/// the commands SSM recorded (raw and decoded), the ledger, the DLQ with its reasons,
+/// the reports, and every log line at the most verbose level.
+#[tokio::test]
+async fn the_join_password_is_in_nothing_the_service_sends_stores_or_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_current_span(true)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let w = world("100000000013").await;
+    w.bed
+        .run_instance(
+            HOME_ACCOUNT,
+            REGION,
+            false,
+            &[("adjoin:role", &w.tools_tag)],
+        )
+        .await
+        .expect("tools host");
+    let linux = w.instance(false, &[("adGroupName", "linux-admins")]).await;
+    let windows = w.instance(true, &[("adGroupName", "windows-admins")]).await;
+    let gone = w.instance(false, &[]).await;
+    w.bed
+        .record_joined(LEDGER_TABLE, &w.member, REGION, &gone)
+        .await
+        .expect("joined earlier");
+    w.bed
+        .terminate_instance(&w.member, REGION, &gone)
+        .await
+        .expect("terminate");
+    let batch = messages(
+        "secret-",
+        vec![
+            w.event(&linux, "running"),
+            w.event(&windows, "running"),
+            w.event(&gone, "terminated"),
+            event("999988887777", REGION, &linux, "running").to_string(),
+            "{\"malformed\": ".to_owned(),
+        ],
+    );
+    let worker = w.worker().await;
+    let mut reports = worker.handle_batch(&batch).await;
+    // The same messages again: the joins are verified.
+    reports.extend(worker.handle_batch(&batch).await);
+    let outcomes: Vec<_> = reports.iter().map(|r| (r.action, r.outcome)).collect();
+    assert!(
+        outcomes.contains(&(Action::Join, Outcome::Dispatched)),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&(Action::Leave, Outcome::Dispatched)),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&(Action::Verify, Outcome::Verified)),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&(Action::None, Outcome::Rejected)),
+        "{outcomes:?}"
+    );
+
+    let mut everything = String::new();
+    let mut commands = w.member_commands().await;
+    commands.extend(
+        w.bed
+            .commands(HOME_ACCOUNT, REGION)
+            .await
+            .expect("home")
+            .into_iter()
+            .filter(|c| params(&c.commands).get("INSTANCE_ID") == Some(&gone)),
+    );
+    assert_eq!(commands.len(), 3, "two joins and a leave");
+    for c in &commands {
+        everything.push_str(&format!("{c:?}\n{:?}\n", params(&c.commands)));
+        let p = params(&c.commands);
+        assert!(
+            p.contains_key("PASSWORD_SSM_PARAMETER"),
+            "the command carries the reference only: {p:?}"
+        );
+    }
+    for r in records(&w, &[&linux, &windows, &gone]).await.values() {
+        everything.push_str(&serde_json::to_string(r).expect("json"));
+    }
+    for (body, reason) in w.bed.drain_queue(&w.dlq).await.expect("dlq") {
+        everything.push_str(&format!("{body}\n{reason}\n"));
+    }
+    everything.push_str(&serde_json::to_string(&reports).expect("json"));
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(logs.lines().count() > 20, "the logs were captured: {logs}");
+    everything.push_str(&logs);
+
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(PASSWORD);
+    for needle in [PASSWORD, encoded.as_str(), &PASSWORD[..PASSWORD.len() - 1]] {
+        assert!(!everything.contains(needle), "{needle:?} leaked");
+    }
 }

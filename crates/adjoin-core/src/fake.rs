@@ -2,9 +2,11 @@
 //!
 //! One [`FakeAws`] holds the state of all accounts: config items, instances per account
 //! and Region, and a record of every call that changes something (commands sent,
-//! roles assumed, dead letters, visibility changes), so tests assert on what was done.
+//! roles assumed, dead letters, visibility changes), the join ledger and command results,
+//! so tests assert on what was done. A sent command succeeds unless a test sets its
+//! result ([`FakeAws::set_result`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,7 +16,11 @@ use crate::config::{ConfigItem, RoleTarget, TagMatch};
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::Instance;
-use crate::ports::{AccountPorts, Commands, ConfigStore, DeadLetter, Instances, Queue, Sessions};
+use crate::ledger::JoinRecord;
+use crate::ports::{
+    AccountPorts, CommandResult, CommandStatus, Commands, ConfigStore, DeadLetter, Instances,
+    Ledger, Queue, Sessions,
+};
 use crate::render::CommandRequest;
 
 /// A command the fake SSM received.
@@ -42,6 +48,8 @@ struct State {
     dead_letters: Vec<DeadLetter>,
     retries: Vec<(String, Duration)>,
     describe_calls: usize,
+    ledger: BTreeMap<String, JoinRecord>,
+    results: HashMap<String, CommandResult>,
 }
 
 /// All fake AWS state, shared by the fake ports it hands out.
@@ -97,6 +105,20 @@ impl FakeAws {
     pub fn describe_calls(&self) -> usize {
         self.state().describe_calls
     }
+    /// The ledger record of an instance.
+    pub fn record(&self, instance: &str) -> Option<JoinRecord> {
+        self.state().ledger.get(instance).cloned()
+    }
+    /// Stores a ledger record as it is.
+    pub fn put_record(&self, record: JoinRecord) {
+        self.state()
+            .ledger
+            .insert(record.instance_id.clone(), record);
+    }
+    /// What GetCommandInvocation reports for `command_id` from now on.
+    pub fn set_result(&self, command_id: &str, result: CommandResult) {
+        self.state().results.insert(command_id.to_owned(), result);
+    }
 
     /// The ports of one account and Region.
     pub fn account(&self, account: &AccountId, region: &Region) -> AccountPorts {
@@ -135,6 +157,28 @@ impl Sessions for FakeAws {
     }
     async fn home_in(&self, region: &Region) -> Result<AccountPorts, Error> {
         Ok(self.account(&self.home_account, region))
+    }
+}
+
+#[async_trait]
+impl Ledger for FakeAws {
+    async fn get_many(&self, ids: &[InstanceId]) -> Result<Vec<JoinRecord>, Error> {
+        let state = self.state();
+        Ok(ids
+            .iter()
+            .filter_map(|id| state.ledger.get(id.as_str()).cloned())
+            .collect())
+    }
+    async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error> {
+        let mut state = self.state();
+        let current = state.ledger.get(&record.instance_id).map(|r| r.version);
+        if current != expected {
+            return Ok(false);
+        }
+        state
+            .ledger
+            .insert(record.instance_id.clone(), record.clone());
+        Ok(true)
     }
 }
 
@@ -203,5 +247,26 @@ impl Commands for FakeAccount {
             request: request.clone(),
         });
         Ok(command_id)
+    }
+    async fn result(
+        &self,
+        command_id: &str,
+        _instance: &InstanceId,
+    ) -> Result<CommandResult, Error> {
+        let state = self.aws.state();
+        if let Some(result) = state.results.get(command_id) {
+            return Ok(result.clone());
+        }
+        let sent = state.sent.iter().any(|c| c.command_id == command_id);
+        Ok(CommandResult {
+            status: if sent {
+                CommandStatus::Success
+            } else {
+                CommandStatus::Pending
+            },
+            exit_code: sent.then_some(0),
+            stdout: String::new(),
+            stderr: String::new(),
+        })
     }
 }

@@ -17,7 +17,11 @@ use crate::config::{ConfigItem, RoleTarget, TagMatch};
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::Instance;
-use crate::ports::{AccountPorts, Commands, ConfigStore, DeadLetter, Instances, Queue, Sessions};
+use crate::ledger::JoinRecord;
+use crate::ports::{
+    AccountPorts, CommandResult, Commands, ConfigStore, DeadLetter, Instances, Ledger, Queue,
+    Sessions,
+};
 use crate::render::CommandRequest;
 
 /// A port operation that can be made to fail.
@@ -29,6 +33,9 @@ pub enum Op {
     DescribeInstances,
     FindByTag,
     SendCommand,
+    CommandResult,
+    ReadLedger,
+    WriteLedger,
     SendToDlq,
     ChangeVisibility,
 }
@@ -42,6 +49,9 @@ impl Op {
             Op::DescribeInstances => "ec2:DescribeInstances",
             Op::FindByTag => "ec2:DescribeInstances",
             Op::SendCommand => "ssm:SendCommand",
+            Op::CommandResult => "ssm:GetCommandInvocation",
+            Op::ReadLedger => "dynamodb:BatchGetItem",
+            Op::WriteLedger => "dynamodb:PutItem",
             Op::SendToDlq => "sqs:SendMessage",
             Op::ChangeVisibility => "sqs:ChangeMessageVisibility",
         }
@@ -191,6 +201,26 @@ impl<T: Commands + ?Sized> Commands for Faulty<T> {
     async fn send(&self, request: &CommandRequest) -> Result<String, Error> {
         self.faults.check(Op::SendCommand)?;
         self.inner.send(request).await
+    }
+    async fn result(
+        &self,
+        command_id: &str,
+        instance: &InstanceId,
+    ) -> Result<CommandResult, Error> {
+        self.faults.check(Op::CommandResult)?;
+        self.inner.result(command_id, instance).await
+    }
+}
+
+#[async_trait]
+impl<T: Ledger + ?Sized> Ledger for Faulty<T> {
+    async fn get_many(&self, ids: &[InstanceId]) -> Result<Vec<JoinRecord>, Error> {
+        self.faults.check(Op::ReadLedger)?;
+        self.inner.get_many(ids).await
+    }
+    async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error> {
+        self.faults.check(Op::WriteLedger)?;
+        self.inner.put_if(record, expected).await
     }
 }
 

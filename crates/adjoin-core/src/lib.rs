@@ -14,6 +14,7 @@ pub mod fake;
 pub mod faults;
 pub mod ids;
 pub mod instance;
+pub mod ledger;
 pub mod outcome;
 pub mod ports;
 pub mod render;

@@ -8,8 +8,11 @@ use crate::render::CommandRequest;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
-    /// A join or leave command was sent (or, in a dry run, would be).
+    /// A join or leave command was sent (or, in a dry run, would be). A join's message
+    /// comes back later to verify the command.
     Dispatched,
+    /// The join command this message sent succeeded: the ledger says `joined`.
+    Verified,
     /// Nothing to do.
     Skipped,
     /// Try again later: the message comes back after a back-off.
@@ -33,6 +36,8 @@ impl Outcome {
 pub enum Action {
     Join,
     Leave,
+    /// Reading the result of the join command the message sent earlier.
+    Verify,
     None,
 }
 
@@ -71,4 +76,8 @@ pub struct Report {
     pub command_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<RenderedCommand>,
+    /// SQS delivers the message again (a batch item failure): deferred, failed, or a
+    /// dispatched join that comes back for verification.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub comes_back: bool,
 }

@@ -13,6 +13,7 @@ use crate::config::{ConfigItem, RoleTarget, TagMatch};
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::Instance;
+use crate::ledger::JoinRecord;
 use crate::render::CommandRequest;
 
 /// Account config items (DynamoDB table, partition key `accountId`).
@@ -56,6 +57,41 @@ pub trait Instances: Send + Sync {
 pub trait Commands: Send + Sync {
     /// Sends the command; returns its command id.
     async fn send(&self, request: &CommandRequest) -> Result<String, Error>;
+    /// The result of a command on one instance (GetCommandInvocation). An invocation
+    /// SSM does not know yet is [`CommandStatus::Pending`].
+    async fn result(&self, command_id: &str, instance: &InstanceId)
+    -> Result<CommandResult, Error>;
+}
+
+/// Where a command stands on one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandStatus {
+    /// Not started yet (SSM's Pending and Delayed, or an invocation not listed yet).
+    Pending,
+    InProgress,
+    Success,
+    /// Ended without success; SSM's status name (Failed, TimedOut, Cancelled, …).
+    Failed(String),
+}
+
+/// A command's result on one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandResult {
+    pub status: CommandStatus,
+    /// The script's exit code (`ResponseCode`), once it ended.
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The join ledger (DynamoDB table, partition key `instanceId`); see [`crate::ledger`].
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// The records of the given instances; instances without one are absent.
+    async fn get_many(&self, ids: &[InstanceId]) -> Result<Vec<JoinRecord>, Error>;
+    /// Writes `record` if the stored one still has version `expected` (`None`: if there
+    /// is none). `Ok(false)` when it changed meanwhile: nothing was written.
+    async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error>;
 }
 
 /// A message that is moved to the dead-letter queue, with why.

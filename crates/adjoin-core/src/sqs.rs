@@ -37,7 +37,7 @@ pub fn messages(event: SqsEvent) -> Vec<Message> {
 /// The partial batch response: every message SQS must deliver again.
 pub fn batch_response(reports: &[Report]) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    for report in reports.iter().filter(|r| r.outcome.is_batch_item_failure()) {
+    for report in reports.iter().filter(|r| r.comes_back) {
         response.add_failure(report.message_id.clone());
     }
     response
@@ -79,6 +79,7 @@ mod tests {
         let ports = Ports {
             config: Arc::new(aws.clone()),
             sessions: Arc::new(aws.clone()),
+            ledger: Arc::new(aws.clone()),
             queue: Some(Arc::new(crate::faults::Faulty::new(
                 Arc::new(aws.clone()),
                 faults,

@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use crate::{Bed, Error, HOME_ACCOUNT};
 
-/// The config table, DLQ and tools-host tag the samples are seeded with.
+/// The tables, DLQ and join password parameter the samples are seeded with.
 pub const CONFIG_TABLE: &str = "adjoin-config";
+pub const LEDGER_TABLE: &str = "adjoin-ledger";
 pub const DLQ_NAME: &str = "adjoin-dlq";
 pub const PASSWORD_PARAMETER: &str = "/adjoin/join-password";
 
@@ -50,6 +51,7 @@ pub async fn seed(
         .and_then(|t| serde_json::from_str(&t).map_err(|e| bad(format!("seed.json: {e}"))))?;
 
     bed.create_table(CONFIG_TABLE, "accountId").await?;
+    bed.create_table(LEDGER_TABLE, "instanceId").await?;
     let dlq = bed.create_queue(DLQ_NAME).await?;
     for item in manifest["accounts"]
         .as_object()
@@ -75,6 +77,10 @@ pub async fn seed(
         let id = bed
             .run_instance(account, region, spec["platform"] == "windows", &tag_refs)
             .await?;
+        if spec["joined"] == true {
+            bed.record_joined(LEDGER_TABLE, account, region, &id)
+                .await?;
+        }
         if spec["state"] == "terminated" {
             bed.terminate_instance(account, region, &id).await?;
         }
@@ -147,6 +153,7 @@ pub async fn seed(
         tools_host,
         env: vec![
             ("ADJOIN_CONFIG_TABLE", CONFIG_TABLE.to_owned()),
+            ("ADJOIN_LEDGER_TABLE", LEDGER_TABLE.to_owned()),
             ("ADJOIN_DLQ_URL", dlq),
             ("ADJOIN_TOOLS_HOST_TAG_KEY", tag_key),
             ("ADJOIN_TOOLS_HOST_TAG_VALUE", tag_value),

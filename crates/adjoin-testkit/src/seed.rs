@@ -122,6 +122,51 @@ impl Bed {
     }
 
     /// Puts a config item given as JSON (strings, lists of strings).
+    /// The join ledger in `table`, as the service reads and writes it.
+    pub fn ledger(&self, table: &str) -> adjoin_aws::DynamoLedger {
+        adjoin_aws::DynamoLedger::new(aws_sdk_dynamodb::Client::new(&self.home), table)
+    }
+
+    /// Writes a ledger record saying the instance was joined when it started.
+    pub async fn record_joined(
+        &self,
+        table: &str,
+        account: &str,
+        region: &str,
+        id: &str,
+    ) -> Result<(), Error> {
+        use adjoin_core::ledger::{JoinRecord, JoinStatus, format_time};
+        use adjoin_core::ports::Ledger as _;
+        let seed_error = |message: String| Error::Aws {
+            operation: "record_joined",
+            message,
+        };
+        let instance = adjoin_core::ids::InstanceId::parse(id).map_err(seed_error)?;
+        let now = format_time(std::time::SystemTime::now());
+        let record = JoinRecord {
+            instance_id: id.to_owned(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+            status: JoinStatus::Joined,
+            computer_name: adjoin_core::computer_name::computer_name(&instance, None),
+            message_id: "seeded".into(),
+            event_id: "seeded".into(),
+            command_id: None,
+            attempts: 1,
+            exit_code: Some(0),
+            output: None,
+            created_at: now.clone(),
+            updated_at: now,
+            expires_at: None,
+            version: 1,
+        };
+        self.ledger(table)
+            .put_if(&record, None)
+            .await
+            .map_err(|e| seed_error(e.to_string()))
+            .map(drop)
+    }
+
     pub async fn put_config(&self, table: &str, item: &serde_json::Value) -> Result<(), Error> {
         use aws_sdk_dynamodb::types::AttributeValue;
         let mut put = aws_sdk_dynamodb::Client::new(&self.home)
@@ -227,6 +272,70 @@ impl Bed {
         Ok(out.queue_url().unwrap_or_default().to_owned())
     }
 
+    /// Sends `body` to a queue.
+    pub async fn send_message(&self, url: &str, body: &str) -> Result<(), Error> {
+        aws_sdk_sqs::Client::new(&self.home)
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(aws("sqs:SendMessage"))?;
+        Ok(())
+    }
+
+    /// Receives up to ten messages from a queue, as the Lambda's event source mapping
+    /// hands them to the worker (receipt handle, receive count, queue ARN).
+    pub async fn receive(&self, url: &str) -> Result<Vec<adjoin_core::worker::Message>, Error> {
+        use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+        let sqs = aws_sdk_sqs::Client::new(&self.home);
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(aws("sqs:GetQueueAttributes"))?
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned());
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(aws("sqs:ReceiveMessage"))?;
+        Ok(out
+            .messages()
+            .iter()
+            .map(|m| adjoin_core::worker::Message {
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+                receipt_handle: m.receipt_handle().map(str::to_owned),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+                source_queue_arn: arn.clone(),
+            })
+            .collect())
+    }
+
+    /// Makes a received message visible again now (as if its visibility timeout passed).
+    pub async fn make_visible(&self, url: &str, receipt_handle: &str) -> Result<(), Error> {
+        aws_sdk_sqs::Client::new(&self.home)
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .map_err(aws("sqs:ChangeMessageVisibility"))?;
+        Ok(())
+    }
+
     /// Messages on a queue, with their `adjoin-reason` attribute.
     pub async fn drain_queue(&self, url: &str) -> Result<Vec<(String, String)>, Error> {
         let sqs = aws_sdk_sqs::Client::new(&self.home);
@@ -321,7 +430,7 @@ pub fn event(account: &str, region: &str, instance: &str, state: &str) -> serde_
         "detail-type": "EC2 Instance State-change Notification",
         "source": "aws.ec2",
         "account": account,
-        "time": "2026-11-20T12:00:00Z",
+        "time": adjoin_core::ledger::format_time(std::time::SystemTime::now()),
         "region": region,
         "resources": [format!("arn:aws:ec2:{region}:{account}:instance/{instance}")],
         "detail": {"instance-id": instance, "state": state}

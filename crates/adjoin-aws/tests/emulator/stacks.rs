@@ -31,11 +31,6 @@ const CODE_BUCKET: &str = "adjoin-code";
 const CODE_KEY: &str = "adjoin/adjoin-lambda-arm64.zip";
 const TOOLS_TAG: (&str, &str) = ("adjoin:tools", "ad-tools-stack-test");
 
-/// In the Lambda's environment for the ledger (the `ADJOIN_LEDGER_TABLE` of the design),
-/// which the service does not read yet. The test fails once it does: then it belongs in
-/// `VARIABLES` only.
-const FOR_THE_LEDGER_NOT_READ_YET: &[&str] = &["ADJOIN_LEDGER_TABLE"];
-
 fn template(name: &str) -> String {
     let path = format!("{}/../../infra/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -383,7 +378,7 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         redrive["deadLetterTargetArn"],
         central.output("DeadLetterQueueArn")
     );
-    assert_eq!(redrive["maxReceiveCount"], 8);
+    assert_eq!(redrive["maxReceiveCount"], 30);
     let dlq_url = central.physical("DeadLetterQueue", "AWS::SQS::Queue");
     let dlq = attributes(dlq_url.to_owned()).await;
     assert_eq!(dlq["MessageRetentionPeriod"], "1209600");
@@ -442,18 +437,8 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         })
         .collect();
     let names: BTreeSet<&str> = env.keys().map(String::as_str).collect();
-    let expected: BTreeSet<&str> = VARIABLES
-        .iter()
-        .chain(FOR_THE_LEDGER_NOT_READ_YET)
-        .copied()
-        .collect();
+    let expected: BTreeSet<&str> = VARIABLES.iter().copied().collect();
     assert_eq!(names, expected, "the Lambda's environment variables");
-    for name in FOR_THE_LEDGER_NOT_READ_YET {
-        assert!(
-            !VARIABLES.contains(name),
-            "{name} is read now: take it off FOR_THE_LEDGER_NOT_READ_YET"
-        );
-    }
     assert_eq!(
         env["ADJOIN_LEDGER_TABLE"],
         central.output("LedgerTableName")
@@ -469,7 +454,16 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         ),
         TOOLS_TAG
     );
-    assert_eq!((settings.max_attempts, settings.concurrency), (5, 8));
+    assert_eq!(settings.ledger_table, central.output("LedgerTableName"));
+    assert_eq!(
+        (
+            settings.max_attempts,
+            settings.max_age_seconds,
+            settings.join_attempts,
+            settings.concurrency
+        ),
+        (25, 7200, 3, 8)
+    );
 
     let mappings = emulator_json(
         moto.endpoint(),

@@ -76,6 +76,7 @@ fn worker_on(aws: &FakeAws, faults: &Faults) -> Worker {
     let ports = Ports {
         config: Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone())),
         sessions: Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone())),
+        ledger: Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone())),
         queue: Some(Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone()))),
     };
     Worker::new(
@@ -87,10 +88,15 @@ fn worker_on(aws: &FakeAws, faults: &Faults) -> Worker {
     )
 }
 
+/// An event that happened just now.
 fn body(account: &str, instance: &str, state: &str) -> String {
+    body_at(account, instance, state, SystemTime::now())
+}
+
+fn body_at(account: &str, instance: &str, state: &str, time: SystemTime) -> String {
     json!({
         "version": "0", "id": format!("ev-{instance}-{state}"), "detail-type": "EC2 Instance State-change Notification",
-        "source": "aws.ec2", "account": account, "time": "2026-11-20T12:00:00Z", "region": REGION,
+        "source": "aws.ec2", "account": account, "time": ledger::format_time(time), "region": REGION,
         "resources": [format!("arn:aws:ec2:{REGION}:{account}:instance/{instance}")],
         "detail": {"instance-id": instance, "state": state}
     })
@@ -105,6 +111,31 @@ fn message(id: &str, body: String) -> Message {
         receive_count: 1,
         source_queue_arn: Some(format!("arn:aws:sqs:{REGION}:{HOME}:adjoin-events")),
     }
+}
+
+/// A ledger record saying the instance was joined by an earlier message.
+fn joined(aws: &FakeAws, instance: &str) {
+    let now = SystemTime::now();
+    aws.put_record(JoinRecord {
+        instance_id: instance.into(),
+        account: MEMBER.into(),
+        region: REGION.into(),
+        status: JoinStatus::Joined,
+        computer_name: crate::computer_name::computer_name(
+            &InstanceId::parse(instance).expect("valid"),
+            None,
+        ),
+        message_id: "earlier".into(),
+        event_id: "ev-earlier".into(),
+        command_id: Some("fake-command-0".into()),
+        attempts: 1,
+        exit_code: Some(0),
+        output: None,
+        created_at: ledger::format_time(now),
+        updated_at: ledger::format_time(now),
+        expires_at: None,
+        version: 2,
+    });
 }
 
 async fn run(aws: &FakeAws, messages: &[Message]) -> Vec<Report> {
@@ -154,6 +185,7 @@ async fn terminated_instance_leaves_through_the_tools_host_in_the_home_account()
         &region(),
         instance(LINUX, "terminated", Platform::Linux, &[]),
     );
+    joined(&aws, LINUX);
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(
         (r[0].action, r[0].outcome),
@@ -173,6 +205,7 @@ async fn terminated_instance_leaves_through_the_tools_host_in_the_home_account()
 async fn missing_tools_host_fails_the_message_so_sqs_retries_it() {
     let aws = FakeAws::new(account(HOME), region());
     aws.put_config(&account(MEMBER), member_item());
+    joined(&aws, LINUX);
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(r[0].outcome, Outcome::Failed);
     assert!(
@@ -375,14 +408,16 @@ async fn server_errors_fail_the_message_and_only_that_message() {
         ])
         .await;
     let failed: Vec<_> = r.iter().filter(|r| r.outcome == Outcome::Failed).collect();
-    assert_eq!(failed.len(), 1);
+    assert_eq!(failed.len(), 1, "{r:?}");
     assert_eq!(
         r.iter()
             .filter(|r| r.outcome == Outcome::Dispatched)
             .count(),
         1
     );
-    assert_eq!(crate::sqs::batch_response(&r).batch_item_failures.len(), 1);
+    // The failed message comes back; so does the dispatched one, to verify its join.
+    assert!(r.iter().all(|r| r.comes_back));
+    assert_eq!(crate::sqs::batch_response(&r).batch_item_failures.len(), 2);
 }
 
 #[tokio::test]
@@ -419,11 +454,15 @@ async fn a_message_that_keeps_failing_ends_on_the_dlq_instead_of_retrying_foreve
     let faults = Faults::default();
     faults.inject(Op::SendCommand, Fault::ServerError, None);
     let mut m = message("m1", body(MEMBER, LINUX, "running"));
-    m.receive_count = 5;
+    m.receive_count = Settings::new(TagMatch {
+        key: "k".into(),
+        value: "v".into(),
+    })
+    .max_attempts;
     let r = worker_on(&aws, &faults).handle_batch(&[m]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
     assert!(
-        r[0].reason.starts_with("gave up after 5 deliveries"),
+        r[0].reason.starts_with("gave up after 25 deliveries"),
         "{}",
         r[0].reason
     );
@@ -497,6 +536,7 @@ async fn every_log_line_of_a_message_names_its_message_account_region_and_instan
         &region(),
         instance(WINDOWS, "shutting-down", Platform::Windows, &[]),
     );
+    joined(&aws, WINDOWS);
     let r = run(
         &aws,
         &[
@@ -566,6 +606,13 @@ impl crate::ports::Commands for Hanging {
     async fn send(&self, _request: &CommandRequest) -> Result<String, Error> {
         std::future::pending().await
     }
+    async fn result(
+        &self,
+        _command_id: &str,
+        _instance: &InstanceId,
+    ) -> Result<crate::ports::CommandResult, Error> {
+        std::future::pending().await
+    }
 }
 
 struct HangingSessions(FakeAws);
@@ -597,6 +644,7 @@ async fn messages_unfinished_at_the_deadline_fail_and_the_rest_are_still_settled
     let ports = Ports {
         config: Arc::new(aws.clone()),
         sessions: Arc::new(HangingSessions(aws.clone())),
+        ledger: Arc::new(aws.clone()),
         queue: Some(Arc::new(aws.clone())),
     };
     let worker = Worker::new(
@@ -624,4 +672,409 @@ async fn messages_unfinished_at_the_deadline_fail_and_the_rest_are_still_settled
         "parsed-out messages are settled too"
     );
     assert_eq!(aws.dead_letters().len(), 1);
+}
+
+// ---- the ledger: once, in order, verified ----
+
+fn failed_result(exit_code: i32, output: &str) -> crate::ports::CommandResult {
+    crate::ports::CommandResult {
+        status: CommandStatus::Failed("Failed".into()),
+        exit_code: Some(exit_code),
+        stdout: output.into(),
+        stderr: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_running_event_in_a_later_batch_is_skipped() {
+    let aws = world();
+    let first = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(first[0].outcome, Outcome::Dispatched);
+    let record = aws.record(LINUX).expect("recorded");
+    assert_eq!(record.status, JoinStatus::Joining);
+    assert_eq!(record.command_id.as_deref(), Some("fake-command-1"));
+    assert_eq!(
+        record.computer_name,
+        crate::computer_name::computer_name(&InstanceId::parse(LINUX).expect("valid"), None)
+    );
+    // EventBridge delivers the same event again, as a new SQS message.
+    let again = run(&aws, &[message("m2", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(again[0].outcome, Outcome::Skipped, "{again:?}");
+    assert!(
+        again[0].reason.contains("already being joined"),
+        "{}",
+        again[0].reason
+    );
+    assert_eq!(aws.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn the_delivery_that_sent_a_join_comes_back_and_records_it_joined() {
+    let aws = world();
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    let first = run(&aws, std::slice::from_ref(&m)).await;
+    assert!(
+        first[0].comes_back,
+        "dispatched joins come back to be verified"
+    );
+    assert_eq!(
+        aws.retries(),
+        vec![("rh-m1".to_owned(), Duration::from_secs(120))]
+    );
+    let mut back = m.clone();
+    back.receive_count = 2;
+    let r = run(&aws, &[back]).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Verify, Outcome::Verified),
+        "{r:?}"
+    );
+    assert!(!r[0].comes_back);
+    let record = aws.record(LINUX).expect("recorded");
+    assert_eq!(
+        (record.status, record.exit_code),
+        (JoinStatus::Joined, Some(0))
+    );
+    // A later restart's running event finds it joined.
+    let restart = run(&aws, &[message("m3", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(restart[0].outcome, Outcome::Skipped);
+    assert!(
+        restart[0].reason.contains("already joined"),
+        "{}",
+        restart[0].reason
+    );
+    assert_eq!(aws.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn a_join_still_running_is_read_again_later() {
+    let aws = world();
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    run(&aws, std::slice::from_ref(&m)).await;
+    aws.set_result(
+        "fake-command-1",
+        crate::ports::CommandResult {
+            status: CommandStatus::InProgress,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        },
+    );
+    let r = run(&aws, std::slice::from_ref(&m)).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Verify, Outcome::Deferred)
+    );
+    assert_eq!(
+        aws.record(LINUX).expect("recorded").status,
+        JoinStatus::Joining
+    );
+}
+
+#[tokio::test]
+async fn a_failing_join_is_retried_then_recorded_failed_with_its_exit_code_and_output() {
+    let aws = world();
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    run(&aws, std::slice::from_ref(&m)).await;
+    for attempt in 1..=3u32 {
+        aws.set_result(
+            &format!("fake-command-{attempt}"),
+            failed_result(
+                13,
+                &format!("installing\nattempt {attempt}\nadcli: cannot reach the domain"),
+            ),
+        );
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        let record = aws.record(LINUX).expect("recorded");
+        if attempt < 3 {
+            assert_eq!(
+                (r[0].action, r[0].outcome),
+                (Action::Verify, Outcome::Dispatched),
+                "{r:?}"
+            );
+            assert!(r[0].reason.contains("exit code 13"), "{}", r[0].reason);
+            assert_eq!(
+                (record.status, record.attempts),
+                (JoinStatus::Joining, attempt + 1)
+            );
+            assert_eq!(
+                record.exit_code,
+                Some(13),
+                "the last attempt's result is kept"
+            );
+        } else {
+            assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+            assert!(
+                r[0].reason.contains("failed after 3 attempt(s)"),
+                "{}",
+                r[0].reason
+            );
+            assert!(
+                r[0].reason.contains("cannot reach the domain"),
+                "{}",
+                r[0].reason
+            );
+            assert_eq!(
+                (record.status, record.exit_code),
+                (JoinStatus::Failed, Some(13))
+            );
+            assert_eq!(
+                record.output.as_deref(),
+                Some("installing\nattempt 3\nadcli: cannot reach the domain")
+            );
+        }
+    }
+    assert_eq!(aws.sent().len(), 3);
+    assert_eq!(aws.dead_letters().len(), 1);
+    // The same delivery again (the DLQ send's acknowledgement was lost): nothing more.
+    let r = run(&aws, std::slice::from_ref(&m)).await;
+    assert_eq!(r[0].outcome, Outcome::Skipped);
+    // A new running event (a restart) gets a fresh set of attempts.
+    let r = run(&aws, &[message("m2", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched);
+    assert_eq!(aws.record(LINUX).expect("recorded").attempts, 1);
+}
+
+#[tokio::test]
+async fn a_terminate_for_an_instance_never_joined_deletes_nothing_and_stops_its_late_running_event()
+{
+    let aws = world();
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(LINUX, "terminated", Platform::Linux, &[]),
+    );
+    let r = run(&aws, &[message("t1", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Leave, Outcome::Skipped)
+    );
+    assert!(r[0].reason.contains("nothing to delete"), "{}", r[0].reason);
+    assert_eq!(
+        aws.record(LINUX).expect("tombstone").status,
+        JoinStatus::Left
+    );
+    // The delayed running event arrives after the terminate. Even if EC2 still
+    // answered "running" (a stale read), the ledger stops it.
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(LINUX, "running", Platform::Linux, &[]),
+    );
+    let late = body_at(
+        MEMBER,
+        LINUX,
+        "running",
+        SystemTime::now() - Duration::from_secs(60),
+    );
+    let r = run(&aws, &[message("r1", late)]).await;
+    assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
+    assert!(r[0].reason.contains("terminated before"), "{}", r[0].reason);
+    assert!(aws.sent().is_empty());
+    // And a second terminate is skipped too.
+    let r = run(&aws, &[message("t2", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Rejected,
+        "EC2 says running now: {r:?}"
+    );
+}
+
+#[tokio::test]
+async fn events_of_one_instance_in_one_batch_are_handled_in_the_order_they_happened() {
+    let aws = world();
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(LINUX, "terminated", Platform::Linux, &[]),
+    );
+    let now = SystemTime::now();
+    // The terminate is first in the batch but happened second.
+    let r = run(
+        &aws,
+        &[
+            message("t", body_at(MEMBER, LINUX, "terminated", now)),
+            message(
+                "r",
+                body_at(MEMBER, LINUX, "running", now - Duration::from_secs(30)),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r[1].outcome,
+        Outcome::Skipped,
+        "not running any more: {r:?}"
+    );
+    assert_eq!(r[0].outcome, Outcome::Skipped, "never joined: {r:?}");
+    assert!(aws.sent().is_empty());
+    assert_eq!(
+        aws.record(LINUX).expect("recorded").status,
+        JoinStatus::Left
+    );
+}
+
+#[tokio::test]
+async fn a_leave_is_sent_once_and_recorded() {
+    let aws = world();
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(LINUX, "terminated", Platform::Linux, &[]),
+    );
+    joined(&aws, LINUX);
+    let r = run(&aws, &[message("t1", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched);
+    assert!(!r[0].comes_back, "leaves are not verified");
+    let record = aws.record(LINUX).expect("recorded");
+    assert_eq!(record.status, JoinStatus::Left);
+    assert!(record.expires_at.is_some(), "left records expire");
+    let r = run(&aws, &[message("t2", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Skipped);
+    assert!(r[0].reason.contains("already left"), "{}", r[0].reason);
+    assert_eq!(aws.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn an_agent_that_never_registers_is_rejected_once_the_event_is_too_old() {
+    let aws = world();
+    let faults = Faults::default();
+    faults.inject(Op::SendCommand, Fault::AgentNotReady, None);
+    let old = body_at(
+        MEMBER,
+        LINUX,
+        "running",
+        SystemTime::now() - Duration::from_secs(3 * 3600),
+    );
+    let r = worker_on(&aws, &faults)
+        .handle_batch(&[message("m1", old)])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert!(
+        r[0].reason.starts_with("gave up: the event is"),
+        "{}",
+        r[0].reason
+    );
+    assert!(
+        r[0].reason.contains("instance not ready"),
+        "{}",
+        r[0].reason
+    );
+    assert_eq!(aws.dead_letters()[0].reason, r[0].reason);
+    // The same failure on a young event is only deferred.
+    let r = worker_on(&aws, &faults)
+        .handle_batch(&[message("m2", body(MEMBER, WINDOWS, "running"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Deferred);
+}
+
+#[tokio::test]
+async fn a_rejected_send_frees_the_record_for_a_later_event() {
+    let aws = world();
+    let faults = Faults::default();
+    faults.inject(Op::SendCommand, Fault::AccessDenied, Some(1));
+    let r = worker_on(&aws, &faults)
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Rejected);
+    assert_eq!(
+        aws.record(LINUX).expect("recorded").status,
+        JoinStatus::Failed
+    );
+    let r = run(&aws, &[message("m2", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+}
+
+#[tokio::test]
+async fn ledger_faults_send_nothing_and_lose_nothing() {
+    for (op, fault, expected) in [
+        (Op::ReadLedger, Fault::ServerError, Outcome::Failed),
+        (Op::ReadLedger, Fault::Throttle, Outcome::Deferred),
+        (Op::ReadLedger, Fault::AccessDenied, Outcome::Rejected),
+        (Op::WriteLedger, Fault::Timeout, Outcome::Failed),
+        (Op::WriteLedger, Fault::Throttle, Outcome::Failed),
+    ] {
+        let aws = world();
+        let faults = Faults::default();
+        faults.inject(op, fault, None);
+        let r = worker_on(&aws, &faults)
+            .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+            .await;
+        assert_eq!(r[0].outcome, expected, "{op:?} {fault:?}: {r:?}");
+        assert!(
+            aws.sent().is_empty(),
+            "{op:?} {fault:?}: nothing sent without a claim"
+        );
+        let settled = r[0].comes_back || aws.dead_letters().len() == 1;
+        assert!(
+            settled,
+            "{op:?} {fault:?}: the message comes back or is on the DLQ"
+        );
+    }
+}
+
+#[tokio::test]
+async fn result_faults_are_retried_and_never_mark_a_join_failed() {
+    for (fault, expected) in [
+        (Fault::Throttle, Outcome::Deferred),
+        (Fault::ServerError, Outcome::Failed),
+        (Fault::Timeout, Outcome::Failed),
+    ] {
+        let aws = world();
+        let m = message("m1", body(MEMBER, LINUX, "running"));
+        run(&aws, std::slice::from_ref(&m)).await;
+        let faults = Faults::default();
+        faults.inject(Op::CommandResult, fault, None);
+        let r = worker_on(&aws, &faults)
+            .handle_batch(std::slice::from_ref(&m))
+            .await;
+        assert_eq!(
+            (r[0].action, r[0].outcome),
+            (Action::Verify, expected),
+            "{fault:?}"
+        );
+        assert!(r[0].comes_back);
+        assert_eq!(
+            aws.record(LINUX).expect("recorded").status,
+            JoinStatus::Joining
+        );
+    }
+}
+
+/// A ledger whose reads miss what another writer just wrote.
+struct StaleReads(FakeAws);
+
+#[async_trait::async_trait]
+impl Ledger for StaleReads {
+    async fn get_many(&self, _ids: &[InstanceId]) -> Result<Vec<JoinRecord>, Error> {
+        Ok(Vec::new())
+    }
+    async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error> {
+        self.0.put_if(record, expected).await
+    }
+}
+
+#[tokio::test]
+async fn a_claim_lost_to_a_concurrent_delivery_sends_nothing_and_comes_back() {
+    let aws = world();
+    joined(&aws, LINUX);
+    let worker = Worker::new(
+        Ports {
+            config: Arc::new(aws.clone()),
+            sessions: Arc::new(aws.clone()),
+            ledger: Arc::new(StaleReads(aws.clone())),
+            queue: Some(Arc::new(aws.clone())),
+        },
+        Settings::new(TagMatch {
+            key: "adjoin:role".into(),
+            value: "ad-tools".into(),
+        }),
+    );
+    let r = worker
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Failed, "{r:?}");
+    assert!(r[0].reason.contains("changed while"), "{}", r[0].reason);
+    assert!(aws.sent().is_empty());
+    assert_eq!(aws.record(LINUX).expect("kept").status, JoinStatus::Joined);
 }
