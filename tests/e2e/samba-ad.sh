@@ -33,7 +33,7 @@ ADMINS_GROUP=linux-admins GMSA_GROUP=gmsa-hosts
 DC_IP=10.200.0.1 DC_FQDN=dc1.example.test INST_IP=10.200.0.2 TOOLS_IP=10.200.0.3
 AWS_IP=10.200.0.10 AWS_PORT=5000
 ACCOUNT=123456789012 REGION=us-east-1
-CONFIG_TABLE=adjoin-config PASSWORD_PARAMETER=/adjoin/join-password
+CONFIG_TABLE=adjoin-config LEDGER_TABLE=adjoin-ledger PASSWORD_PARAMETER=/adjoin/join-password
 SMBCONF=$LAB/dc/smb.conf SAMBA_DIR=$LAB/dc/samba LOGS=$LAB/logs
 
 # ---- output and checks ----------------------------------------------------------------
@@ -219,6 +219,9 @@ aws_up() {
   aws_cli dynamodb create-table --table-name "$CONFIG_TABLE" \
     --attribute-definitions AttributeName=accountId,AttributeType=S \
     --key-schema AttributeName=accountId,KeyType=HASH --billing-mode PAY_PER_REQUEST >/dev/null
+  aws_cli dynamodb create-table --table-name "$LEDGER_TABLE" \
+    --attribute-definitions AttributeName=instanceId,AttributeType=S \
+    --key-schema AttributeName=instanceId,KeyType=HASH --billing-mode PAY_PER_REQUEST >/dev/null
   aws_cli dynamodb put-item --table-name "$CONFIG_TABLE" --item "$(cat <<JSON
 {"accountId": {"S": "$ACCOUNT"}, "dnsName": {"S": "$DOMAIN"}, "dnsIP1": {"S": "$DC_IP"},
  "adJoinUserName": {"S": "$JOIN_USER"}, "adJoinUserPwParam": {"S": "$PASSWORD_PARAMETER"},
@@ -240,21 +243,31 @@ JSON
 }
 
 # ---- the service and the SSM agent ----------------------------------------------------------
-# replay STATE: `adjoin replay` of the instance's state-change event, against the emulator.
+# replay STATE [NAME]: `adjoin replay` of the instance's state-change event, against the
+# emulator. The event file's name (NAME, default STATE) is the message id.
 replay() {
-  local event=$LAB/$1.event.json
+  local name=${2:-$1}
+  local event=$LAB/$name.event.json
   cat >"$event" <<JSON
-{"version": "0", "id": "e2e-$1-$(date +%s%N)", "detail-type": "EC2 Instance State-change Notification",
- "source": "aws.ec2", "account": "$ACCOUNT", "time": "2026-11-23T12:00:00Z", "region": "$REGION",
+{"version": "0", "id": "e2e-$name-$(date +%s%N)", "detail-type": "EC2 Instance State-change Notification",
+ "source": "aws.ec2", "account": "$ACCOUNT", "time": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "region": "$REGION",
  "resources": ["arn:aws:ec2:$REGION:$ACCOUNT:instance/$INSTANCE_ID"],
  "detail": {"instance-id": "$INSTANCE_ID", "state": "$1"}}
 JSON
   in_net aws env AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION="$REGION" \
     AWS_ENDPOINT_URL="http://$AWS_IP:$AWS_PORT" ADJOIN_CONFIG_TABLE="$CONFIG_TABLE" \
-    "$ADJOIN" replay "$event" >"$LOGS/replay-$1.out" 2>"$LOGS/replay-$1.log" ||
-    die "adjoin replay ($1): $(cat "$LOGS/replay-$1.out")"
-  cat "$LOGS/replay-$1.out"
+    ADJOIN_LEDGER_TABLE="$LEDGER_TABLE" \
+    "$ADJOIN" replay "$event" >"$LOGS/replay-$name.out" 2>"$LOGS/replay-$name.log" ||
+    die "adjoin replay ($name): $(cat "$LOGS/replay-$name.out")"
+  cat "$LOGS/replay-$name.out"
 }
+
+# ledger_status: the instance's status in the join ledger.
+ledger_status() {
+  aws_cli dynamodb get-item --table-name "$LEDGER_TABLE" \
+    --key "{\"instanceId\": {\"S\": \"$INSTANCE_ID\"}}" --query Item.status.S
+}
+join_commands() { aws_cli ssm list-commands --query "length(Commands[?starts_with(Comment, 'adjoin join')])"; }
 
 # agent HOST TARGET_INSTANCE ACTION: what SSM Agent does with the newest command for
 # TARGET_INSTANCE whose comment starts "adjoin ACTION": write the commands to the
@@ -355,6 +368,14 @@ for l in open(sys.argv[1]):
   [ "$(kvno)" = "$k1" ] || die "second join reset the machine password (kvno $k1 -> $(kvno))"
   ok "second run: already joined, machine password kept (kvno $k1)"
 
+  say "the running event again, in a new message (EventBridge may deliver twice)"
+  [ "$(ledger_status)" = joining ] || die "ledger: $(ledger_status), not joining"
+  out=$(replay running duplicate)
+  grep -q '"outcome":"skipped","reason":"already being joined' <<<"$out" ||
+    die "the duplicate running event was not skipped: $out"
+  [ "$(join_commands)" = 1 ] || die "$(join_commands) join commands, not 1"
+  ok "skipped by the ledger; still one join command"
+
   say "terminated event -> leave command -> tools host"
   aws_cli ec2 terminate-instances --instance-ids "$INSTANCE_ID" >/dev/null
   t1=$(now)
@@ -369,6 +390,10 @@ for l in open(sys.argv[1]):
   agent tools "$TOOLS_ID" leave >"$LOGS/leave-2.log" 2>&1 || die "second leave (exit $?)"
   grep -q "nothing to delete" "$LOGS/leave-2.log" || die "second leave did not report 'nothing to delete'"
   ok "second leave: nothing to delete"
+  [ "$(ledger_status)" = left ] || die "ledger: $(ledger_status), not left"
+  out=$(replay running late)
+  grep -q '"outcome":"skipped"' <<<"$out" || die "a late running event was not skipped: $out"
+  ok "ledger says left; a late running event is skipped"
 
   say "end to end passed in $(since "$t0") s"
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use adjoin_aws::{EnvSettings, build_worker, load_sdk_config};
+use adjoin_core::outcome::Outcome;
 use adjoin_core::worker::Message;
 
 /// Exit status when any message would be a batch item failure or was rejected.
@@ -85,7 +86,7 @@ pub async fn run(args: Args) -> ExitCode {
         for report in worker.handle_batch(&batch).await {
             all_handled &= matches!(
                 report.outcome,
-                adjoin_core::outcome::Outcome::Dispatched | adjoin_core::outcome::Outcome::Skipped
+                Outcome::Dispatched | Outcome::Verified | Outcome::Skipped
             );
             let line =
                 serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
