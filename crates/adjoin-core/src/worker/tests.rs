@@ -1078,3 +1078,107 @@ async fn a_claim_lost_to_a_concurrent_delivery_sends_nothing_and_comes_back() {
     assert!(aws.sent().is_empty());
     assert_eq!(aws.record(LINUX).expect("kept").status, JoinStatus::Joined);
 }
+
+// ---- property: nothing that is not a real event for a known instance is ever acted on ----
+
+/// JSON shaped like events: the fields the parser looks at, with right, wrong and
+/// arbitrary values, nested at random (an SNS envelope's `Message` included).
+fn event_like_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<String>().prop_map(serde_json::Value::from),
+        prop_oneof![
+            Just("EC2 Instance State-change Notification"),
+            Just("aws.ec2"),
+            Just(MEMBER),
+            Just(REGION),
+            Just("running"),
+            Just("terminated"),
+            Just("Notification"),
+        ]
+        .prop_map(serde_json::Value::from),
+    ];
+    let keys = prop_oneof![
+        Just("detail-type"),
+        Just("source"),
+        Just("account"),
+        Just("region"),
+        Just("detail"),
+        Just("instance-id"),
+        Just("state"),
+        Just("id"),
+        Just("time"),
+        Just("Type"),
+        Just("Message"),
+    ]
+    .prop_map(str::to_owned);
+    leaf.prop_recursive(3, 24, 8, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(keys.clone(), inner.clone(), 0..8)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            inner.prop_map(|v| serde_json::Value::from(v.to_string())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+    #[test]
+    fn arbitrary_bytes_and_event_like_json_are_never_dispatched(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        json in event_like_json(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let aws = world();
+        let messages = [
+            message("bytes", String::from_utf8_lossy(&bytes).into_owned()),
+            message("json", json.to_string()),
+        ];
+        let reports = runtime.block_on(run(&aws, &messages));
+        proptest::prop_assert_eq!(reports.len(), 2);
+        for r in &reports {
+            proptest::prop_assert!(
+                !matches!(r.outcome, Outcome::Dispatched | Outcome::Verified),
+                "{:?}", r
+            );
+        }
+        proptest::prop_assert!(aws.sent().is_empty());
+    }
+
+    /// A real running event for a joinable instance, with one field changed: never joined.
+    #[test]
+    fn a_real_event_with_any_one_field_changed_is_never_dispatched(
+        field in 0usize..5,
+        value in proptest::prelude::any::<String>(),
+    ) {
+        let mut event: serde_json::Value =
+            serde_json::from_str(&body(MEMBER, LINUX, "running")).expect("json");
+        let slot = match field {
+            0 => &mut event["detail-type"],
+            1 => &mut event["source"],
+            2 => &mut event["account"],
+            3 => &mut event["detail"]["instance-id"],
+            _ => &mut event["detail"]["state"],
+        };
+        proptest::prop_assume!(slot.as_str() != Some(value.as_str()));
+        *slot = serde_json::Value::from(value);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let aws = world();
+        let reports = runtime.block_on(run(&aws, &[message("m", event.to_string())]));
+        proptest::prop_assert!(
+            !matches!(reports[0].outcome, Outcome::Dispatched | Outcome::Verified),
+            "{:?}", reports[0]
+        );
+        proptest::prop_assert!(aws.sent().is_empty());
+    }
+}
