@@ -9,6 +9,7 @@
 //! | `Ledger` | [`DynamoLedger`] | DynamoDB BatchGetItem, conditional PutItem |
 //! | `Queue` | [`SqsQueue`] | SQS SendMessage, ChangeMessageVisibility |
 
+mod clients;
 mod commands;
 mod config_store;
 mod error;
@@ -19,6 +20,7 @@ mod sdk;
 mod sessions;
 pub mod settings;
 
+pub use clients::Clients;
 pub use commands::SsmCommands;
 pub use config_store::DynamoConfigStore;
 pub use error::Error;
@@ -26,5 +28,5 @@ pub use instances::Ec2Instances;
 pub use ledger::DynamoLedger;
 pub use queue::SqsQueue;
 pub use sdk::load_sdk_config;
-pub use sessions::AwsSessions;
-pub use settings::{EnvSettings, build_worker};
+pub use sessions::{AwsSessions, Caching};
+pub use settings::{EnvSettings, build_worker, build_worker_with};

@@ -2,6 +2,9 @@
 //!
 //! Assumed-role sessions are kept per role and Region until five minutes before their
 //! credentials expire, so a warm container assumes each role once per hour, not per event.
+//! Each role and Region has its own lock: one slow AssumeRole holds up only the events of
+//! its own account. [`Caching::Off`] re-creates everything per call (the benchmark's
+//! baseline).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use adjoin_core::config::RoleTarget;
 use adjoin_core::ids::{AccountId, Region};
 use adjoin_core::ports::{AccountPorts, Sessions};
 
+use crate::clients::Clients;
 use crate::commands::SsmCommands;
 use crate::error::map_sdk_error;
 use crate::instances::Ec2Instances;
@@ -26,20 +30,38 @@ const SESSION_DURATION: Duration = Duration::from_secs(3600);
 /// Sessions are renewed this long before their credentials expire.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
+/// Whether sessions and clients are kept between calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    On,
+    Off,
+}
+
+/// One role and Region's session, behind its own lock.
+type Slot = Arc<Mutex<Option<(AccountPorts, SystemTime)>>>;
+
 pub struct AwsSessions {
     base: SdkConfig,
+    clients: Clients,
+    caching: Caching,
     sts: aws_sdk_sts::Client,
     home_account: OnceCell<AccountId>,
-    assumed: Mutex<HashMap<(String, Region), (AccountPorts, SystemTime)>>,
+    assumed: Mutex<HashMap<(String, Region), Slot>>,
     /// The service's own clients per Region, built once (connections are reused).
     home: Mutex<HashMap<Region, AccountPorts>>,
 }
 
 impl AwsSessions {
     pub fn new(base: SdkConfig) -> Self {
+        Self::with(base, Clients::default(), Caching::On)
+    }
+
+    pub fn with(base: SdkConfig, clients: Clients, caching: Caching) -> Self {
         AwsSessions {
-            sts: aws_sdk_sts::Client::new(&base),
+            sts: clients.sts(&base),
             base,
+            clients,
+            caching,
             home_account: OnceCell::new(),
             assumed: Mutex::new(HashMap::new()),
             home: Mutex::new(HashMap::new()),
@@ -58,71 +80,46 @@ impl AwsSessions {
         })
     }
 
+    async fn caller_account(&self) -> Result<AccountId, adjoin_core::Error> {
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("sts:GetCallerIdentity", e))?;
+        AccountId::parse(out.account().unwrap_or_default()).map_err(|message| {
+            adjoin_core::Error::Invalid {
+                operation: "sts:GetCallerIdentity",
+                message,
+            }
+        })
+    }
+
     async fn home_account(&self) -> Result<AccountId, adjoin_core::Error> {
+        if self.caching == Caching::Off {
+            return self.caller_account().await;
+        }
         self.home_account
-            .get_or_try_init(|| async {
-                let out = self
-                    .sts
-                    .get_caller_identity()
-                    .send()
-                    .await
-                    .map_err(|e| map_sdk_error("sts:GetCallerIdentity", e))?;
-                AccountId::parse(out.account().unwrap_or_default()).map_err(|message| {
-                    adjoin_core::Error::Invalid {
-                        operation: "sts:GetCallerIdentity",
-                        message,
-                    }
-                })
-            })
+            .get_or_try_init(|| self.caller_account())
             .await
             .cloned()
     }
 
-    fn ports(config: &SdkConfig, account: AccountId, region: Region) -> AccountPorts {
+    fn ports(&self, config: &SdkConfig, account: AccountId, region: Region) -> AccountPorts {
         AccountPorts {
             account,
             region,
-            instances: Arc::new(Ec2Instances::new(aws_sdk_ec2::Client::new(config))),
-            commands: Arc::new(SsmCommands::new(aws_sdk_ssm::Client::new(config))),
+            instances: Arc::new(Ec2Instances::new(self.clients.ec2(config))),
+            commands: Arc::new(SsmCommands::new(self.clients.ssm(config))),
         }
     }
 
-    fn in_region(&self, region: &Region) -> SdkConfig {
-        self.base
-            .to_builder()
-            .region(aws_config::Region::new(region.as_str().to_owned()))
-            .build()
-    }
-}
-
-#[async_trait]
-impl Sessions for AwsSessions {
-    async fn home(&self) -> Result<AccountPorts, adjoin_core::Error> {
-        let region = self.home_region()?;
-        self.home_in(&region).await
-    }
-
-    async fn home_in(&self, region: &Region) -> Result<AccountPorts, adjoin_core::Error> {
-        let account = self.home_account().await?;
-        let mut home = self.home.lock().await;
-        let ports = home
-            .entry(region.clone())
-            .or_insert_with(|| Self::ports(&self.in_region(region), account, region.clone()));
-        Ok(ports.clone())
-    }
-
-    async fn assume(
+    /// AssumeRole, and the ports on its credentials; with the credentials' expiry.
+    async fn assume_now(
         &self,
         role: &RoleTarget,
         region: &Region,
-    ) -> Result<AccountPorts, adjoin_core::Error> {
-        let key = (role.arn.clone(), region.clone());
-        let mut assumed = self.assumed.lock().await;
-        if let Some((ports, expires)) = assumed.get(&key) {
-            if SystemTime::now() + RENEW_BEFORE < *expires {
-                return Ok(ports.clone());
-            }
-        }
+    ) -> Result<(AccountPorts, SystemTime), adjoin_core::Error> {
         let out = self
             .sts
             .assume_role()
@@ -153,8 +150,62 @@ impl Sessions for AwsSessions {
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(credentials))
             .build();
-        let ports = Self::ports(&config, role.account.clone(), region.clone());
-        assumed.insert(key, (ports.clone(), expires));
+        Ok((
+            self.ports(&config, role.account.clone(), region.clone()),
+            expires,
+        ))
+    }
+
+    fn in_region(&self, region: &Region) -> SdkConfig {
+        self.base
+            .to_builder()
+            .region(aws_config::Region::new(region.as_str().to_owned()))
+            .build()
+    }
+}
+
+#[async_trait]
+impl Sessions for AwsSessions {
+    async fn home(&self) -> Result<AccountPorts, adjoin_core::Error> {
+        let region = self.home_region()?;
+        self.home_in(&region).await
+    }
+
+    async fn home_in(&self, region: &Region) -> Result<AccountPorts, adjoin_core::Error> {
+        let account = self.home_account().await?;
+        if self.caching == Caching::Off {
+            return Ok(self.ports(&self.in_region(region), account, region.clone()));
+        }
+        let mut home = self.home.lock().await;
+        let ports = home
+            .entry(region.clone())
+            .or_insert_with(|| self.ports(&self.in_region(region), account, region.clone()));
+        Ok(ports.clone())
+    }
+
+    async fn assume(
+        &self,
+        role: &RoleTarget,
+        region: &Region,
+    ) -> Result<AccountPorts, adjoin_core::Error> {
+        if self.caching == Caching::Off {
+            return Ok(self.assume_now(role, region).await?.0);
+        }
+        let slot: Slot = self
+            .assumed
+            .lock()
+            .await
+            .entry((role.arn.clone(), region.clone()))
+            .or_default()
+            .clone();
+        let mut session = slot.lock().await;
+        if let Some((ports, expires)) = session.as_ref()
+            && SystemTime::now() + RENEW_BEFORE < *expires
+        {
+            return Ok(ports.clone());
+        }
+        let (ports, expires) = self.assume_now(role, region).await?;
+        *session = Some((ports.clone(), expires));
         Ok(ports)
     }
 }

@@ -2,14 +2,17 @@
 //! and the worker built from them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 
+use adjoin_core::cache::CachedConfig;
 use adjoin_core::config::TagMatch;
+use adjoin_core::ports::ConfigStore;
 use adjoin_core::worker::{Ports, Settings, Worker};
 
 use crate::error::Error;
-use crate::{AwsSessions, DynamoConfigStore, DynamoLedger, SqsQueue};
+use crate::{AwsSessions, Caching, Clients, DynamoConfigStore, DynamoLedger, SqsQueue};
 
 /// Default tag of the AD tools host, when `ADJOIN_TOOLS_HOST_TAG_KEY`/`VALUE` are unset.
 pub const DEFAULT_TOOLS_HOST_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
@@ -17,7 +20,7 @@ pub const DEFAULT_TOOLS_HOST_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
 /// Every environment variable the service reads, and nothing else: [`EnvSettings::from_lookup`]
 /// takes its names from here. The deployment (the Lambda's environment in
 /// `infra/central.yaml`) is checked against this list.
-pub const VARIABLES: [&str; 9] = [
+pub const VARIABLES: [&str; 10] = [
     "ADJOIN_CONFIG_TABLE",
     "ADJOIN_LEDGER_TABLE",
     "ADJOIN_TOOLS_HOST_TAG_KEY",
@@ -27,6 +30,7 @@ pub const VARIABLES: [&str; 9] = [
     "ADJOIN_MAX_AGE_SECONDS",
     "ADJOIN_JOIN_ATTEMPTS",
     "ADJOIN_CONCURRENCY",
+    "ADJOIN_CONFIG_TTL_SECONDS",
 ];
 
 /// The settings the service reads from its environment.
@@ -48,6 +52,8 @@ pub struct EnvSettings {
     pub join_attempts: u32,
     /// `ADJOIN_CONCURRENCY` (default 8)
     pub concurrency: usize,
+    /// `ADJOIN_CONFIG_TTL_SECONDS` (default 60; 0 reads the item for every batch)
+    pub config_ttl_seconds: u32,
 }
 
 impl EnvSettings {
@@ -63,6 +69,7 @@ impl EnvSettings {
             max_age_seconds,
             join_attempts,
             concurrency,
+            config_ttl_seconds,
         ] = VARIABLES;
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let number = |name: &'static str, default: u32| -> Result<u32, Error> {
@@ -90,6 +97,13 @@ impl EnvSettings {
             max_age_seconds: number(max_age_seconds, 7200)?,
             join_attempts: number(join_attempts, 3)?,
             concurrency: number(concurrency, 8)? as usize,
+            config_ttl_seconds: match var(config_ttl_seconds) {
+                None => 60,
+                Some(v) => v.trim().parse().map_err(|_| Error::InvalidSetting {
+                    name: config_ttl_seconds,
+                    reason: format!("{v:?} is not a whole number of seconds"),
+                })?,
+            },
         })
     }
 
@@ -100,27 +114,45 @@ impl EnvSettings {
 
 /// Builds the worker on the real AWS adapters. Clients are created here, once.
 pub fn build_worker(sdk: &SdkConfig, env: &EnvSettings, dry_run: bool) -> Worker {
+    build_worker_with(sdk, env, dry_run, &Clients::default(), Caching::On)
+}
+
+/// [`build_worker`] with the clients' interceptors and caching chosen (the benchmark
+/// counts calls, and measures the service without any sharing as a baseline).
+pub fn build_worker_with(
+    sdk: &SdkConfig,
+    env: &EnvSettings,
+    dry_run: bool,
+    clients: &Clients,
+    caching: Caching,
+) -> Worker {
+    let dynamodb = clients.dynamodb(sdk);
+    let config: Arc<dyn ConfigStore> = Arc::new(DynamoConfigStore::new(
+        dynamodb.clone(),
+        env.config_table.clone(),
+    ));
+    let config_ttl = Duration::from_secs(env.config_ttl_seconds.into());
     let ports = Ports {
-        config: Arc::new(DynamoConfigStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            env.config_table.clone(),
-        )),
-        sessions: Arc::new(AwsSessions::new(sdk.clone())),
-        ledger: Arc::new(DynamoLedger::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            env.ledger_table.clone(),
-        )),
+        config: match caching {
+            Caching::On if !config_ttl.is_zero() => Arc::new(CachedConfig::new(config, config_ttl)),
+            _ => config,
+        },
+        sessions: Arc::new(AwsSessions::with(sdk.clone(), clients.clone(), caching)),
+        ledger: Arc::new(DynamoLedger::new(dynamodb, env.ledger_table.clone())),
         queue: env.dlq_url.as_ref().map(|url| {
-            Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url.clone()))
+            Arc::new(SqsQueue::new(clients.sqs(sdk), url.clone()))
                 as Arc<dyn adjoin_core::ports::Queue>
         }),
     };
     let mut settings = Settings::new(env.tools_host_tag.clone());
     settings.max_attempts = env.max_attempts;
-    settings.max_age = std::time::Duration::from_secs(env.max_age_seconds.into());
+    settings.max_age = Duration::from_secs(env.max_age_seconds.into());
     settings.join_attempts = env.join_attempts;
     settings.concurrency = env.concurrency;
     settings.dry_run = dry_run;
+    if caching == Caching::Off {
+        settings.tools_host_ttl = Duration::ZERO;
+    }
     Worker::new(ports, settings)
 }
 

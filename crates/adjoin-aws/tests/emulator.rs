@@ -89,6 +89,7 @@ impl World {
             max_age_seconds: 7200,
             join_attempts: 3,
             concurrency: 4,
+            config_ttl_seconds: 60,
         };
         build_worker(&sdk, &env, false)
     }

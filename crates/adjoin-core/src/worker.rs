@@ -69,6 +69,8 @@ pub struct Settings {
     pub join_attempts: u32,
     /// How long after sending a join its result is first read.
     pub verify_after: Duration,
+    /// How long a found AD tools host is used without looking it up again.
+    pub tools_host_ttl: Duration,
     /// The longest back-off for a deferred message.
     pub max_backoff: Duration,
     /// Read everything, send nothing; report the rendered commands.
@@ -84,6 +86,7 @@ impl Settings {
             max_age: Duration::from_secs(2 * 3600),
             join_attempts: 3,
             verify_after: Duration::from_secs(120),
+            tools_host_ttl: Duration::from_secs(300),
             max_backoff: Duration::from_secs(900),
             dry_run: false,
         }
@@ -104,6 +107,8 @@ pub struct Ports {
 pub struct Worker {
     ports: Ports,
     settings: Settings,
+    /// AD tools hosts found, by tag, kept for [`Settings::tools_host_ttl`].
+    tools_hosts: Mutex<HashMap<TagMatch, (Instance, tokio::time::Instant)>>,
 }
 
 /// How a message ends before settling.
@@ -158,7 +163,11 @@ struct Job<'a> {
 
 impl Worker {
     pub fn new(ports: Ports, settings: Settings) -> Self {
-        Worker { ports, settings }
+        Worker {
+            ports,
+            settings,
+            tools_hosts: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -230,7 +239,6 @@ impl Worker {
 
         let work = async {
             // 2. Per account and Region: config, session, one DescribeInstances.
-            let tools_hosts = Mutex::new(HashMap::new());
             let group_results: Vec<(Vec<Item>, Result<Group, Blocked>)> = stream::iter(groups)
             .map(|((account, region), items)| async move {
                 let mut ids: Vec<_> = items.iter().map(|i| i.event.instance_id.clone()).collect();
@@ -274,7 +282,6 @@ impl Worker {
             let mut done = stream::iter(ready.into_values())
                 .map(|(group, mut items)| {
                     items.sort_by_key(|i| (ledger::parse_time(&i.event.time), i.index));
-                    let tools_hosts = &tools_hosts;
                     async move {
                         let mut record = group
                             .records
@@ -292,7 +299,7 @@ impl Worker {
                                 ),
                             };
                             let (action, fate) = self
-                                .handle_event(&job, &mut record, tools_hosts)
+                                .handle_event(&job, &mut record)
                                 .instrument(item.span.clone())
                                 .await;
                             fates.push((item.index, action, fate));
@@ -390,12 +397,7 @@ impl Worker {
 
     /// Decides what one event needs and does it; `record` is the instance's ledger
     /// record, kept current across the instance's events in this batch.
-    async fn handle_event(
-        &self,
-        job: &Job<'_>,
-        record: &mut Option<JoinRecord>,
-        tools_hosts: &Mutex<HashMap<TagMatch, Instance>>,
-    ) -> (Action, Fate) {
+    async fn handle_event(&self, job: &Job<'_>, record: &mut Option<JoinRecord>) -> (Action, Fate) {
         let who = Handler {
             message_id: &job.message.message_id,
             now: SystemTime::now(),
@@ -433,7 +435,7 @@ impl Worker {
             }
             Decision::Leave => {
                 let fate = match ledger::on_terminated(record.as_ref(), &who) {
-                    Step::Leave => self.leave(job, record, tools_hosts).await,
+                    Step::Leave => self.leave(job, record).await,
                     Step::Tombstone => self.tombstone(job, record).await,
                     Step::Skip(reason) => Fate::Skipped(reason),
                     other => Fate::Failed(format!("internal: {other:?} for a terminated event")),
@@ -626,22 +628,14 @@ impl Worker {
     }
 
     /// Claims the record, sends the leave command to the AD tools host, records it.
-    async fn leave(
-        &self,
-        job: &Job<'_>,
-        record: &mut Option<JoinRecord>,
-        tools_hosts: &Mutex<HashMap<TagMatch, Instance>>,
-    ) -> Fate {
+    async fn leave(&self, job: &Job<'_>, record: &mut Option<JoinRecord>) -> Fate {
         let tag = job
             .group
             .config
             .tools_host_tag
             .clone()
             .unwrap_or_else(|| self.settings.tools_host_tag.clone());
-        let (home, tools) = match self
-            .tools_host(&tag, tools_hosts, job.message.receive_count)
-            .await
-        {
+        let (home, tools) = match self.tools_host(&tag, job.message.receive_count).await {
             Ok(found) => found,
             Err(fate) => return fate,
         };
@@ -682,7 +676,11 @@ impl Worker {
                     note: String::new(),
                 }
             }
-            Err(e) => error_fate(e, job.message.receive_count, &self.settings),
+            Err(e) => {
+                // The host may have stopped or been replaced: look it up afresh next time.
+                self.tools_hosts.lock().await.remove(&tag);
+                error_fate(e, job.message.receive_count, &self.settings)
+            }
         }
     }
 
@@ -771,11 +769,10 @@ impl Worker {
     }
 
     /// The AD tools host: a running instance with the tag, in the service's own account
-    /// and Region. Looked up once per batch and tag.
+    /// and Region. Looked up once per tag and [`Settings::tools_host_ttl`].
     async fn tools_host(
         &self,
         tag: &TagMatch,
-        cache: &Mutex<HashMap<TagMatch, Instance>>,
         receive_count: u32,
     ) -> Result<(AccountPorts, Instance), Fate> {
         let home = self
@@ -784,8 +781,10 @@ impl Worker {
             .home()
             .await
             .map_err(|e| error_fate(e, receive_count, &self.settings))?;
-        let mut cache = cache.lock().await;
-        if let Some(host) = cache.get(tag) {
+        let mut cache = self.tools_hosts.lock().await;
+        if let Some((host, found)) = cache.get(tag)
+            && found.elapsed() < self.settings.tools_host_ttl
+        {
             return Ok((home, host.clone()));
         }
         let mut hosts = home
@@ -796,7 +795,7 @@ impl Worker {
         hosts.sort_by(|a, b| a.id.cmp(&b.id));
         match hosts.into_iter().next() {
             Some(host) => {
-                cache.insert(tag.clone(), host.clone());
+                cache.insert(tag.clone(), (host.clone(), tokio::time::Instant::now()));
                 Ok((home, host))
             }
             None => Err(Fate::Failed(format!(

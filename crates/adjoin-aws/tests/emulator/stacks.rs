@@ -460,9 +460,10 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
             settings.max_attempts,
             settings.max_age_seconds,
             settings.join_attempts,
-            settings.concurrency
+            settings.concurrency,
+            settings.config_ttl_seconds
         ),
-        (25, 7200, 3, 8)
+        (25, 7200, 3, 8, 60)
     );
 
     let mappings = emulator_json(

@@ -1182,3 +1182,38 @@ proptest::proptest! {
         proptest::prop_assert!(aws.sent().is_empty());
     }
 }
+
+#[tokio::test]
+async fn the_tools_host_found_once_serves_later_batches() {
+    let aws = world();
+    for id in [LINUX, WINDOWS] {
+        let platform = if id == LINUX {
+            Platform::Linux
+        } else {
+            Platform::Windows
+        };
+        aws.put_instance(
+            &account(MEMBER),
+            &region(),
+            instance(id, "terminated", platform, &[]),
+        );
+        joined(&aws, id);
+    }
+    let faults = Faults::default();
+    let worker = worker_on(&aws, &faults);
+    let r = worker
+        .handle_batch(&[message("t1", body(MEMBER, LINUX, "terminated"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched);
+    // EC2 lookups by tag fail from now on: the host found is used without one.
+    faults.inject(Op::FindByTag, Fault::ServerError, None);
+    let r = worker
+        .handle_batch(&[message("t2", body(MEMBER, WINDOWS, "terminated"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    assert!(
+        aws.sent()
+            .iter()
+            .all(|c| c.request.target.as_str() == TOOLS)
+    );
+}
