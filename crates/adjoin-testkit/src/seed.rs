@@ -197,6 +197,25 @@ impl Bed {
         windows: bool,
         tags: &[(&str, &str)],
     ) -> Result<String, Error> {
+        self.run_instances(account, region, windows, 1, tags)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Aws {
+                operation: "ec2:RunInstances",
+                message: "no instance".into(),
+            })
+    }
+
+    /// Starts `count` instances with the same tags in one call; returns their ids.
+    pub async fn run_instances(
+        &self,
+        account: &str,
+        region: &str,
+        windows: bool,
+        count: usize,
+        tags: &[(&str, &str)],
+    ) -> Result<Vec<String>, Error> {
+        let count = i32::try_from(count).unwrap_or(i32::MAX);
         let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
         let images = ec2
             .describe_images()
@@ -216,8 +235,8 @@ impl Bed {
         let mut run = ec2
             .run_instances()
             .image_id(image)
-            .min_count(1)
-            .max_count(1);
+            .min_count(count)
+            .max_count(count);
         if !tags.is_empty() {
             let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
             for (k, v) in tags {
@@ -226,14 +245,12 @@ impl Bed {
             run = run.tag_specifications(spec.build());
         }
         let out = run.send().await.map_err(aws("ec2:RunInstances"))?;
-        out.instances()
-            .first()
-            .and_then(|i| i.instance_id())
+        Ok(out
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id())
             .map(str::to_owned)
-            .ok_or_else(|| Error::Aws {
-                operation: "ec2:RunInstances",
-                message: "no instance".into(),
-            })
+            .collect())
     }
 
     pub async fn stop_instance(&self, account: &str, region: &str, id: &str) -> Result<(), Error> {
@@ -321,6 +338,18 @@ impl Bed {
                 source_queue_arn: arn.clone(),
             })
             .collect())
+    }
+
+    /// Deletes a received message (what the event source mapping does with a success).
+    pub async fn delete_message(&self, url: &str, receipt_handle: &str) -> Result<(), Error> {
+        aws_sdk_sqs::Client::new(&self.home)
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .send()
+            .await
+            .map_err(aws("sqs:DeleteMessage"))?;
+        Ok(())
     }
 
     /// Makes a received message visible again now (as if its visibility timeout passed).
