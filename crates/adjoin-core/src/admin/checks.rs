@@ -458,7 +458,7 @@ pub fn group_tag_check(instance: &Instance) -> Check {
             "longer than 256 characters",
             "tag one AD group name of at most 256 characters",
         ),
-        Some(v) => Check::pass(name, format!("{v}")),
+        Some(v) => Check::pass(name, v.to_owned()),
     }
 }
 
