@@ -175,7 +175,23 @@ impl AgentStatus for SsmAgentStatus {
             .filters(filter)
             .send()
             .await
-            .map_err(|e| map_sdk_error("ssm:DescribeInstanceInformation", e))?;
+            .map_err(|e| {
+                use aws_sdk_ssm::error::ProvideErrorMetadata as _;
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                if e.code().is_none() && status.is_some_and(|s| s >= 500) {
+                    // Not SSM's error shape: the endpoint lacks the operation (the moto
+                    // emulator answers it with a bare HTML 500). Not worth retrying.
+                    adjoin_core::Error::Invalid {
+                        operation: "ssm:DescribeInstanceInformation",
+                        message: format!(
+                            "the endpoint answered HTTP {} without an SSM error: it does not implement this operation (the moto emulator does not)",
+                            status.unwrap_or_default()
+                        ),
+                    }
+                } else {
+                    map_sdk_error("ssm:DescribeInstanceInformation", e)
+                }
+            })?;
         Ok(out
             .instance_information_list()
             .iter()
