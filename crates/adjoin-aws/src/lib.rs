@@ -8,7 +8,9 @@
 //! | `Commands` | [`SsmCommands`] | SSM SendCommand, GetCommandInvocation |
 //! | `Ledger` | [`DynamoLedger`] | DynamoDB BatchGetItem, conditional PutItem |
 //! | `Queue` | [`SqsQueue`] | SQS SendMessage, ChangeMessageVisibility |
+//! | `admin::*` (operator commands) | [`admin`] | DynamoDB PutItem/Scan/DeleteItem, SSM DescribeInstanceInformation/DescribeParameters, Secrets Manager DescribeSecret, STS AssumeRole |
 
+pub mod admin;
 mod clients;
 mod commands;
 mod config_store;

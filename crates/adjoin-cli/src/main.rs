@@ -1,10 +1,20 @@
 //! `adjoin`: run the service locally on sample events, and operate it.
 
+mod check;
+mod config;
 mod replay;
+mod status;
 
 use std::process::ExitCode;
 
+use adjoin_core::admin::checks::{Report, Verdict};
+use adjoin_core::ids::Region;
 use clap::{Parser, Subcommand};
+
+/// Exit status when a check did not pass, or what was asked for is not there.
+pub(crate) const EXIT_FAILED: u8 = 1;
+/// Exit status for usage errors (as clap's).
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +36,17 @@ enum Command {
     /// 0 when every message was dispatched or skipped, 3 when any was deferred, failed or
     /// rejected, 2 for usage errors.
     Replay(replay::Args),
+    /// Write, read, list, validate and delete account config items (ADJOIN_CONFIG_TABLE).
+    Config(config::Args),
+    /// What the ledger and SSM know about instances: status, computer name, last command.
+    ///
+    /// Exit status: 0 shown (an empty list too), 1 the instance has no record or the
+    /// ledger cannot be read, 2 usage errors.
+    Status(status::Args),
+    /// Preflight for one instance: can it be joined now? One line per check, with the fix.
+    ///
+    /// Exit status: 0 every check passed, 1 any did not, 2 usage errors.
+    Check(check::Args),
 }
 
 #[tokio::main]
@@ -40,5 +61,49 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
+        Command::Config(args) => config::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Check(args) => check::run(args).await,
     }
+}
+
+/// `--region`, else the Region of the SDK configuration (AWS_REGION, profile).
+pub(crate) fn home_region(
+    sdk: &aws_config::SdkConfig,
+    flag: Option<&str>,
+) -> Result<Region, String> {
+    match flag
+        .map(str::to_owned)
+        .or_else(|| sdk.region().map(|r| r.to_string()))
+    {
+        Some(r) => Region::parse(&r),
+        None => Err("no Region: set AWS_REGION or pass --region".to_owned()),
+    }
+}
+
+/// One line per check (`✓ name: detail`), the fix indented under a failure.
+pub(crate) fn print_report(report: &Report) {
+    for check in &report.checks {
+        println!("{} {}: {}", check.verdict.mark(), check.name, check.detail);
+        if let (Verdict::Fail, Some(fix)) = (check.verdict, &check.fix) {
+            println!("    fix: {fix}");
+        }
+    }
+}
+
+/// A table: box-drawn and fitted to the width on a terminal, plain ASCII otherwise.
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>, terminal: bool) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    if terminal {
+        table
+            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    } else {
+        table.load_preset(comfy_table::presets::ASCII_MARKDOWN);
+    }
+    table.set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    table
 }

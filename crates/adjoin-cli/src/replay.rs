@@ -1,12 +1,13 @@
 //! `adjoin replay`: the Lambda's worker, on event files.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use adjoin_aws::{EnvSettings, build_worker, load_sdk_config};
 use adjoin_core::outcome::Outcome;
 use adjoin_core::worker::Message;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Exit status when any message would be a batch item failure or was rejected.
 const EXIT_NOT_ALL_HANDLED: u8 = 3;
@@ -61,6 +62,19 @@ fn plain(stem: &str, body: String) -> Message {
     }
 }
 
+/// A bar of files done, on stderr when it is a terminal; hidden otherwise, so piped
+/// output is exactly the JSON lines.
+fn progress_bar(files: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(files as u64), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} files {elapsed}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
 pub async fn run(args: Args) -> ExitCode {
     let env = match EnvSettings::from_env() {
         Ok(env) => env,
@@ -81,20 +95,24 @@ pub async fn run(args: Args) -> ExitCode {
     }
     let worker = build_worker(&load_sdk_config().await, &env, args.dry_run);
     let mut all_handled = true;
+    let progress = progress_bar(batches.len());
     let mut stdout = std::io::stdout().lock();
     for batch in batches {
-        for report in worker.handle_batch(&batch).await {
+        let reports = worker.handle_batch(&batch).await;
+        progress.inc(1);
+        for report in reports {
             all_handled &= matches!(
                 report.outcome,
                 Outcome::Dispatched | Outcome::Verified | Outcome::Skipped
             );
             let line =
                 serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-            if writeln!(stdout, "{line}").is_err() {
+            if progress.suspend(|| writeln!(stdout, "{line}")).is_err() {
                 return ExitCode::FAILURE;
             }
         }
     }
+    progress.finish_and_clear();
     if all_handled {
         ExitCode::SUCCESS
     } else {

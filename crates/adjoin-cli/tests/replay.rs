@@ -1,5 +1,6 @@
-//! `adjoin replay` as users run it: the binary, on the sample events, against the AWS
-//! API emulator seeded as `tests/events/seed.json` says.
+//! The `adjoin` binary as users run it, against the AWS API emulator: `adjoin replay` on
+//! the sample events seeded as `tests/events/seed.json` says, and the operator commands
+//! (`config`, `status`, `check`) in the modules below.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -7,6 +8,13 @@ use std::process::{Command, Output};
 use adjoin_testkit::samples::{self, Seeded};
 use adjoin_testkit::{Bed, HOME_ACCOUNT, Moto};
 use serde_json::Value;
+
+#[path = "replay/check.rs"]
+mod check;
+#[path = "replay/config.rs"]
+mod config;
+#[path = "replay/status.rs"]
+mod status;
 
 const REGION: &str = "eu-west-1";
 const MEMBER: &str = "111122223333";
@@ -57,7 +65,7 @@ async fn replaying_the_sample_events() {
     // Its own emulator: the samples' fixed account must not meet other tests' data.
     let moto = Moto::start_private().expect("moto");
     let bed = Bed::new(&moto, REGION).await;
-    let out_dir = tempdir();
+    let out_dir = tempdir("replay");
     let seeded = samples::seed(&bed, &workspace().join("tests/events"), &out_dir, PASSWORD)
         .await
         .expect("seeded");
@@ -209,6 +217,9 @@ async fn replaying_the_sample_events() {
         1
     );
 
+    // Piped, replay draws no progress bar: stderr has the logs only.
+    assert!(!String::from_utf8_lossy(&run.stderr).contains(" files "));
+
     // Usage errors: exit status 2.
     let usage = replay(&moto, &seeded, &[], &[]);
     assert_eq!(usage.status.code(), Some(2));
@@ -217,8 +228,8 @@ async fn replaying_the_sample_events() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }
 
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("adjoin-replay-test-{}", std::process::id()));
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("adjoin-{name}-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir

@@ -272,7 +272,8 @@ pub fn reference_region(reference: &str) -> Option<&str> {
     }
 }
 
-fn is_dns_name(name: &str) -> bool {
+/// A DNS domain name: at least two labels of letters, digits and inner hyphens.
+pub fn is_dns_name(name: &str) -> bool {
     name.len() <= 253
         && name.contains('.')
         && name.split('.').all(|label| {

@@ -5,6 +5,7 @@
 //! the outside world through [`ports`]. No AWS SDK here: adapters live in `adjoin-aws`,
 //! in-memory fakes in [`fake`], fault injection in [`faults`].
 
+pub mod admin;
 pub mod cache;
 pub mod computer_name;
 pub mod config;

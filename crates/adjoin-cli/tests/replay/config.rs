@@ -1,0 +1,197 @@
+//! `adjoin config` as operators run it, against the AWS API emulator.
+
+use std::process::{Command, Output};
+
+use adjoin_testkit::samples::{CONFIG_TABLE, PASSWORD_PARAMETER};
+use adjoin_testkit::{Bed, Moto};
+use serde_json::Value;
+
+use super::{MEMBER, PASSWORD, REGION, tempdir};
+
+fn config(moto: &Moto, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adjoin"))
+        .arg("config")
+        .args(args)
+        .envs(moto.env(REGION))
+        .env("ADJOIN_CONFIG_TABLE", CONFIG_TABLE)
+        .output()
+        .expect("adjoin runs")
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_items_are_written_checked_listed_validated_and_deleted() {
+    let moto = Moto::start_private().expect("moto");
+    let bed = Bed::new(&moto, REGION).await;
+    bed.create_table(CONFIG_TABLE, "accountId")
+        .await
+        .expect("table");
+    let role = format!("arn:aws:iam::{MEMBER}:role/adjoin-member");
+
+    // From flags: written with the blog's attribute types.
+    let put = config(
+        &moto,
+        &[
+            "put",
+            "--account-id",
+            MEMBER,
+            "--dns-name",
+            "corp.example.com",
+            "--dns-ip1",
+            "10.0.0.10",
+            "--dns-ip2",
+            "10.0.1.10",
+            "--join-user",
+            "svc-adjoin",
+            "--password-param",
+            PASSWORD_PARAMETER,
+            "--role-arn",
+            &role,
+            "--external-id",
+            "ext-1",
+            "--computer-group",
+            "gmsa-hosts",
+            "--computer-group",
+            "web",
+            "--install-rds-session-host",
+            "true",
+        ],
+    );
+    assert_eq!(put.status.code(), Some(0), "{}", text(&put.stderr));
+    let get = config(&moto, &["get", MEMBER]);
+    assert_eq!(get.status.code(), Some(0), "{}", text(&get.stderr));
+    let item: Value = serde_json::from_slice(&get.stdout).expect("JSON");
+    assert_eq!(item["dnsName"], "corp.example.com");
+    assert_eq!(
+        item["computerGroups"],
+        serde_json::json!(["gmsa-hosts", "web"])
+    );
+    assert_eq!(item["installRdsSessionHost"], true);
+    assert_eq!(item["assumeRoleARN"], role.as_str());
+
+    // An invalid item is refused with every problem, and nothing is written.
+    let bad = config(
+        &moto,
+        &[
+            "put",
+            "--account-id",
+            "444455556666",
+            "--dns-name",
+            "nodots",
+            "--dns-ip1",
+            "10.0.0.300",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    let refused = text(&bad.stderr);
+    for problem in [
+        "dnsName \"nodots\"",
+        "dnsIP1",
+        "adJoinUserName is missing",
+        "neither adJoinUserPwParam",
+    ] {
+        assert!(refused.contains(problem), "{problem} not in {refused}");
+    }
+    assert_eq!(
+        config(&moto, &["get", "444455556666"]).status.code(),
+        Some(1)
+    );
+
+    // From a TOML file, one flag over it.
+    let dir = tempdir("config");
+    let file = dir.join("member.toml");
+    std::fs::write(
+        &file,
+        "accountId = \"222233334444\"\ndnsName = \"corp.example.com\"\ndnsIP1 = \"10.0.0.10\"\n\
+         adJoinUserName = \"svc-adjoin\"\nadJoinUserPwParam = \"/adjoin/join-password\"\n\
+         assumeRoleARN = \"arn:aws:iam::222233334444:role/adjoin-member\"\ncomputerGroups = [\"a\"]\n",
+    )
+    .expect("file");
+    let put = config(
+        &moto,
+        &[
+            "put",
+            "--file",
+            file.to_str().expect("path"),
+            "--ou-path",
+            "OU=Servers,DC=corp,DC=example,DC=com",
+        ],
+    );
+    assert_eq!(put.status.code(), Some(0), "{}", text(&put.stderr));
+    let item: Value =
+        serde_json::from_slice(&config(&moto, &["get", "222233334444"]).stdout).expect("JSON");
+    assert_eq!(item["ouPath"], "OU=Servers,DC=corp,DC=example,DC=com");
+    assert_eq!(item["computerGroups"], serde_json::json!(["a"]));
+
+    // The list: a table when asked plainly, JSON lines with --json.
+    let list = config(&moto, &["list"]);
+    assert_eq!(list.status.code(), Some(0));
+    let table = text(&list.stdout);
+    assert!(
+        table.contains("| account") && table.contains("dnsName"),
+        "{table}"
+    );
+    assert!(
+        table.contains(MEMBER) && table.contains("222233334444") && table.contains(&role),
+        "{table}"
+    );
+    let json = config(&moto, &["list", "--json"]);
+    let accounts: Vec<String> = text(&json.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON line")["accountId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(accounts, ["111122223333", "222233334444"]);
+
+    // Validate: the role is assumed and the parameter found, its value never shown.
+    bed.put_secure_parameter(MEMBER, REGION, PASSWORD_PARAMETER, PASSWORD)
+        .await
+        .expect("parameter");
+    let ok = config(&moto, &["validate", MEMBER]);
+    let report = text(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{report}");
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with('✓')).count(),
+        8,
+        "{report}"
+    );
+    assert!(report.contains("its value was not read"), "{report}");
+    assert!(!format!("{report}{}", text(&ok.stderr)).contains(PASSWORD));
+    // The other account has no parameter.
+    let missing = config(&moto, &["validate", "222233334444"]);
+    let report = text(&missing.stdout);
+    assert_eq!(missing.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("✗ password reference: no parameter /adjoin/join-password in 222233334444"),
+        "{report}"
+    );
+    assert!(report.contains("fix: create it"), "{report}");
+    let absent = config(&moto, &["validate", "999999999999"]);
+    assert_eq!(absent.status.code(), Some(1));
+    assert!(text(&absent.stdout).starts_with("✗ config item: no item for 999999999999"));
+
+    // Delete: once, then there is nothing to delete.
+    assert_eq!(
+        config(&moto, &["delete", "222233334444"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        config(&moto, &["delete", "222233334444"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        config(&moto, &["get", "222233334444"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        config(&moto, &["get", "not-an-account"]).status.code(),
+        Some(2)
+    );
+}

@@ -1,0 +1,305 @@
+//! Operating the service: writing config items, reading the ledger, and preflight checks.
+//!
+//! The port traits here are the AWS calls only the operator commands make (the worker
+//! never needs them); `adjoin-aws` implements them, [`fake`] implements them in memory,
+//! [`FaultyAdmin`] wraps them to fail on demand. What a check finds and
+//! what its fix says is decided in [`checks`], what `adjoin status` shows in [`status`].
+
+pub mod checks;
+pub mod fake;
+pub mod status;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::{ConfigItem, PasswordRef, RoleTarget};
+use crate::error::Error;
+use crate::ids::{AccountId, InstanceId, Region};
+use crate::ledger::JoinRecord;
+
+/// Writing and listing account config items (DynamoDB table, partition key `accountId`).
+/// Reading one item is [`crate::ports::ConfigStore`].
+#[async_trait]
+pub trait ConfigAdmin: Send + Sync {
+    /// Writes the item, replacing the account's item if there is one.
+    async fn put(&self, item: &ConfigItem) -> Result<(), Error>;
+    /// Every item in the table.
+    async fn list(&self) -> Result<Vec<ConfigItem>, Error>;
+    /// Deletes the account's item; `Ok(false)` when there was none.
+    async fn delete(&self, account: &AccountId) -> Result<bool, Error>;
+}
+
+/// Which ledger records to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    /// Only records of this account.
+    pub account: Option<AccountId>,
+    /// Only records whose `updatedAt` (RFC 3339, UTC) is at or after this time.
+    pub updated_since: Option<String>,
+}
+
+impl LedgerFilter {
+    /// Whether `record` passes the filter: the same rule the DynamoDB filter expression
+    /// applies (`updatedAt` strings compare as times: UTC, whole seconds).
+    pub fn matches(&self, record: &JoinRecord) -> bool {
+        self.account
+            .as_ref()
+            .is_none_or(|a| a.as_str() == record.account)
+            && self
+                .updated_since
+                .as_ref()
+                .is_none_or(|t| record.updated_at.as_str() >= t.as_str())
+    }
+}
+
+/// Listing the join ledger (a paginated Scan).
+#[async_trait]
+pub trait LedgerQuery: Send + Sync {
+    /// Every record that passes `filter`.
+    async fn scan(&self, filter: &LedgerFilter) -> Result<Vec<JoinRecord>, Error>;
+}
+
+/// What SSM knows about an instance's agent (DescribeInstanceInformation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentInfo {
+    /// `Online`, `ConnectionLost`, `Inactive`.
+    pub ping_status: String,
+    /// `Linux`, `Windows`, `MacOS`.
+    pub platform_type: Option<String>,
+    pub platform_name: Option<String>,
+    pub agent_version: Option<String>,
+}
+
+/// SSM agents of one account and Region.
+#[async_trait]
+pub trait AgentStatus: Send + Sync {
+    /// The agent of `instance`; `None` when SSM has never heard of it.
+    async fn agent(&self, instance: &InstanceId) -> Result<Option<AgentInfo>, Error>;
+}
+
+/// Whether a password reference exists, without reading its value (SSM
+/// DescribeParameters filtered by name, Secrets Manager DescribeSecret).
+#[async_trait]
+pub trait SecretProbe: Send + Sync {
+    /// `Ok(true)` when the parameter or secret exists and the caller may see it.
+    async fn exists(&self, reference: &PasswordRef) -> Result<bool, Error>;
+}
+
+/// The operator ports bound to one account and Region.
+#[derive(Clone)]
+pub struct AdminPorts {
+    pub account: AccountId,
+    pub region: Region,
+    pub agents: Arc<dyn AgentStatus>,
+    pub secrets: Arc<dyn SecretProbe>,
+}
+
+/// Credentials for the operator ports: the service's own account, or a member account's
+/// assumed role (the same role the worker assumes).
+#[async_trait]
+pub trait AdminSessions: Send + Sync {
+    /// The service's own account in `region`.
+    async fn home_in(&self, region: &Region) -> Result<AdminPorts, Error>;
+    /// A member account, reached by assuming `role`, in `region`.
+    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AdminPorts, Error>;
+}
+
+/// The SSM parameter name inside a reference: the name itself, or the part of a
+/// parameter ARN after `:parameter` (`/adjoin/pw` for `…:parameter/adjoin/pw`, `pw` for
+/// `…:parameter/pw` — a name without a leading slash has none in the ARN either).
+pub fn parameter_name(reference: &str) -> &str {
+    match reference.strip_prefix("arn:") {
+        Some(_) => match reference.split_once(":parameter") {
+            Some((_, rest)) if rest.matches('/').count() > 1 => rest,
+            Some((_, rest)) => rest.trim_start_matches('/'),
+            None => reference,
+        },
+        None => reference,
+    }
+}
+
+/// The account inside an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:…`), if any.
+pub fn reference_account(reference: &str) -> Option<AccountId> {
+    let parts: Vec<&str> = reference.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, _, _, account, _] => AccountId::parse(account).ok(),
+        _ => None,
+    }
+}
+
+/// Failing operator ports, for the same fault injection the worker's tests use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminOp {
+    PutConfig,
+    ListConfig,
+    DeleteConfig,
+    ScanLedger,
+    DescribeAgent,
+    ProbeSecret,
+}
+
+impl AdminOp {
+    fn error(self) -> Error {
+        let operation = match self {
+            AdminOp::PutConfig => "dynamodb:PutItem",
+            AdminOp::ListConfig => "dynamodb:Scan",
+            AdminOp::DeleteConfig => "dynamodb:DeleteItem",
+            AdminOp::ScanLedger => "dynamodb:Scan",
+            AdminOp::DescribeAgent => "ssm:DescribeInstanceInformation",
+            AdminOp::ProbeSecret => "ssm:DescribeParameters",
+        };
+        Error::AccessDenied {
+            operation,
+            message: "injected fault".into(),
+        }
+    }
+}
+
+/// Which operator calls fail (always, with access denied): a simple switch board.
+#[derive(Clone, Default)]
+pub struct AdminFaults {
+    failing: Arc<std::sync::Mutex<std::collections::HashSet<AdminOp>>>,
+}
+
+impl AdminFaults {
+    pub fn fail(&self, op: AdminOp) {
+        self.lock().insert(op);
+    }
+
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<AdminOp>> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check(&self, op: AdminOp) -> Result<(), Error> {
+        if self.lock().contains(&op) {
+            Err(op.error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// An operator port wrapped so that switched-on faults fire before the real call.
+#[derive(Clone)]
+pub struct FaultyAdmin<T: ?Sized> {
+    inner: Arc<T>,
+    faults: AdminFaults,
+}
+
+impl<T: ?Sized> FaultyAdmin<T> {
+    pub fn new(inner: Arc<T>, faults: AdminFaults) -> Self {
+        FaultyAdmin { inner, faults }
+    }
+}
+
+#[async_trait]
+impl<T: ConfigAdmin + ?Sized> ConfigAdmin for FaultyAdmin<T> {
+    async fn put(&self, item: &ConfigItem) -> Result<(), Error> {
+        self.faults.check(AdminOp::PutConfig)?;
+        self.inner.put(item).await
+    }
+    async fn list(&self) -> Result<Vec<ConfigItem>, Error> {
+        self.faults.check(AdminOp::ListConfig)?;
+        self.inner.list().await
+    }
+    async fn delete(&self, account: &AccountId) -> Result<bool, Error> {
+        self.faults.check(AdminOp::DeleteConfig)?;
+        self.inner.delete(account).await
+    }
+}
+
+#[async_trait]
+impl<T: LedgerQuery + ?Sized> LedgerQuery for FaultyAdmin<T> {
+    async fn scan(&self, filter: &LedgerFilter) -> Result<Vec<JoinRecord>, Error> {
+        self.faults.check(AdminOp::ScanLedger)?;
+        self.inner.scan(filter).await
+    }
+}
+
+#[async_trait]
+impl<T: AgentStatus + ?Sized> AgentStatus for FaultyAdmin<T> {
+    async fn agent(&self, instance: &InstanceId) -> Result<Option<AgentInfo>, Error> {
+        self.faults.check(AdminOp::DescribeAgent)?;
+        self.inner.agent(instance).await
+    }
+}
+
+#[async_trait]
+impl<T: SecretProbe + ?Sized> SecretProbe for FaultyAdmin<T> {
+    async fn exists(&self, reference: &PasswordRef) -> Result<bool, Error> {
+        self.faults.check(AdminOp::ProbeSecret)?;
+        self.inner.exists(reference).await
+    }
+}
+
+impl<T: AdminSessions + ?Sized> FaultyAdmin<T> {
+    fn wrap(&self, ports: AdminPorts) -> AdminPorts {
+        AdminPorts {
+            agents: Arc::new(FaultyAdmin::new(ports.agents, self.faults.clone())),
+            secrets: Arc::new(FaultyAdmin::new(ports.secrets, self.faults.clone())),
+            ..ports
+        }
+    }
+}
+
+#[async_trait]
+impl<T: AdminSessions + ?Sized> AdminSessions for FaultyAdmin<T> {
+    async fn home_in(&self, region: &Region) -> Result<AdminPorts, Error> {
+        Ok(self.wrap(self.inner.home_in(region).await?))
+    }
+    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AdminPorts, Error> {
+        Ok(self.wrap(self.inner.assume(role, region).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_names_come_out_of_arns() {
+        assert_eq!(parameter_name("/adjoin/pw"), "/adjoin/pw");
+        assert_eq!(
+            parameter_name("arn:aws:ssm:eu-west-1:123456789012:parameter/adjoin/pw"),
+            "/adjoin/pw"
+        );
+        assert_eq!(
+            parameter_name("arn:aws:ssm:eu-west-1:123456789012:parameter/pw"),
+            "pw"
+        );
+    }
+
+    #[test]
+    fn reference_accounts_come_out_of_arns() {
+        assert_eq!(
+            reference_account("arn:aws:ssm:eu-west-1:123456789012:parameter/adjoin/pw")
+                .map(|a| a.to_string()),
+            Some("123456789012".to_owned())
+        );
+        assert_eq!(reference_account("/adjoin/pw"), None);
+    }
+
+    #[test]
+    fn the_ledger_filter_is_by_account_and_time() {
+        let mut r = status::tests::record("i-0abc1234def567890", "111122223333");
+        r.updated_at = "2026-01-02T10:00:00Z".into();
+        let account = AccountId::parse("111122223333").ok();
+        let other = AccountId::parse("999988887777").ok();
+        let f = |account: Option<AccountId>, since: Option<&str>| LedgerFilter {
+            account,
+            updated_since: since.map(str::to_owned),
+        };
+        assert!(f(None, None).matches(&r));
+        assert!(f(account.clone(), Some("2026-01-02T10:00:00Z")).matches(&r));
+        assert!(!f(other, None).matches(&r));
+        assert!(!f(account, Some("2026-01-02T10:00:01Z")).matches(&r));
+    }
+}
