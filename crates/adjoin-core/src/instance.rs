@@ -55,6 +55,19 @@ impl Instance {
 }
 
 /// An instance for tests: `tags` as key/value pairs.
+/// What is wrong with an `adGroupName` value, if anything. It is written into sssd.conf
+/// and a Windows group name: no control characters (a newline would add configuration
+/// lines), no commas (sssd would read a list of groups), at most 256 characters.
+pub fn group_tag_problem(value: &str) -> Option<&'static str> {
+    if value.chars().any(|c| c.is_control() || c == ',') {
+        Some("contains a comma or a control character")
+    } else if value.chars().count() > 256 {
+        Some("is longer than 256 characters")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn test_instance(
     id: &str,

@@ -32,7 +32,7 @@ use crate::decide::{Decision, decide};
 use crate::error::{Error, backoff};
 use crate::event::{EventState, InstanceEvent, parse_body};
 use crate::ids::{AccountId, InstanceId, Region};
-use crate::instance::{GROUP_TAG, Instance};
+use crate::instance::{GROUP_TAG, Instance, group_tag_problem};
 use crate::ledger::{self, Handler, JoinRecord, JoinStatus, Step};
 use crate::outcome::{Action, Outcome, RenderedCommand, Report};
 use crate::ports::{AccountPorts, CommandStatus, ConfigStore, DeadLetter, Ledger, Queue, Sessions};
@@ -925,18 +925,10 @@ impl Worker {
     }
 }
 
-/// The `adGroupName` value is written into sssd.conf and a Windows group name: no
-/// control characters (a newline would add configuration lines) and no commas (sssd
-/// would read a list of groups).
 fn check_group_tag(value: Option<&str>) -> Result<(), String> {
-    match value {
-        Some(v) if v.chars().any(|c| c.is_control() || c == ',') => Err(format!(
-            "{GROUP_TAG} tag {v:?} contains a comma or a control character: not joined"
-        )),
-        Some(v) if v.chars().count() > 256 => Err(format!(
-            "{GROUP_TAG} tag is longer than 256 characters: not joined"
-        )),
-        _ => Ok(()),
+    match value.and_then(|v| group_tag_problem(v).map(|problem| (v, problem))) {
+        Some((v, problem)) => Err(format!("{GROUP_TAG} tag {v:?} {problem}: not joined")),
+        None => Ok(()),
     }
 }
 

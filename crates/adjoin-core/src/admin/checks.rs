@@ -10,7 +10,7 @@ use crate::admin::{AdminPorts, AdminSessions, AgentInfo, parameter_name, referen
 use crate::config::{self, AccountConfig, ConfigItem, PasswordRef, RoleTarget, TagMatch};
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
-use crate::instance::{GROUP_TAG, Instance, OPT_OUT_TAG, Platform};
+use crate::instance::{GROUP_TAG, Instance, OPT_OUT_TAG, Platform, group_tag_problem};
 use crate::ports::{AccountPorts, ConfigStore, Sessions};
 
 /// How a check ended.
@@ -448,17 +448,14 @@ pub fn group_tag_check(instance: &Instance) -> Check {
             name,
             "no adGroupName tag: nobody may log in with AD credentials (Linux: access_provider = deny)",
         ),
-        Some(v) if v.chars().any(|c| c.is_control() || c == ',') => Check::fail(
-            name,
-            format!("{v:?} contains a comma or a control character"),
-            "tag one AD group name, without commas",
-        ),
-        Some(v) if v.chars().count() > 256 => Check::fail(
-            name,
-            "longer than 256 characters",
-            "tag one AD group name of at most 256 characters",
-        ),
-        Some(v) => Check::pass(name, v.to_owned()),
+        Some(v) => match group_tag_problem(v) {
+            Some(problem) => Check::fail(
+                name,
+                format!("{v:?} {problem}"),
+                "tag one AD group name of at most 256 characters, without commas",
+            ),
+            None => Check::pass(name, v.to_owned()),
+        },
     }
 }
 
