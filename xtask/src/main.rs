@@ -1,4 +1,4 @@
-//! Developer commands: `cargo xtask demo | test | e2e | package`.
+//! Developer commands: `cargo xtask demo | test | e2e | package | bench`.
 //!
 //! - `demo`: installs the AWS API emulator if needed, then runs `adjoin-demo`, which
 //!   starts it, seeds the sample account, instances and AD tools host, and replays
@@ -13,6 +13,11 @@
 //!   PyPI if missing; it brings zig for cross-linking) for arm64 and x86_64, and writes
 //!   `<target>/lambda/adjoin-lambda-<arch>.zip`, printing each zip's size. Not part of
 //!   `test`: two release builds with fat LTO take many minutes.
+//! - `bench [--no-cold-start]`: builds the Lambda's release bootstrap for this machine
+//!   (many minutes the first time; skipped with `--no-cold-start`) and runs
+//!   `adjoin-bench`, which starts the AWS API emulator, runs the worker over generated
+//!   batches counting every AWS call, measures the bootstrap's cold start against a
+//!   minimal Lambda Runtime API, and prints the table.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,7 +25,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask demo | test | e2e | package";
+const USAGE: &str = "usage: cargo xtask demo | test | e2e | package | bench [--no-cold-start]";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "e2e" => e2e(),
         "package" => package(),
+        "bench" => bench(std::env::args().nth(2).as_deref() != Some("--no-cold-start")),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -109,6 +115,32 @@ fn demo() -> Result {
         "demo",
         Command::new(target_dir().join("debug/adjoin-demo")).arg(adjoin),
     )
+}
+
+fn bench(cold_start: bool) -> Result {
+    ensure_pip("moto_server", "moto[server]>=5,<6")?;
+    run(
+        "build adjoin-bench",
+        cargo().args([
+            "build",
+            "--quiet",
+            "-p",
+            "adjoin-testkit",
+            "--bin",
+            "adjoin-bench",
+        ]),
+    )?;
+    let mut bench = Command::new(target_dir().join("debug/adjoin-bench"));
+    if cold_start {
+        run(
+            "build the release bootstrap (cargo build --release -p adjoin-lambda)",
+            cargo().args(["build", "--release", "-p", "adjoin-lambda"]),
+        )?;
+        bench
+            .arg("--bootstrap")
+            .arg(target_dir().join("release/adjoin-lambda"));
+    }
+    run("bench", &mut bench)
 }
 
 fn test() -> Result {

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 
 use adjoin_core::ports::{DeadLetter, Queue};
 
 use crate::error::map_sdk_error;
 
+/// Entries per ChangeMessageVisibilityBatch call.
+const BATCH_LIMIT: usize = 10;
 /// SQS caps a message's visibility timeout at 12 hours.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
@@ -66,22 +68,50 @@ impl Queue for SqsQueue {
     async fn retry_after(
         &self,
         source_queue_arn: &str,
-        receipt_handle: &str,
-        delay: Duration,
+        messages: &[(String, Duration)],
     ) -> Result<(), adjoin_core::Error> {
+        const OPERATION: &str = "sqs:ChangeMessageVisibilityBatch";
         let url = queue_url(source_queue_arn).ok_or_else(|| adjoin_core::Error::Invalid {
-            operation: "sqs:ChangeMessageVisibility",
+            operation: OPERATION,
             message: format!("{source_queue_arn:?} is not an SQS queue ARN"),
         })?;
-        let seconds = i32::try_from(delay.min(MAX_VISIBILITY).as_secs()).unwrap_or(i32::MAX);
-        self.client
-            .change_message_visibility()
-            .queue_url(url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(seconds)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("sqs:ChangeMessageVisibility", e))?;
+        for chunk in messages.chunks(BATCH_LIMIT) {
+            let mut request = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&url);
+            for (i, (handle, delay)) in chunk.iter().enumerate() {
+                let seconds =
+                    i32::try_from((*delay).min(MAX_VISIBILITY).as_secs()).unwrap_or(i32::MAX);
+                request = request.entries(
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .visibility_timeout(seconds)
+                        .build()
+                        .map_err(|e| adjoin_core::Error::Invalid {
+                            operation: OPERATION,
+                            message: e.to_string(),
+                        })?,
+                );
+            }
+            let out = request
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(OPERATION, e))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(crate::error::classify(
+                    OPERATION,
+                    failed.code(),
+                    format!(
+                        "{} of {} visibility changes failed: {}",
+                        out.failed().len(),
+                        chunk.len(),
+                        failed.message().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }

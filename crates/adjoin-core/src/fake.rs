@@ -191,12 +191,9 @@ impl Queue for FakeAws {
     async fn retry_after(
         &self,
         _queue_arn: &str,
-        receipt_handle: &str,
-        delay: Duration,
+        messages: &[(String, Duration)],
     ) -> Result<(), Error> {
-        self.state()
-            .retries
-            .push((receipt_handle.to_owned(), delay));
+        self.state().retries.extend_from_slice(messages);
         Ok(())
     }
 }

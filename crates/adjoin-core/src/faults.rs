@@ -53,7 +53,7 @@ impl Op {
             Op::ReadLedger => "dynamodb:BatchGetItem",
             Op::WriteLedger => "dynamodb:PutItem",
             Op::SendToDlq => "sqs:SendMessage",
-            Op::ChangeVisibility => "sqs:ChangeMessageVisibility",
+            Op::ChangeVisibility => "sqs:ChangeMessageVisibilityBatch",
         }
     }
 }
@@ -233,12 +233,9 @@ impl<T: Queue + ?Sized> Queue for Faulty<T> {
     async fn retry_after(
         &self,
         queue_arn: &str,
-        receipt_handle: &str,
-        delay: Duration,
+        messages: &[(String, Duration)],
     ) -> Result<(), Error> {
         self.faults.check(Op::ChangeVisibility)?;
-        self.inner
-            .retry_after(queue_arn, receipt_handle, delay)
-            .await
+        self.inner.retry_after(queue_arn, messages).await
     }
 }

@@ -107,11 +107,11 @@ pub struct DeadLetter {
 pub trait Queue: Send + Sync {
     /// Sends a message to the DLQ with its reason as a message attribute.
     async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), Error>;
-    /// Makes a received message visible again after `delay` (ChangeMessageVisibility).
+    /// Makes received messages of one queue visible again, each after its delay
+    /// (ChangeMessageVisibilityBatch, ten per call).
     async fn retry_after(
         &self,
         source_queue_arn: &str,
-        receipt_handle: &str,
-        delay: Duration,
+        messages: &[(String, Duration)],
     ) -> Result<(), Error>;
 }

@@ -323,7 +323,8 @@ impl Worker {
             None => work.await,
         }
 
-        // 4. Settle every message.
+        // 4. Settle every message; visibility changes go out together per queue.
+        let mut later = Visibility::default();
         let mut reports = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
             let (action, fate) = fates[index].take().unwrap_or((
@@ -333,11 +334,12 @@ impl Worker {
                 ),
             ));
             let report = self
-                .settle(message, events[index].as_ref(), action, fate)
+                .settle(message, events[index].as_ref(), action, fate, &mut later)
                 .instrument(spans[index].clone())
                 .await;
             reports.push(report);
         }
+        self.change_visibility(later).await;
         reports
     }
 
@@ -812,6 +814,7 @@ impl Worker {
         event: Option<&InstanceEvent>,
         action: Action,
         fate: Fate,
+        later: &mut Visibility,
     ) -> Report {
         let age = event
             .and_then(|e| ledger::parse_time(&e.time))
@@ -845,7 +848,7 @@ impl Worker {
                 note,
             } => {
                 if let Some(delay) = verify_after {
-                    comes_back = self.retry_after(message, delay).await;
+                    comes_back = self.retry_after(message, delay, later);
                 }
                 (Outcome::Dispatched, note, command_id, command)
             }
@@ -853,7 +856,7 @@ impl Worker {
             Fate::Skipped(reason) => (Outcome::Skipped, reason, None, None),
             Fate::Failed(reason) => (Outcome::Failed, reason, None, None),
             Fate::Deferred { reason, delay } => {
-                self.retry_after(message, delay).await;
+                self.retry_after(message, delay, later);
                 (
                     Outcome::Deferred,
                     format!("{reason} (retry in {}s)", delay.as_secs()),
@@ -904,9 +907,10 @@ impl Worker {
         queue.send_to_dlq(&letter).await
     }
 
-    /// Makes the message come back after `delay`; whether it was set up to.
-    async fn retry_after(&self, message: &Message, delay: Duration) -> bool {
-        let (Some(queue), Some(handle), Some(arn)) = (
+    /// Makes the message come back after `delay` (collected in `later`); whether it
+    /// can.
+    fn retry_after(&self, message: &Message, delay: Duration, later: &mut Visibility) -> bool {
+        let (Some(_), Some(handle), Some(arn)) = (
             &self.ports.queue,
             &message.receipt_handle,
             &message.source_queue_arn,
@@ -916,14 +920,30 @@ impl Worker {
         if self.settings.dry_run {
             return false;
         }
-        if let Err(e) = queue.retry_after(arn, handle, delay).await {
-            // Reported as a batch item failure all the same: the message comes back
-            // after the queue's visibility timeout.
-            warn!(error = %e, "could not set the back-off on the message");
-        }
+        later
+            .entry(arn.clone())
+            .or_default()
+            .push((handle.clone(), delay));
         true
     }
+
+    /// ChangeMessageVisibilityBatch for the messages that come back, per queue.
+    async fn change_visibility(&self, later: Visibility) {
+        let Some(queue) = &self.ports.queue else {
+            return;
+        };
+        for (arn, messages) in later {
+            if let Err(e) = queue.retry_after(&arn, &messages).await {
+                // Batch item failures all the same: they come back after the queue's
+                // visibility timeout instead.
+                warn!(error = %e, messages = messages.len(), "could not set the back-off of messages");
+            }
+        }
+    }
 }
+
+/// Visibility changes to make, by source queue ARN: receipt handle and delay.
+type Visibility = BTreeMap<String, Vec<(String, Duration)>>;
 
 fn check_group_tag(value: Option<&str>) -> Result<(), String> {
     match value.and_then(|v| group_tag_problem(v).map(|problem| (v, problem))) {
