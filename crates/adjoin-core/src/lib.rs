@@ -17,6 +17,7 @@ pub mod faults;
 pub mod ids;
 pub mod instance;
 pub mod ledger;
+pub mod metrics;
 pub mod outcome;
 pub mod ports;
 pub mod render;

@@ -2,8 +2,10 @@
 //! leave commands out, partial batch response back to SQS.
 //!
 //! Everything is built once per container (SDK clients, caches); each invocation only
-//! runs the worker. Logs are JSON lines, one span per message.
+//! runs the worker. Logs are JSON lines, one span per message; each batch also prints
+//! its metrics in CloudWatch embedded metric format (namespace `adjoin`).
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -47,8 +49,16 @@ async fn main() -> Result<(), Error> {
                 .duration_since(SystemTime::now())
                 .unwrap_or_default();
             let deadline = tokio::time::Instant::now() + remaining.saturating_sub(SETTLE_MARGIN);
-            let (response, _reports) =
+            let started = std::time::Instant::now();
+            let (response, reports) =
                 adjoin_core::sqs::handle_event(&worker, event.payload, Some(deadline)).await;
+            // CloudWatch metrics in embedded metric format: one JSON line each on stdout.
+            let documents =
+                adjoin_core::metrics::emf(&reports, started.elapsed(), SystemTime::now());
+            let mut stdout = std::io::stdout().lock();
+            for document in documents {
+                let _ = writeln!(stdout, "{document}");
+            }
             Ok::<SqsBatchResponse, Error>(response)
         }
     }))

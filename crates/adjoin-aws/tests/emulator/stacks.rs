@@ -483,6 +483,14 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         json!(["ReportBatchItemFailures"])
     );
 
+    // The alarm on the service's own metrics names what the Lambda emits (the emulator
+    // does not create CloudWatch alarms from templates: the text is checked).
+    central.declares("AWS::CloudWatch::Alarm");
+    let text = template("central.yaml");
+    let alarm = &text[text.find("  FailingMessagesAlarm:").expect("alarm")..];
+    assert!(alarm.contains(&format!("Namespace: {}", adjoin_core::metrics::NAMESPACE)));
+    assert!(alarm.contains("MetricName: Failed"));
+
     let log_group = central.physical("FunctionLogGroup", "AWS::Logs::LogGroup");
     let groups = emulator_request(
         moto.endpoint(),
