@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_ssm::error::SdkError;
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
-use aws_sdk_ssm::types::CommandInvocationStatus;
+use aws_sdk_ssm::types::{CloudWatchOutputConfig, CommandInvocationStatus};
 
 use adjoin_core::ids::InstanceId;
 use adjoin_core::ports::{CommandResult, CommandStatus, Commands};
@@ -35,6 +35,20 @@ impl Commands for SsmCommands {
                 vec![request.execution_timeout_secs.to_string()],
             )
             .comment(&request.comment)
+            .set_cloud_watch_output_config(request.output.log_group.as_ref().map(|group| {
+                CloudWatchOutputConfig::builder()
+                    .cloud_watch_log_group_name(group)
+                    .cloud_watch_output_enabled(true)
+                    .build()
+            }))
+            .set_output_s3_bucket_name(request.output.s3_bucket.clone())
+            .set_output_s3_key_prefix(
+                request
+                    .output
+                    .s3_bucket
+                    .as_ref()
+                    .map(|_| "adjoin/".to_owned()),
+            )
             .send()
             .await
             .map_err(|e| map_sdk_error("ssm:SendCommand", e))?;

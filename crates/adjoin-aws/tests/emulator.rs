@@ -705,3 +705,32 @@ async fn the_join_password_is_in_nothing_the_service_sends_stores_or_logs() {
         assert!(!everything.contains(needle), "{needle:?} leaked");
     }
 }
+
+/// Audit: an account whose config item names an S3 bucket and a log group gets its
+/// commands' output kept there. The emulator keeps `OutputS3BucketName` but not
+/// `CloudWatchOutputConfig`; the log group is checked on the request in the worker's
+/// unit tests.
+#[tokio::test]
+async fn commands_keep_their_output_where_the_config_item_says() {
+    let w = world("100000000014").await;
+    w.bed.put_config(CONFIG_TABLE, &json!({
+        "accountId": w.member, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",
+        "dnsName": "example.test", "dnsIP1": "10.200.0.1",
+        "assumeRoleARN": format!("arn:aws:iam::{}:role/adjoin-member", w.member),
+        "commandLogGroup": "/adjoin/commands", "commandOutputBucket": "adjoin-audit-100000000014"
+    }))
+    .await
+    .expect("config item");
+    let id = w.instance(false, &[]).await;
+    let r = w.run(vec![w.event(&id, "running")]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    let commands = w.member_commands().await;
+    assert_eq!(
+        commands[0].output_s3_bucket.as_deref(),
+        Some("adjoin-audit-100000000014")
+    );
+    assert!(
+        commands[0].comment.contains("event "),
+        "the comment names the event id"
+    );
+}

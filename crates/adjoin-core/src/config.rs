@@ -3,7 +3,8 @@
 //! Attribute names are those of the original blog's table, so existing tables keep working:
 //! `accountId`, `adJoinUserName`, `adJoinUserPwParam`, `dnsName`, `dnsIP1`, `dnsIP2`,
 //! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`, `secretArn`,
-//! `externalId`, `toolsHostTag`, `computerNamePrefix`. Unknown attributes are ignored.
+//! `externalId`, `toolsHostTag`, `computerNamePrefix`, `installRdsSessionHost`,
+//! `commandLogGroup`, `commandOutputBucket`. Unknown attributes are ignored.
 
 use std::net::IpAddr;
 
@@ -56,6 +57,18 @@ pub struct AccountConfig {
     /// `installRdsSessionHost`: Windows instances also get the Remote Desktop Session
     /// Host role (RDS-RD-Server). Off unless the item says `true`.
     pub install_rds_session_host: bool,
+    /// Where SSM keeps the output of the commands sent for this account (audit).
+    pub command_output: CommandOutput,
+}
+
+/// Where SSM Run Command writes a command's output, besides its own 24 000 characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CommandOutput {
+    /// `commandLogGroup`: a CloudWatch Logs group in the account and Region where the
+    /// command runs (written by the instance's role).
+    pub log_group: Option<String>,
+    /// `commandOutputBucket`: an S3 bucket (key prefix `adjoin/`).
+    pub s3_bucket: Option<String>,
 }
 
 impl AccountConfig {
@@ -213,6 +226,23 @@ impl AccountConfig {
             }
         };
 
+        let log_group = text("commandLogGroup");
+        if let Some(group) = &log_group
+            && !is_log_group_name(group)
+        {
+            problems.push(format!(
+                "commandLogGroup {group:?} is not a CloudWatch Logs group name"
+            ));
+        }
+        let s3_bucket = text("commandOutputBucket");
+        if let Some(bucket) = &s3_bucket
+            && !is_bucket_name(bucket)
+        {
+            problems.push(format!(
+                "commandOutputBucket {bucket:?} is not an S3 bucket name"
+            ));
+        }
+
         match (problems.is_empty(), password) {
             (true, Some(password)) => Ok(AccountConfig {
                 account: event_account.clone(),
@@ -226,6 +256,10 @@ impl AccountConfig {
                 tools_host_tag,
                 computer_name_prefix,
                 install_rds_session_host,
+                command_output: CommandOutput {
+                    log_group,
+                    s3_bucket,
+                },
             }),
             _ => Err(format!(
                 "config item for account {event_account} is invalid: {}",
@@ -233,6 +267,26 @@ impl AccountConfig {
             )),
         }
     }
+}
+
+/// A CloudWatch Logs group name: 1–512 of letters, digits and `_-/.#`.
+fn is_log_group_name(name: &str) -> bool {
+    (1..=512).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-/.#".contains(&b))
+}
+
+/// An S3 bucket name: 3–63 of lower-case letters, digits, `.` and `-`, starting and
+/// ending with a letter or digit.
+fn is_bucket_name(name: &str) -> bool {
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && edge(name.bytes().next())
+        && edge(name.bytes().last())
 }
 
 /// The account id inside an IAM role ARN `arn:PARTITION:iam::ACCOUNT:role/NAME`.
@@ -323,6 +377,29 @@ mod tests {
             PasswordRef::SsmParameter("/adjoin/join-password".into())
         );
         assert_eq!(c.role.as_ref().map(|r| r.account.clone()), Some(account()));
+    }
+
+    #[test]
+    fn command_output_destinations_are_read_and_checked() {
+        let c = AccountConfig::from_item(&blog_item(), &account()).expect("valid");
+        assert_eq!(c.command_output, CommandOutput::default());
+        let mut item = blog_item();
+        item.insert("commandLogGroup".into(), json!("/adjoin/commands"));
+        item.insert("commandOutputBucket".into(), json!("audit-111122223333"));
+        let c = AccountConfig::from_item(&item, &account()).expect("valid");
+        assert_eq!(
+            c.command_output.log_group.as_deref(),
+            Some("/adjoin/commands")
+        );
+        assert_eq!(
+            c.command_output.s3_bucket.as_deref(),
+            Some("audit-111122223333")
+        );
+        item.insert("commandLogGroup".into(), json!("bad group name!"));
+        item.insert("commandOutputBucket".into(), json!("Not_A_Bucket"));
+        let e = AccountConfig::from_item(&item, &account()).expect_err("invalid");
+        assert!(e.contains("commandLogGroup"), "{e}");
+        assert!(e.contains("commandOutputBucket"), "{e}");
     }
 
     #[test]

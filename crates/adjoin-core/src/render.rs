@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
 
-use crate::config::{AccountConfig, PasswordRef};
+use crate::config::{AccountConfig, CommandOutput, PasswordRef};
 use crate::ids::{InstanceId, Region};
 use crate::instance::{GROUP_TAG, Instance, Platform};
 use crate::scripts;
@@ -51,6 +51,8 @@ pub struct CommandRequest {
     pub comment: String,
     /// The document's `executionTimeout` parameter.
     pub execution_timeout_secs: u32,
+    /// Where SSM also keeps the output (the account's audit destinations).
+    pub output: CommandOutput,
 }
 
 /// How long a join may run: package installs on a fresh instance can be slow.
@@ -117,6 +119,7 @@ pub fn join_command(
         commands: with_params(instance.platform, &params, script),
         comment: comment("join", &instance.id, event_id),
         execution_timeout_secs: JOIN_TIMEOUT_SECS,
+        output: config.command_output.clone(),
     }
 }
 
@@ -142,6 +145,7 @@ pub fn leave_command(
         commands: with_params(tools_host.platform, &params, script),
         comment: comment("leave", instance_id, event_id),
         execution_timeout_secs: LEAVE_TIMEOUT_SECS,
+        output: config.command_output.clone(),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct RecordedCommand {
     pub instance_ids: Vec<String>,
     pub commands: Vec<String>,
     pub comment: String,
+    /// `OutputS3BucketName` (the emulator does not keep `CloudWatchOutputConfig`).
+    pub output_s3_bucket: Option<String>,
 }
 
 /// A seeded emulator, seen from the service's home account and Region.
@@ -443,6 +445,7 @@ impl Bed {
                         .cloned()
                         .unwrap_or_default(),
                     comment: c.comment().unwrap_or_default().to_owned(),
+                    output_s3_bucket: c.output_s3_bucket_name().map(str::to_owned),
                 }
             }));
         }

@@ -1217,3 +1217,18 @@ async fn the_tools_host_found_once_serves_later_batches() {
             .all(|c| c.request.target.as_str() == TOOLS)
     );
 }
+
+#[tokio::test]
+async fn commands_carry_the_accounts_audit_destinations() {
+    let aws = world();
+    let mut item = member_item();
+    item.insert("commandLogGroup".into(), json!("/adjoin/commands"));
+    aws.put_config(&account(MEMBER), item);
+    run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    let sent = aws.sent();
+    assert_eq!(
+        sent[0].request.output.log_group.as_deref(),
+        Some("/adjoin/commands")
+    );
+    assert_eq!(sent[0].request.output.s3_bucket, None);
+}
