@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
 use aws_sdk_ssm::types::{InstanceInformationStringFilter, ParameterStringFilter};
@@ -21,6 +19,7 @@ use adjoin_core::ids::{AccountId, InstanceId, Region};
 use adjoin_core::ledger::JoinRecord;
 
 use crate::error::map_sdk_error;
+use crate::sessions::{assumed_config, caller_account, in_region};
 
 fn unreadable(
     operation: &'static str,
@@ -271,13 +270,6 @@ impl AwsAdminSessions {
         }
     }
 
-    fn in_region(&self, region: &Region) -> SdkConfig {
-        self.base
-            .to_builder()
-            .region(aws_config::Region::new(region.as_str().to_owned()))
-            .build()
-    }
-
     fn ports(config: &SdkConfig, account: AccountId, region: Region) -> AdminPorts {
         AdminPorts {
             account,
@@ -294,20 +286,9 @@ impl AwsAdminSessions {
 #[async_trait]
 impl AdminSessions for AwsAdminSessions {
     async fn home_in(&self, region: &Region) -> Result<AdminPorts, adjoin_core::Error> {
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("sts:GetCallerIdentity", e))?;
-        let account = AccountId::parse(out.account().unwrap_or_default()).map_err(|message| {
-            adjoin_core::Error::Invalid {
-                operation: "sts:GetCallerIdentity",
-                message,
-            }
-        })?;
+        let account = caller_account(&self.sts).await?;
         Ok(Self::ports(
-            &self.in_region(region),
+            &in_region(&self.base, region),
             account,
             region.clone(),
         ))
@@ -318,33 +299,13 @@ impl AdminSessions for AwsAdminSessions {
         role: &RoleTarget,
         region: &Region,
     ) -> Result<AdminPorts, adjoin_core::Error> {
-        let out = self
-            .sts
-            .assume_role()
-            .role_arn(&role.arn)
-            .role_session_name(format!("adjoin-admin-{}", role.account))
-            .set_external_id(role.external_id.clone())
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("sts:AssumeRole", e))?;
-        let creds = out
-            .credentials()
-            .ok_or_else(|| adjoin_core::Error::Invalid {
-                operation: "sts:AssumeRole",
-                message: "the response has no credentials".into(),
-            })?;
-        let credentials = Credentials::new(
-            creds.access_key_id(),
-            creds.secret_access_key(),
-            Some(creds.session_token().to_owned()),
-            std::time::SystemTime::try_from(*creds.expiration()).ok(),
-            "adjoin-admin-assume-role",
-        );
-        let config = self
-            .in_region(region)
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .build();
+        let (config, _expires) = assumed_config(
+            &self.sts,
+            &in_region(&self.base, region),
+            role,
+            format!("adjoin-admin-{}", role.account),
+        )
+        .await?;
         Ok(Self::ports(&config, role.account.clone(), region.clone()))
     }
 }

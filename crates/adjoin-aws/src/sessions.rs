@@ -81,18 +81,7 @@ impl AwsSessions {
     }
 
     async fn caller_account(&self) -> Result<AccountId, adjoin_core::Error> {
-        let out = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("sts:GetCallerIdentity", e))?;
-        AccountId::parse(out.account().unwrap_or_default()).map_err(|message| {
-            adjoin_core::Error::Invalid {
-                operation: "sts:GetCallerIdentity",
-                message,
-            }
-        })
+        caller_account(&self.sts).await
     }
 
     async fn home_account(&self) -> Result<AccountId, adjoin_core::Error> {
@@ -120,36 +109,13 @@ impl AwsSessions {
         role: &RoleTarget,
         region: &Region,
     ) -> Result<(AccountPorts, SystemTime), adjoin_core::Error> {
-        let out = self
-            .sts
-            .assume_role()
-            .role_arn(&role.arn)
-            .role_session_name(format!("adjoin-{}", role.account))
-            .set_external_id(role.external_id.clone())
-            .duration_seconds(SESSION_DURATION.as_secs() as i32)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error("sts:AssumeRole", e))?;
-        let creds = out
-            .credentials()
-            .ok_or_else(|| adjoin_core::Error::Invalid {
-                operation: "sts:AssumeRole",
-                message: "the response has no credentials".into(),
-            })?;
-        let expires =
-            SystemTime::try_from(*creds.expiration()).unwrap_or_else(|_| SystemTime::now());
-        let credentials = Credentials::new(
-            creds.access_key_id(),
-            creds.secret_access_key(),
-            Some(creds.session_token().to_owned()),
-            Some(expires),
-            "adjoin-assume-role",
-        );
-        let config = self
-            .in_region(region)
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .build();
+        let (config, expires) = assumed_config(
+            &self.sts,
+            &in_region(&self.base, region),
+            role,
+            format!("adjoin-{}", role.account),
+        )
+        .await?;
         Ok((
             self.ports(&config, role.account.clone(), region.clone()),
             expires,
@@ -157,11 +123,70 @@ impl AwsSessions {
     }
 
     fn in_region(&self, region: &Region) -> SdkConfig {
-        self.base
-            .to_builder()
-            .region(aws_config::Region::new(region.as_str().to_owned()))
-            .build()
+        in_region(&self.base, region)
     }
+}
+
+/// The account of the credentials `sts` signs with (GetCallerIdentity).
+pub(crate) async fn caller_account(
+    sts: &aws_sdk_sts::Client,
+) -> Result<AccountId, adjoin_core::Error> {
+    let out = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| map_sdk_error("sts:GetCallerIdentity", e))?;
+    AccountId::parse(out.account().unwrap_or_default()).map_err(|message| {
+        adjoin_core::Error::Invalid {
+            operation: "sts:GetCallerIdentity",
+            message,
+        }
+    })
+}
+
+/// `base` in `region`.
+pub(crate) fn in_region(base: &SdkConfig, region: &Region) -> SdkConfig {
+    base.to_builder()
+        .region(aws_config::Region::new(region.as_str().to_owned()))
+        .build()
+}
+
+/// AssumeRole with the role's external id: `config` with the session's credentials,
+/// and when they expire.
+pub(crate) async fn assumed_config(
+    sts: &aws_sdk_sts::Client,
+    config: &SdkConfig,
+    role: &RoleTarget,
+    session_name: String,
+) -> Result<(SdkConfig, SystemTime), adjoin_core::Error> {
+    let out = sts
+        .assume_role()
+        .role_arn(&role.arn)
+        .role_session_name(session_name)
+        .set_external_id(role.external_id.clone())
+        .duration_seconds(SESSION_DURATION.as_secs() as i32)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error("sts:AssumeRole", e))?;
+    let creds = out
+        .credentials()
+        .ok_or_else(|| adjoin_core::Error::Invalid {
+            operation: "sts:AssumeRole",
+            message: "the response has no credentials".into(),
+        })?;
+    let expires = SystemTime::try_from(*creds.expiration()).unwrap_or_else(|_| SystemTime::now());
+    let credentials = Credentials::new(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token().to_owned()),
+        Some(expires),
+        "adjoin-assume-role",
+    );
+    let config = config
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build();
+    Ok((config, expires))
 }
 
 #[async_trait]
