@@ -119,3 +119,14 @@ pub fn vm_hwm(status: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peak_rss_is_read_from_proc_status() {
+        let status =
+            "Name:\tbootstrap\nVmPeak:\t  20000 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 9000 kB\n";
+        assert_eq!(super::vm_hwm(status), Some(12345));
+        assert_eq!(super::vm_hwm("Name:\tx\n"), None);
+    }
+}

@@ -362,3 +362,16 @@ async fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=20).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&sorted, 0.50), Duration::from_millis(10));
+        assert_eq!(percentile(&sorted, 0.95), Duration::from_millis(19));
+        assert_eq!(percentile(&[], 0.95), Duration::ZERO);
+    }
+}
