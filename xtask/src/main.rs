@@ -138,7 +138,7 @@ fn bench(cold_start: bool) -> Result {
         )?;
         bench
             .arg("--bootstrap")
-            .arg(target_dir().join("release/adjoin-lambda"));
+            .arg(target_dir().join("release/bootstrap"));
     }
     run("bench", &mut bench)
 }

@@ -350,7 +350,7 @@ async fn main() -> ExitCode {
         (None, _) => None,
         (Some("--bootstrap"), Some(path)) => Some(PathBuf::from(path)),
         _ => {
-            eprintln!("usage: adjoin-bench [--bootstrap PATH-TO-RELEASE-adjoin-lambda]");
+            eprintln!("usage: adjoin-bench [--bootstrap PATH-TO-THE-RELEASE-bootstrap]");
             return ExitCode::from(2);
         }
     };
