@@ -13,6 +13,8 @@ pub struct ColdStart {
     pub first_event: Duration,
     pub peak_rss_kib: Option<u64>,
     pub response: String,
+    /// Outcome counts of the batch, from the metrics (EMF) lines the bootstrap printed.
+    pub outcomes: std::collections::BTreeMap<String, u64>,
 }
 
 /// Kills the bootstrap however the measurement ends.
@@ -41,6 +43,8 @@ pub fn measure(
         .to_ip()
         .map(|a| a.port())
         .ok_or("no port")?;
+    let stdout = std::env::temp_dir().join(format!("adjoin-bench-{}.out", std::process::id()));
+    let out_file = std::fs::File::create(&stdout).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let child = Command::new(bootstrap)
         .env_clear()
@@ -52,7 +56,7 @@ pub fn measure(
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/adjoin")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_LAMBDA_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
+        .stdout(out_file)
         .spawn()
         .map_err(|e| format!("{}: {e}", bootstrap.display()))?;
     let pid = child.id();
@@ -104,12 +108,37 @@ pub fn measure(
         .ok()
         .and_then(|s| vm_hwm(&s));
     let _ = answer.respond(Response::empty(202));
+    let printed = std::fs::read_to_string(&stdout).unwrap_or_default();
+    let _ = std::fs::remove_file(&stdout);
     Ok(ColdStart {
         init,
         first_event,
         peak_rss_kib,
         response,
+        outcomes: outcomes(&printed),
     })
+}
+
+/// Sums the outcome counts of the EMF documents in `printed`.
+pub fn outcomes(printed: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for doc in printed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|d| d.get("_aws").is_some() && d.get("Action").is_some())
+    {
+        for name in [
+            "Dispatched",
+            "Verified",
+            "Skipped",
+            "Deferred",
+            "Rejected",
+            "Failed",
+        ] {
+            *counts.entry(name.to_owned()).or_default() += doc[name].as_u64().unwrap_or(0);
+        }
+    }
+    counts
 }
 
 /// `VmHWM` (peak resident set) in KiB, from /proc/PID/status.
@@ -122,6 +151,24 @@ pub fn vm_hwm(status: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn outcomes_are_summed_from_the_metrics_lines() {
+        let printed = concat!(
+            r#"{"level":"WARN","fields":{"message":"x"}}"#,
+            "\n",
+            r#"{"_aws":{},"Account":"1","Action":"join","Dispatched":9,"Failed":1}"#,
+            "\n",
+            r#"{"_aws":{},"Account":"2","Action":"join","Dispatched":1}"#,
+            "\n",
+            r#"{"_aws":{},"BatchLatency":3.0,"Messages":11}"#,
+            "\n"
+        );
+        let counts = super::outcomes(printed);
+        assert_eq!(counts["Dispatched"], 10);
+        assert_eq!(counts["Failed"], 1);
+        assert_eq!(counts["Skipped"], 0);
+    }
+
     #[test]
     fn peak_rss_is_read_from_proc_status() {
         let status =
