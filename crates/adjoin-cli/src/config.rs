@@ -121,6 +121,12 @@ struct PutArgs {
     /// toolsHostTag: KEY=VALUE of this directory's AD tools host.
     #[arg(long, value_name = "KEY=VALUE")]
     tools_host_tag: Option<String>,
+    /// commandLogGroup: CloudWatch Logs group for the commands' output.
+    #[arg(long, value_name = "GROUP")]
+    command_log_group: Option<String>,
+    /// commandOutputBucket: S3 bucket for the commands' output.
+    #[arg(long, value_name = "BUCKET")]
+    command_output_bucket: Option<String>,
 }
 
 /// The item from the file, if any, with the flags' attributes over it.
@@ -142,6 +148,8 @@ fn item_of(args: &PutArgs) -> Result<ConfigItem, String> {
         ("ouPath", &args.ou_path),
         ("computerNamePrefix", &args.computer_name_prefix),
         ("toolsHostTag", &args.tools_host_tag),
+        ("commandLogGroup", &args.command_log_group),
+        ("commandOutputBucket", &args.command_output_bucket),
     ];
     for (name, value) in strings {
         if let Some(v) = value {
