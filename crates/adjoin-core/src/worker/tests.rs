@@ -1232,3 +1232,104 @@ async fn commands_carry_the_accounts_audit_destinations() {
     );
     assert_eq!(sent[0].request.output.s3_bucket, None);
 }
+
+/// The rest of the fault matrix: every port operation on the join or leave path, each
+/// way it can fail. Nothing is sent when a read before the send fails; every message is
+/// either acknowledged with a reason on the DLQ (rejected) or comes back (deferred,
+/// failed) — never acknowledged silently.
+#[tokio::test]
+async fn every_port_fault_ends_in_the_right_outcome_and_loses_nothing() {
+    let cases = [
+        (Op::GetConfig, Fault::Throttle, "running", Outcome::Deferred),
+        (Op::GetConfig, Fault::NotFound, "running", Outcome::Rejected),
+        (
+            Op::DescribeInstances,
+            Fault::ServerError,
+            "running",
+            Outcome::Failed,
+        ),
+        (
+            Op::DescribeInstances,
+            Fault::Throttle,
+            "running",
+            Outcome::Deferred,
+        ),
+        (
+            Op::DescribeInstances,
+            Fault::AccessDenied,
+            "running",
+            Outcome::Rejected,
+        ),
+        (Op::AssumeRole, Fault::Timeout, "running", Outcome::Failed),
+        (
+            Op::HomeSession,
+            Fault::ServerError,
+            "terminated",
+            Outcome::Failed,
+        ),
+        (
+            Op::FindByTag,
+            Fault::Throttle,
+            "terminated",
+            Outcome::Deferred,
+        ),
+        (
+            Op::FindByTag,
+            Fault::AccessDenied,
+            "terminated",
+            Outcome::Rejected,
+        ),
+        (
+            Op::SendCommand,
+            Fault::NotFound,
+            "terminated",
+            Outcome::Rejected,
+        ),
+    ];
+    for (op, fault, state, expected) in cases {
+        let aws = world();
+        if state == "terminated" {
+            aws.put_instance(
+                &account(MEMBER),
+                &region(),
+                instance(LINUX, "terminated", Platform::Linux, &[]),
+            );
+            joined(&aws, LINUX);
+        }
+        let faults = Faults::default();
+        faults.inject(op, fault, None);
+        let r = worker_on(&aws, &faults)
+            .handle_batch(&[message("m1", body(MEMBER, LINUX, state))])
+            .await;
+        assert_eq!(r[0].outcome, expected, "{op:?} {fault:?} on {state}: {r:?}");
+        assert!(aws.sent().is_empty(), "{op:?} {fault:?}: nothing sent");
+        match expected {
+            Outcome::Rejected => {
+                assert!(!r[0].comes_back);
+                assert_eq!(aws.dead_letters().len(), 1, "{op:?} {fault:?}");
+                assert_eq!(aws.dead_letters()[0].reason, r[0].reason);
+            }
+            _ => {
+                assert!(r[0].comes_back, "{op:?} {fault:?}: SQS delivers it again");
+                assert!(aws.dead_letters().is_empty());
+            }
+        }
+        assert!(!r[0].reason.is_empty(), "{op:?} {fault:?}: a reason");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_visibility_change_still_brings_the_message_back() {
+    let aws = world();
+    let faults = Faults::default();
+    faults.inject(Op::ChangeVisibility, Fault::ServerError, None);
+    let r = worker_on(&aws, &faults)
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched);
+    assert!(
+        r[0].comes_back,
+        "a batch item failure: it returns after the queue's visibility timeout"
+    );
+    assert!(aws.retries().is_empty());
+}
