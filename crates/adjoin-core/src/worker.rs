@@ -371,19 +371,17 @@ impl Worker {
                 ports.account
             )));
         }
-        let instances = ports
-            .instances
-            .describe(ids)
-            .await
+        // What EC2 reports and what the ledger says, read at the same time.
+        let (instances, records) = tokio::join!(
+            ports.instances.describe(ids),
+            self.ports.ledger.get_many(ids)
+        );
+        let instances = instances
             .map_err(Blocked::Error)?
             .into_iter()
             .map(|i| (i.id.to_string(), i))
             .collect();
-        let records = self
-            .ports
-            .ledger
-            .get_many(ids)
-            .await
+        let records = records
             .map_err(Blocked::Error)?
             .into_iter()
             .map(|r| (r.instance_id.clone(), r))
