@@ -20,7 +20,7 @@ pub const DEFAULT_TOOLS_HOST_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
 /// Every environment variable the service reads, and nothing else: [`EnvSettings::from_lookup`]
 /// takes its names from here. The deployment (the Lambda's environment in
 /// `infra/central.yaml`) is checked against this list.
-pub const VARIABLES: [&str; 10] = [
+pub const VARIABLES: [&str; 11] = [
     "ADJOIN_CONFIG_TABLE",
     "ADJOIN_LEDGER_TABLE",
     "ADJOIN_TOOLS_HOST_TAG_KEY",
@@ -31,6 +31,7 @@ pub const VARIABLES: [&str; 10] = [
     "ADJOIN_JOIN_ATTEMPTS",
     "ADJOIN_CONCURRENCY",
     "ADJOIN_CONFIG_TTL_SECONDS",
+    "ADJOIN_LEAVE_UNRECORDED",
 ];
 
 /// The settings the service reads from its environment.
@@ -54,6 +55,8 @@ pub struct EnvSettings {
     pub concurrency: usize,
     /// `ADJOIN_CONFIG_TTL_SECONDS` (default 60; 0 reads the item for every batch)
     pub config_ttl_seconds: u32,
+    /// `ADJOIN_LEAVE_UNRECORDED` (`true`/`false`/`1`/`0`, default false)
+    pub leave_unrecorded: bool,
 }
 
 impl EnvSettings {
@@ -70,6 +73,7 @@ impl EnvSettings {
             join_attempts,
             concurrency,
             config_ttl_seconds,
+            leave_unrecorded,
         ] = VARIABLES;
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let number = |name: &'static str, default: u32| -> Result<u32, Error> {
@@ -103,6 +107,19 @@ impl EnvSettings {
                     name: config_ttl_seconds,
                     reason: format!("{v:?} is not a whole number of seconds"),
                 })?,
+            },
+            leave_unrecorded: match var(leave_unrecorded)
+                .map(|v| v.trim().to_ascii_lowercase())
+                .as_deref()
+            {
+                None | Some("false" | "0") => false,
+                Some("true" | "1") => true,
+                Some(v) => {
+                    return Err(Error::InvalidSetting {
+                        name: leave_unrecorded,
+                        reason: format!("{v:?} is not true or false"),
+                    });
+                }
             },
         })
     }
@@ -148,6 +165,7 @@ pub fn build_worker_with(
     settings.max_attempts = env.max_attempts;
     settings.max_age = Duration::from_secs(env.max_age_seconds.into());
     settings.join_attempts = env.join_attempts;
+    settings.leave_unrecorded = env.leave_unrecorded;
     settings.concurrency = env.concurrency;
     settings.dry_run = dry_run;
     if caching == Caching::Off {

@@ -90,6 +90,7 @@ impl World {
             join_attempts: 3,
             concurrency: 4,
             config_ttl_seconds: 60,
+            leave_unrecorded: false,
         };
         build_worker(&sdk, &env, false)
     }

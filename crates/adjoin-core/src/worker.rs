@@ -71,6 +71,10 @@ pub struct Settings {
     pub verify_after: Duration,
     /// How long a found AD tools host is used without looking it up again.
     pub tools_host_ttl: Duration,
+    /// Send the leave command for a terminated instance the ledger has no record of
+    /// (instances joined before the ledger existed, e.g. by an earlier tool); otherwise
+    /// such a terminate deletes nothing.
+    pub leave_unrecorded: bool,
     /// The longest back-off for a deferred message.
     pub max_backoff: Duration,
     /// Read everything, send nothing; report the rendered commands.
@@ -87,6 +91,7 @@ impl Settings {
             join_attempts: 3,
             verify_after: Duration::from_secs(120),
             tools_host_ttl: Duration::from_secs(300),
+            leave_unrecorded: false,
             max_backoff: Duration::from_secs(900),
             dry_run: false,
         }
@@ -436,6 +441,9 @@ impl Worker {
             Decision::Leave => {
                 let fate = match ledger::on_terminated(record.as_ref(), &who) {
                     Step::Leave => self.leave(job, record).await,
+                    Step::Tombstone if self.settings.leave_unrecorded => {
+                        self.leave(job, record).await
+                    }
                     Step::Tombstone => self.tombstone(job, record).await,
                     Step::Skip(reason) => Fate::Skipped(reason),
                     other => Fate::Failed(format!("internal: {other:?} for a terminated event")),

@@ -465,6 +465,7 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         ),
         (25, 7200, 3, 8, 60)
     );
+    assert!(!settings.leave_unrecorded);
 
     let mappings = emulator_json(
         moto.endpoint(),

@@ -1333,3 +1333,40 @@ async fn a_failed_visibility_change_still_brings_the_message_back() {
     );
     assert!(aws.retries().is_empty());
 }
+
+#[tokio::test]
+async fn with_leave_unrecorded_a_terminate_without_a_record_still_deletes_the_object() {
+    let aws = world();
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(LINUX, "terminated", Platform::Linux, &[]),
+    );
+    let mut settings = Settings::new(TagMatch {
+        key: "adjoin:role".into(),
+        value: "ad-tools".into(),
+    });
+    settings.leave_unrecorded = true;
+    let worker = Worker::new(
+        Ports {
+            config: Arc::new(aws.clone()),
+            sessions: Arc::new(aws.clone()),
+            ledger: Arc::new(aws.clone()),
+            queue: Some(Arc::new(aws.clone())),
+        },
+        settings,
+    );
+    let r = worker
+        .handle_batch(&[message("t1", body(MEMBER, LINUX, "terminated"))])
+        .await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Leave, Outcome::Dispatched),
+        "{r:?}"
+    );
+    assert_eq!(aws.sent()[0].request.target.as_str(), TOOLS);
+    assert_eq!(
+        aws.record(LINUX).expect("recorded").status,
+        JoinStatus::Left
+    );
+}

@@ -91,6 +91,7 @@ fn env(ledger_table: &str, dlq: &str) -> EnvSettings {
         join_attempts: 3,
         concurrency: 8,
         config_ttl_seconds: 60,
+        leave_unrecorded: false,
     }
 }
 
