@@ -681,7 +681,10 @@ impl Worker {
                     command_id: Some(command_id),
                     command: None,
                     verify_after: None,
-                    note: String::new(),
+                    note: format!(
+                        "leave command sent to the AD tools host {}; the ledger says left",
+                        tools.id
+                    ),
                 }
             }
             Err(e) => {
