@@ -408,10 +408,11 @@ impl Worker {
             now: SystemTime::now(),
             stale_after: self.settings.max_age,
         };
-        // The delivery that sent a join verifies it, whatever EC2 reports now.
-        if job.event.state == EventState::Running
-            && let Step::Verify { command_id } = ledger::on_running(record.as_ref(), &who)
-        {
+        // What the ledger says about a running event, read once. The delivery that sent
+        // a join verifies it, whatever EC2 reports now.
+        let running = (job.event.state == EventState::Running)
+            .then(|| ledger::on_running(record.as_ref(), &who));
+        if let Some(Step::Verify { command_id }) = running {
             return (Action::Verify, self.verify(job, record, &command_id).await);
         }
         let instance = job.group.instances.get(job.event.instance_id.as_str());
@@ -428,12 +429,12 @@ impl Worker {
                 if let Err(reason) = check_group_tag(instance.tag(GROUP_TAG)) {
                     return (Action::Join, Fate::Rejected(reason));
                 }
-                let fate = match ledger::on_running(record.as_ref(), &who) {
-                    Step::Join { attempt } => {
+                let fate = match running {
+                    Some(Step::Join { attempt }) => {
                         info!(platform = platform.as_str(), computer_name = %job.computer_name, attempt, "joining");
                         self.join(job, instance, record, attempt, None).await
                     }
-                    Step::Skip(reason) => Fate::Skipped(reason),
+                    Some(Step::Skip(reason)) => Fate::Skipped(reason),
                     other => Fate::Failed(format!("internal: {other:?} for a running event")),
                 };
                 (Action::Join, fate)
