@@ -50,8 +50,9 @@ fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         state: i
             .state()
             .and_then(|s| s.name())
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_default(),
+            .map(|n| n.as_str())
+            .unwrap_or_default()
+            .into(),
         platform: Platform::from_ec2(i.platform().map(|p| p.as_str())),
         tags: i
             .tags()

@@ -1,6 +1,7 @@
 //! What EC2 tells us about an instance.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::ids::InstanceId;
 
@@ -32,12 +33,82 @@ impl Platform {
     }
 }
 
+/// An instance's state as EC2 names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+    /// A name EC2 may add later, kept as sent.
+    Other(String),
+}
+
+impl InstanceState {
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            other => InstanceState::Other(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Other(name) => name,
+        }
+    }
+
+    /// Shutting down or terminated: the instance will never run again.
+    pub fn is_ending(&self) -> bool {
+        matches!(
+            self,
+            InstanceState::ShuttingDown | InstanceState::Terminated
+        )
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for InstanceState {
+    fn from(name: &str) -> Self {
+        InstanceState::parse(name)
+    }
+}
+
+impl From<String> for InstanceState {
+    fn from(name: String) -> Self {
+        InstanceState::parse(&name)
+    }
+}
+
+impl PartialEq<&str> for InstanceState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// An instance as DescribeInstances reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     pub id: InstanceId,
-    /// `pending`, `running`, `stopping`, `stopped`, `shutting-down`, `terminated`.
-    pub state: String,
+    pub state: InstanceState,
     pub platform: Platform,
     pub tags: BTreeMap<String, String>,
 }
@@ -54,7 +125,6 @@ impl Instance {
     }
 }
 
-/// An instance for tests: `tags` as key/value pairs.
 /// What is wrong with an `adGroupName` value, if anything. It is written into sssd.conf
 /// and a Windows group name: no control characters (a newline would add configuration
 /// lines), no commas (sssd would read a list of groups), at most 256 characters.
@@ -68,6 +138,7 @@ pub fn group_tag_problem(value: &str) -> Option<&'static str> {
     }
 }
 
+/// An instance for tests: `tags` as key/value pairs.
 #[cfg(test)]
 pub(crate) fn test_instance(
     id: &str,

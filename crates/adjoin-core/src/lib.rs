@@ -9,7 +9,6 @@ pub mod admin;
 pub mod cache;
 pub mod computer_name;
 pub mod config;
-pub mod decide;
 pub mod error;
 pub mod event;
 pub mod fake;
@@ -23,6 +22,7 @@ pub mod ports;
 pub mod render;
 pub mod scripts;
 pub mod sqs;
+pub mod text;
 pub mod worker;
 
 pub use error::Error;

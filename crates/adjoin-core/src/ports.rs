@@ -115,3 +115,18 @@ pub trait Queue: Send + Sync {
         messages: &[(String, Duration)],
     ) -> Result<(), Error>;
 }
+
+/// The time of day: the ledger's stamps, event ages, record expiry.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> std::time::SystemTime;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+}

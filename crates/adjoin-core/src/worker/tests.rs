@@ -5,10 +5,19 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use std::time::{Duration, SystemTime};
+
 use super::*;
+use crate::config::TagMatch;
 use crate::fake::FakeAws;
 use crate::faults::{Fault, Faults, Faulty, Op};
+use crate::ids::{AccountId, InstanceId, Region};
+use crate::instance::Instance;
 use crate::instance::Platform;
+use crate::ledger::{self, JoinRecord, JoinStatus};
+use crate::outcome::Outcome;
+use crate::ports::{AccountPorts, CommandStatus};
+use crate::render::CommandRequest;
 use crate::render::decode_params;
 
 const HOME: &str = "123456789012";

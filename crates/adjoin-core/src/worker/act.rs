@@ -1,0 +1,459 @@
+//! Phase 3: carry out the plan of each event — claim the ledger record, send the join
+//! command to the instance or the leave command to the AD tools host, record the
+//! command id; read a join's result when its message comes back.
+
+use tracing::{Instrument as _, info, warn};
+
+use super::intake::{Group, Pending};
+use super::plan::{Facts, Plan, RejectReason, plan};
+use super::{Fate, Message, Worker, error_fate};
+use crate::computer_name::computer_name;
+use crate::error::backoff;
+use crate::event::InstanceEvent;
+use crate::ledger::{self, Handler, JoinRecord, JoinStatus};
+use crate::outcome::Action;
+use crate::ports::CommandStatus;
+use crate::render::{CommandRequest, join_command, leave_command};
+use crate::text::clip_end;
+
+/// One event being handled: its message, the event, its account/Region group.
+struct Job<'a> {
+    message: &'a Message,
+    event: &'a InstanceEvent,
+    group: &'a Group,
+}
+
+impl Worker {
+    /// Handles the events of one instance in the order they happened; the ledger record
+    /// is kept current from one to the next. Returns each message's place, action and
+    /// fate.
+    pub(super) async fn handle_instance(
+        &self,
+        group: &Group,
+        mut items: Vec<&Pending<'_>>,
+    ) -> Vec<(usize, Action, Fate)> {
+        items.sort_by_key(|i| (ledger::parse_time(&i.event.time), i.index));
+        let Some(first) = items.first() else {
+            return Vec::new();
+        };
+        let instance_id = &first.event.instance_id;
+        let mut record = group.records.get(instance_id.as_str()).cloned();
+        let name = computer_name(instance_id, group.config.computer_name_prefix.as_deref());
+        let mut fates = Vec::with_capacity(items.len());
+        for item in items {
+            let job = Job {
+                message: item.message,
+                event: &item.event,
+                group,
+            };
+            let (action, fate) = self
+                .handle_event(&job, &name, &mut record)
+                .instrument(item.span.clone())
+                .await;
+            fates.push((item.index, action, fate));
+        }
+        fates
+    }
+
+    /// Plans one event and carries the plan out. `record` is the instance's ledger
+    /// record, kept current across the instance's events in this batch.
+    async fn handle_event(
+        &self,
+        job: &Job<'_>,
+        computer_name: &str,
+        record: &mut Option<JoinRecord>,
+    ) -> (Action, Fate) {
+        let instance = job.group.instances.get(job.event.instance_id.as_str());
+        let facts = Facts {
+            event: job.event,
+            instance,
+            record: record.as_ref(),
+            handler: Handler {
+                message_id: &job.message.message_id,
+                now: self.now(),
+                stale_after: self.settings.max_age,
+            },
+            computer_name,
+            leave_unrecorded: self.settings.leave_unrecorded,
+        };
+        let (action, plan) = plan(&facts);
+        let fate = match plan {
+            Plan::Verify { command_id } => self.verify(job, record, &command_id).await,
+            Plan::Join { platform, attempt } => match instance {
+                Some(instance) => {
+                    info!(platform = platform.as_str(), %computer_name, attempt, "joining");
+                    let request = join_command(
+                        instance,
+                        &job.group.config,
+                        &job.event.region,
+                        computer_name,
+                        &job.event.event_id,
+                    );
+                    self.join(job, request, computer_name, record, attempt, None)
+                        .await
+                }
+                None => Fate::Failed("internal: a join planned without an instance".into()),
+            },
+            Plan::Leave { computer_name } => self.leave(job, &computer_name, record).await,
+            Plan::Tombstone => self.tombstone(job, computer_name, record).await,
+            Plan::Skip(reason) => Fate::Skipped(reason.to_string()),
+            Plan::Reject(reason) => {
+                if let RejectReason::RecordElsewhere {
+                    record_account,
+                    record_region,
+                } = &reason
+                {
+                    warn!(%record_account, %record_region,
+                          "event names an instance the ledger records in another account or Region");
+                }
+                Fate::Rejected(reason.to_string())
+            }
+        };
+        (action, fate)
+    }
+
+    /// Claims the record, sends join attempt `attempt`, records the command id.
+    /// `last` is the previous attempt's exit code and output, kept in the record.
+    async fn join(
+        &self,
+        job: &Job<'_>,
+        request: CommandRequest,
+        computer_name: &str,
+        record: &mut Option<JoinRecord>,
+        attempt: u32,
+        last: Option<(Option<i32>, String)>,
+    ) -> Fate {
+        if self.settings.dry_run {
+            return dry_run(&request);
+        }
+        let (exit_code, output) = last.map_or((None, None), |(c, o)| (c, Some(o)));
+        let claim = self.next_record(job, record.as_ref(), computer_name, |r| {
+            r.status = JoinStatus::Joining;
+            r.computer_name = computer_name.to_owned();
+            r.command_id = None;
+            r.attempts = attempt;
+            r.exit_code = exit_code;
+            r.output = output;
+            r.expires_at = None;
+        });
+        if let Err(fate) = self.write(record, claim).await {
+            return fate;
+        }
+        match job.group.ports.commands.send(&request).await {
+            Ok(command_id) => {
+                info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
+                let sent = self.next_record(job, record.as_ref(), computer_name, |r| {
+                    r.command_id = Some(command_id.clone());
+                });
+                if let Err(fate) = self.write(record, sent).await {
+                    // Sent but not recorded: the next delivery sends it again, which the
+                    // join script turns into a no-op.
+                    warn!(reason = %fate.reason(), "join command sent, but its id is not in the ledger");
+                }
+                let verify_after = self.can_come_back(job.message).then(|| {
+                    self.settings
+                        .verify_after
+                        .max(backoff(attempt, self.settings.max_backoff))
+                });
+                Fate::Dispatched {
+                    note: match verify_after {
+                        Some(d) => format!(
+                            "join attempt {attempt} sent; its result is read in {}s",
+                            d.as_secs()
+                        ),
+                        None => format!(
+                            "join attempt {attempt} sent; not verified (no queue to bring the message back)"
+                        ),
+                    },
+                    command_id: Some(command_id),
+                    command: None,
+                    verify_after,
+                }
+            }
+            Err(e) => {
+                let fate = error_fate(e, job.message.receive_count, &self.settings);
+                if let Fate::Rejected(reason) = &fate {
+                    // Nobody will send this join: free the record for a later event.
+                    let failed = self.next_record(job, record.as_ref(), computer_name, |r| {
+                        r.status = JoinStatus::Failed;
+                        r.output = Some(reason.clone());
+                    });
+                    if let Err(f) = self.write(record, failed).await {
+                        warn!(reason = %f.reason(), "could not record the failed join");
+                    }
+                }
+                fate
+            }
+        }
+    }
+
+    /// Reads the result of the join this delivery sent: records `joined`, or sends the
+    /// next attempt, or records `failed` and rejects the message with the script's
+    /// exit code and last output lines.
+    async fn verify(
+        &self,
+        job: &Job<'_>,
+        record: &mut Option<JoinRecord>,
+        command_id: &str,
+    ) -> Fate {
+        if self.settings.dry_run {
+            return Fate::Skipped(format!("would read the result of command {command_id}"));
+        }
+        let result = match job
+            .group
+            .ports
+            .commands
+            .result(command_id, &job.event.instance_id)
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => return error_fate(e, job.message.receive_count, &self.settings),
+        };
+        let tail = ledger::output_tail(&result.stdout, &result.stderr, ledger::OUTPUT_LINES);
+        let attempts = record.as_ref().map_or(1, |r| r.attempts);
+        let name = record
+            .as_ref()
+            .map(|r| r.computer_name.clone())
+            .unwrap_or_default();
+        match result.status {
+            CommandStatus::Pending | CommandStatus::InProgress => Fate::Deferred {
+                reason: format!("command {command_id} has not finished yet"),
+                delay: self.settings.verify_after.min(backoff(
+                    job.message.receive_count,
+                    self.settings.max_backoff,
+                )),
+            },
+            CommandStatus::Success => {
+                let joined = self.next_record(job, record.as_ref(), &name, |r| {
+                    r.status = JoinStatus::Joined;
+                    r.exit_code = result.exit_code;
+                    r.output = Some(tail.clone());
+                });
+                match self.write(record, joined).await {
+                    Ok(()) => {
+                        info!(%command_id, computer_name = %name, "joined");
+                        Fate::Verified(format!("joined as {name}: command {command_id} succeeded"))
+                    }
+                    Err(fate) => fate,
+                }
+            }
+            CommandStatus::Failed(status) => {
+                let code = result
+                    .exit_code
+                    .map_or_else(|| "none".to_owned(), |c| c.to_string());
+                let why = format!("command {command_id} {status} with exit code {code}");
+                warn!(%command_id, exit_code = result.exit_code, output = %tail, "join failed");
+                let instance = job.group.instances.get(job.event.instance_id.as_str());
+                match instance.filter(|i| i.state == "running") {
+                    Some(instance) if attempts < self.settings.join_attempts => {
+                        let request = join_command(
+                            instance,
+                            &job.group.config,
+                            &job.event.region,
+                            &name,
+                            &job.event.event_id,
+                        );
+                        let last = Some((result.exit_code, tail));
+                        match self
+                            .join(job, request, &name, record, attempts + 1, last)
+                            .await
+                        {
+                            Fate::Dispatched {
+                                command_id,
+                                command,
+                                verify_after,
+                                note,
+                            } => Fate::Dispatched {
+                                note: format!("{why}; {note}"),
+                                command_id,
+                                command,
+                                verify_after,
+                            },
+                            other => other,
+                        }
+                    }
+                    _ => {
+                        let failed = self.next_record(job, record.as_ref(), &name, |r| {
+                            r.status = JoinStatus::Failed;
+                            r.exit_code = result.exit_code;
+                            r.output = Some(tail.clone());
+                        });
+                        if let Err(fate) = self.write(record, failed).await {
+                            return fate;
+                        }
+                        Fate::Rejected(format!(
+                            "join of {name} failed after {attempts} attempt(s): {why}: {}",
+                            clip_end(&tail, 1000)
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims the record, sends the leave command for `computer_name` to the AD tools
+    /// host, records it.
+    async fn leave(
+        &self,
+        job: &Job<'_>,
+        computer_name: &str,
+        record: &mut Option<JoinRecord>,
+    ) -> Fate {
+        let tag = job
+            .group
+            .config
+            .tools_host_tag
+            .clone()
+            .unwrap_or_else(|| self.settings.tools_host_tag.clone());
+        let (home, tools) = match self.tools_host(&tag, job.message.receive_count).await {
+            Ok(found) => found,
+            Err(fate) => return fate,
+        };
+        info!(%computer_name, tools_host = %tools.id, "leaving");
+        let request = leave_command(
+            &tools,
+            &job.group.config,
+            &home.region,
+            &job.event.instance_id,
+            computer_name,
+            &job.event.event_id,
+        );
+        if self.settings.dry_run {
+            return dry_run(&request);
+        }
+        let claim = self.next_record(job, record.as_ref(), computer_name, |r| {
+            r.status = JoinStatus::Leaving;
+        });
+        if let Err(fate) = self.write(record, claim).await {
+            return fate;
+        }
+        match home.commands.send(&request).await {
+            Ok(command_id) => {
+                info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
+                let expires = ledger::epoch_seconds(self.now() + ledger::LEFT_RECORD_TTL);
+                let left = self.next_record(job, record.as_ref(), computer_name, |r| {
+                    r.status = JoinStatus::Left;
+                    r.command_id = Some(command_id.clone());
+                    r.expires_at = Some(expires);
+                });
+                if let Err(fate) = self.write(record, left).await {
+                    warn!(reason = %fate.reason(), "leave command sent, but not recorded");
+                }
+                Fate::Dispatched {
+                    command_id: Some(command_id),
+                    command: None,
+                    verify_after: None,
+                    note: format!(
+                        "leave command sent to the AD tools host {}; the ledger says left",
+                        tools.id
+                    ),
+                }
+            }
+            Err(e) => {
+                // The host may have stopped or been replaced: look it up afresh next time.
+                self.tools_hosts.forget(&tag).await;
+                error_fate(e, job.message.receive_count, &self.settings)
+            }
+        }
+    }
+
+    /// A terminated instance that was never joined: nothing to delete, but the record
+    /// says `left` so that its delayed running event is skipped.
+    async fn tombstone(
+        &self,
+        job: &Job<'_>,
+        computer_name: &str,
+        record: &mut Option<JoinRecord>,
+    ) -> Fate {
+        let reason = "no join recorded for the instance: nothing to delete";
+        if self.settings.dry_run {
+            return Fate::Skipped(reason.to_owned());
+        }
+        let expires = ledger::epoch_seconds(self.now() + ledger::LEFT_RECORD_TTL);
+        let left = self.next_record(job, record.as_ref(), computer_name, |r| {
+            r.status = JoinStatus::Left;
+            r.expires_at = Some(expires);
+        });
+        match self.write(record, left).await {
+            Ok(()) => Fate::Skipped(format!(
+                "{reason}; recorded as left, so a late running event is skipped"
+            )),
+            Err(fate) => fate,
+        }
+    }
+
+    /// The next version of the instance's record, held by this message and event; a new
+    /// record names `computer_name`.
+    fn next_record(
+        &self,
+        job: &Job<'_>,
+        record: Option<&JoinRecord>,
+        computer_name: &str,
+        change: impl FnOnce(&mut JoinRecord),
+    ) -> JoinRecord {
+        let now = self.now();
+        ledger::next(
+            record,
+            || JoinRecord {
+                instance_id: job.event.instance_id.to_string(),
+                account: job.event.account.to_string(),
+                region: job.event.region.to_string(),
+                status: JoinStatus::Joining,
+                computer_name: computer_name.to_owned(),
+                message_id: String::new(),
+                event_id: String::new(),
+                command_id: None,
+                attempts: 0,
+                exit_code: None,
+                output: None,
+                created_at: ledger::format_time(now),
+                updated_at: String::new(),
+                expires_at: None,
+                version: 0,
+            },
+            now,
+            |r| {
+                r.message_id = job.message.message_id.clone();
+                r.event_id = job.event.event_id.clone();
+                change(r);
+            },
+        )
+    }
+
+    /// Writes `new` over `record` if nobody changed it meanwhile.
+    async fn write(&self, record: &mut Option<JoinRecord>, new: JoinRecord) -> Result<(), Fate> {
+        match self
+            .ports
+            .ledger
+            .put_if(&new, record.as_ref().map(|r| r.version))
+            .await
+        {
+            Ok(true) => {
+                *record = Some(new);
+                Ok(())
+            }
+            Ok(false) => Err(Fate::Failed(format!(
+                "the ledger record of {} changed while this message was handled; decided again on the next delivery",
+                new.instance_id
+            ))),
+            Err(e) => Err(Fate::Failed(e.to_string())),
+        }
+    }
+
+    /// Whether this message can be made to come back (a live SQS delivery).
+    fn can_come_back(&self, message: &Message) -> bool {
+        self.ports.queue.is_some()
+            && message.receipt_handle.is_some()
+            && message.source_queue_arn.is_some()
+    }
+}
+
+/// The dry run's result: the command that would be sent.
+fn dry_run(request: &CommandRequest) -> Fate {
+    Fate::Dispatched {
+        command_id: None,
+        command: Some(request.into()),
+        verify_after: None,
+        note: String::new(),
+    }
+}

@@ -1,0 +1,256 @@
+//! Phase 2: what to do about one event — a pure function of the event, what EC2 reports
+//! about the instance now, the instance's ledger record and the settings.
+//!
+//! The rules, in the order they apply:
+//!
+//! - a record that belongs to another account or Region than the event is never acted
+//!   on: the event is rejected (a forged or misrouted event must not delete the
+//!   computer object of a live instance elsewhere, nor block its join);
+//! - the delivery that sent a join verifies it, whatever EC2 reports now;
+//! - a running event joins an instance EC2 reports running and not opted out, unless the
+//!   ledger says it is joined, being joined, or gone;
+//! - a terminated event for an instance EC2 reports alive is refused;
+//! - a terminated event leaves an instance the ledger recorded (whatever its tags say
+//!   now), deleting the computer name the ledger recorded; without a record it deletes
+//!   nothing, and is recorded `left` only when EC2 confirms the instance is ending
+//!   ("not found" alone proves nothing: the event may name another account or Region).
+
+use std::fmt;
+
+use crate::event::{EventState, InstanceEvent};
+use crate::instance::{GROUP_TAG, Instance, InstanceState, Platform, group_tag_problem};
+use crate::ledger::{self, Handler, JoinRecord, Step};
+use crate::outcome::Action;
+
+/// What the worker knows when it plans one event.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub event: &'a InstanceEvent,
+    /// What EC2 reports in the event's account and Region; `None`: EC2 does not know it.
+    pub instance: Option<&'a Instance>,
+    /// The instance's ledger record, if any.
+    pub record: Option<&'a JoinRecord>,
+    /// Who handles the event, and when.
+    pub handler: Handler<'a>,
+    /// The computer name the account's config gives the instance (for a new join, or a
+    /// leave of an instance the ledger has no record of).
+    pub computer_name: &'a str,
+    /// [`super::Settings::leave_unrecorded`].
+    pub leave_unrecorded: bool,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// This delivery sent `command_id`: read its result.
+    Verify { command_id: String },
+    /// Claim the record and send join attempt `attempt` to the instance.
+    Join { platform: Platform, attempt: u32 },
+    /// Claim the record and send the leave command for `computer_name` to the AD tools
+    /// host.
+    Leave { computer_name: String },
+    /// Record the instance `left` without sending anything: it was never joined.
+    Tombstone,
+    /// Nothing to do.
+    Skip(SkipReason),
+    /// The event can never be acted on.
+    Reject(RejectReason),
+}
+
+/// Why nothing is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Tagged `autoadjoin=false`.
+    OptedOut,
+    /// The instance is no longer running when the (delayed) running event is handled.
+    NotRunning { state: InstanceState },
+    /// DescribeInstances does not know the instance (terminated long ago, or never existed).
+    Gone,
+    /// A terminated event for an instance neither the ledger nor EC2 knows.
+    UnknownTerminated,
+    /// A state other than running/terminated.
+    StateNotHandled { state: String },
+    /// What the ledger says makes the event moot (already joined, being joined, left…).
+    Ledger(String),
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::OptedOut => write!(f, "instance is tagged autoadjoin=false"),
+            SkipReason::NotRunning { state } => {
+                write!(f, "instance is {state} now, no longer running: not joined")
+            }
+            SkipReason::Gone => write!(f, "instance no longer exists: not joined"),
+            SkipReason::UnknownTerminated => write!(
+                f,
+                "no join recorded for the instance and EC2 does not know it in this account and Region: nothing to delete"
+            ),
+            SkipReason::StateNotHandled { state } => write!(
+                f,
+                "state {state:?} needs no action (only running and terminated do)"
+            ),
+            SkipReason::Ledger(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// Why an event can never be acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The ledger recorded the instance in another account or Region than the event.
+    RecordElsewhere {
+        record_account: String,
+        record_region: String,
+    },
+    /// A terminated event for an instance EC2 reports alive.
+    StillAlive { state: InstanceState },
+    /// The `adGroupName` tag would change the instance's configuration.
+    GroupTag {
+        value: String,
+        problem: &'static str,
+    },
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RejectReason::RecordElsewhere {
+                record_account,
+                record_region,
+            } => write!(
+                f,
+                "the ledger records the instance in account {record_account} {record_region}, not the event's: nothing is done"
+            ),
+            RejectReason::StillAlive { state } => write!(
+                f,
+                "terminated event, but EC2 reports the instance {state}: its computer object is kept"
+            ),
+            RejectReason::GroupTag { value, problem } => {
+                write!(f, "{GROUP_TAG} tag {value:?} {problem}: not joined")
+            }
+        }
+    }
+}
+
+/// Plans one event: what the event asks for, and what to do.
+pub fn plan(facts: &Facts<'_>) -> (Action, Plan) {
+    let event = facts.event;
+    if let Some(r) = facts.record
+        && (r.account != event.account.as_str() || r.region != event.region.as_str())
+    {
+        let action = match event.state {
+            EventState::Running => Action::Join,
+            EventState::Terminated => Action::Leave,
+            EventState::Other(_) => Action::None,
+        };
+        return (
+            action,
+            Plan::Reject(RejectReason::RecordElsewhere {
+                record_account: r.account.clone(),
+                record_region: r.region.clone(),
+            }),
+        );
+    }
+    match &event.state {
+        EventState::Running => plan_running(facts),
+        EventState::Terminated => plan_terminated(facts),
+        EventState::Other(state) => (
+            Action::None,
+            Plan::Skip(SkipReason::StateNotHandled {
+                state: state.clone(),
+            }),
+        ),
+    }
+}
+
+fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
+    // What the ledger says, read once. The delivery that sent a join verifies it,
+    // whatever EC2 reports now.
+    let step = ledger::on_running(facts.record, &facts.handler);
+    if let Step::Verify { command_id } = step {
+        return (Action::Verify, Plan::Verify { command_id });
+    }
+    let instance = match facts.instance {
+        None => return (Action::None, Plan::Skip(SkipReason::Gone)),
+        Some(i) if i.opted_out() => return (Action::None, Plan::Skip(SkipReason::OptedOut)),
+        Some(i) if i.state != InstanceState::Running => {
+            return (
+                Action::None,
+                Plan::Skip(SkipReason::NotRunning {
+                    state: i.state.clone(),
+                }),
+            );
+        }
+        Some(i) => i,
+    };
+    if let Some(value) = instance.tag(GROUP_TAG)
+        && let Some(problem) = group_tag_problem(value)
+    {
+        return (
+            Action::Join,
+            Plan::Reject(RejectReason::GroupTag {
+                value: value.to_owned(),
+                problem,
+            }),
+        );
+    }
+    let plan = match step {
+        Step::Join { attempt } => Plan::Join {
+            platform: instance.platform,
+            attempt,
+        },
+        Step::Skip(reason) => Plan::Skip(SkipReason::Ledger(reason)),
+        // on_running answers Join, Verify or Skip only.
+        Step::Verify { .. } | Step::Leave | Step::Tombstone => Plan::Skip(SkipReason::Ledger(
+            format!("no join for ledger step {step:?}"),
+        )),
+    };
+    (Action::Join, plan)
+}
+
+fn plan_terminated(facts: &Facts<'_>) -> (Action, Plan) {
+    // A terminated event for an instance EC2 still reports alive is forged or misrouted:
+    // deleting its computer object would cut a live machine off.
+    if let Some(i) = facts.instance
+        && !i.state.is_ending()
+    {
+        let reason = RejectReason::StillAlive {
+            state: i.state.clone(),
+        };
+        return (Action::None, Plan::Reject(reason));
+    }
+    if facts.record.is_none() && facts.instance.is_some_and(Instance::opted_out) {
+        return (Action::None, Plan::Skip(SkipReason::OptedOut));
+    }
+    (Action::Leave, plan_leave(facts))
+}
+
+fn plan_leave(facts: &Facts<'_>) -> Plan {
+    let ending = facts.instance.is_some();
+    match facts.record {
+        // The ledger decides, not the tags: an instance opted out after its join still
+        // has a computer object to delete. EC2 in the record's own account and Region
+        // says it is ending, or no longer knows it (EC2 forgets terminated instances
+        // after about an hour).
+        Some(record) => match ledger::on_terminated(Some(record), &facts.handler) {
+            Step::Leave => Plan::Leave {
+                computer_name: record.computer_name.clone(),
+            },
+            Step::Skip(reason) => Plan::Skip(SkipReason::Ledger(reason)),
+            other => Plan::Skip(SkipReason::Ledger(format!(
+                "no leave for ledger step {other:?}"
+            ))),
+        },
+        // Never joined by this service; only EC2's own word that the instance is ending
+        // justifies a delete (of an object joined before the ledger existed) or a record.
+        None if ending && facts.leave_unrecorded => Plan::Leave {
+            computer_name: facts.computer_name.to_owned(),
+        },
+        None if ending => Plan::Tombstone,
+        None => Plan::Skip(SkipReason::UnknownTerminated),
+    }
+}
+
+#[cfg(test)]
+mod tests;
