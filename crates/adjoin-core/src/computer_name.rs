@@ -20,7 +20,10 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 pub fn check_prefix(prefix: &str) -> Result<(), String> {
     let ok = !prefix.is_empty()
         && prefix.len() <= MAX_PREFIX_LEN
-        && prefix.as_bytes()[0].is_ascii_alphabetic()
+        && prefix
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
         && prefix
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-');
@@ -40,13 +43,16 @@ pub fn computer_name(instance: &InstanceId, prefix: Option<&str>) -> String {
     let digits = if instance.hex().len() == 8 { 7 } else { 14 };
     let encoded: String = (0..digits)
         .rev()
-        .map(|i| ALPHABET[((number >> (5 * i)) & 31) as usize] as char)
+        .filter_map(|i| ALPHABET.get(((number >> (5 * i)) & 31) as usize))
+        .map(|&b| char::from(b))
         .collect();
     match prefix {
         Some(p) => {
             let prefix = p.to_ascii_uppercase();
             let room = MAX_LEN - prefix.len().min(MAX_PREFIX_LEN);
-            let tail = &encoded[encoded.len().saturating_sub(room)..];
+            let tail = encoded
+                .get(encoded.len().saturating_sub(room)..)
+                .unwrap_or_default();
             format!("{prefix}{tail}")
         }
         None => format!("I{encoded}"),

@@ -150,8 +150,10 @@ fn parse_event(value: Value, via_sns: bool) -> Result<InstanceEvent, ParseError>
     let instance_id = InstanceId::parse(&required(detail.instance_id, "detail.instance-id")?)
         .map_err(ParseError)?;
     let state = EventState::from_name(&required(detail.state, "detail.state")?);
+    let event_id = raw.id.unwrap_or_default();
+    check_event_id(&event_id)?;
     Ok(InstanceEvent {
-        event_id: raw.id.unwrap_or_default(),
+        event_id,
         account,
         region,
         instance_id,
@@ -159,6 +161,26 @@ fn parse_event(value: Value, via_sns: bool) -> Result<InstanceEvent, ParseError>
         time: raw.time.unwrap_or_default(),
         via_sns,
     })
+}
+
+/// The longest event id accepted (EventBridge's are 36-character UUIDs).
+pub const MAX_EVENT_ID_LEN: usize = 64;
+
+/// An event id names the event in command comments, the ledger and logs: letters,
+/// digits, `-`, `_`, `.` and `:` only, at most [`MAX_EVENT_ID_LEN`] of them.
+fn check_event_id(id: &str) -> Result<(), ParseError> {
+    let shaped = id.len() <= MAX_EVENT_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if shaped {
+        Ok(())
+    } else {
+        Err(ParseError(format!(
+            "event id {:?} is not up to {MAX_EVENT_ID_LEN} letters, digits, '-', '_', '.' or ':'",
+            crate::text::first_chars(id, MAX_EVENT_ID_LEN)
+        )))
+    }
 }
 
 fn required(value: Option<String>, name: &str) -> Result<String, ParseError> {
@@ -255,6 +277,12 @@ mod tests {
         assert!(reason(&event(r#"{"instance-id":7,"state":"running"}"#)).contains("wrong type"));
         let bad_account = event(RUNNING).replace("111122223333\",\"time", "1111\",\"time");
         assert!(reason(&bad_account).contains("12 digits"));
+        let long_id =
+            event(RUNNING).replace("7bf73129-1428-4cd3-a780-95db273d1602", &"é".repeat(40));
+        assert!(reason(&long_id).contains("event id"));
+        let hostile_id =
+            event(RUNNING).replace("7bf73129-1428-4cd3-a780-95db273d1602", "x$(reboot)");
+        assert!(reason(&hostile_id).contains("event id"));
         let confirmation = r#"{"Type":"SubscriptionConfirmation","TopicArn":"arn:aws:sns:us-east-1:1:t","Message":"confirm"}"#;
         assert!(reason(confirmation).contains("SubscriptionConfirmation"));
         let bad_inner =

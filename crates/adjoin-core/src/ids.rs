@@ -72,7 +72,7 @@ impl InstanceId {
     }
     /// The hex digits after `i-`.
     pub fn hex(&self) -> &str {
-        &self.0[2..]
+        self.0.strip_prefix("i-").unwrap_or_default()
     }
 }
 

@@ -209,7 +209,10 @@ pub fn output_tail(stdout: &str, stderr: &str, n: usize) -> String {
         .map(str::trim_end)
         .filter(|l| !l.is_empty())
         .collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    lines
+        .get(lines.len().saturating_sub(n)..)
+        .unwrap_or_default()
+        .join("\n")
 }
 
 /// RFC 3339, UTC, whole seconds.

@@ -5,6 +5,19 @@
 //! the outside world through [`ports`]. No AWS SDK here: adapters live in `adjoin-aws`,
 //! in-memory fakes in [`fake`], fault injection in [`faults`].
 
+// Every outside string reaches this crate: it must not be able to crash the worker.
+// (`panic = "abort"` would fail the whole batch on every redelivery.)
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::panic
+    )
+)]
+
 pub mod admin;
 pub mod cache;
 pub mod computer_name;

@@ -67,8 +67,13 @@ pub fn emf(reports: &[Report], latency: Duration, now: SystemTime) -> Vec<Value>
                 "Account": account,
                 "Action": action,
             });
-            for (_, name) in OUTCOMES {
-                doc[name] = json!(by_outcome.get(name).copied().unwrap_or(0));
+            if let Some(doc) = doc.as_object_mut() {
+                for (_, name) in OUTCOMES {
+                    doc.insert(
+                        (*name).to_owned(),
+                        json!(by_outcome.get(name).copied().unwrap_or(0)),
+                    );
+                }
             }
             doc
         })

@@ -79,7 +79,11 @@ pub async fn status(
                 let opened = open(ports, &record.account, &record.region).await;
                 sessions.insert(key.clone(), opened);
             }
-            match (&sessions[&key], InstanceId::parse(&record.instance_id)) {
+            let session = sessions
+                .get(&key)
+                .ok_or_else(|| "no session".to_owned())
+                .and_then(|s| s.as_ref().map_err(Clone::clone));
+            match (session, InstanceId::parse(&record.instance_id)) {
                 (Ok(account), Ok(id)) => match account.commands.result(command_id, &id).await {
                     Ok(result) => {
                         row.command_status = Some(

@@ -1379,3 +1379,256 @@ async fn with_leave_unrecorded_a_terminate_without_a_record_still_deletes_the_ob
         JoinStatus::Left
     );
 }
+
+// ---- authentic terminates: the ledger's account and Region, its computer name ----
+
+fn body_in(account: &str, region: &str, instance: &str, state: &str) -> String {
+    let mut event: serde_json::Value =
+        serde_json::from_str(&body(account, instance, state)).expect("json");
+    event["region"] = serde_json::Value::from(region);
+    event.to_string()
+}
+
+#[tokio::test]
+async fn a_terminate_naming_a_joined_instance_in_another_region_deletes_nothing_and_keeps_its_rejoin()
+ {
+    let aws = world();
+    joined(&aws, LINUX);
+    let before = aws.record(LINUX).expect("joined");
+    // EC2 in us-east-1 does not know the instance: today that alone was a leave.
+    let r = run(
+        &aws,
+        &[message(
+            "forged",
+            body_in(MEMBER, "us-east-1", LINUX, "terminated"),
+        )],
+    )
+    .await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert!(
+        r[0].reason.contains(&format!(
+            "ledger records the instance in account {MEMBER} {REGION}"
+        )),
+        "{}",
+        r[0].reason
+    );
+    assert!(aws.sent().is_empty(), "no leave command");
+    assert_eq!(aws.record(LINUX), Some(before), "the ledger is unchanged");
+    assert_eq!(aws.dead_letters().len(), 1);
+    assert_eq!(aws.dead_letters()[0].reason, r[0].reason);
+}
+
+#[tokio::test]
+async fn a_terminate_naming_a_joined_instance_in_another_configured_account_deletes_nothing() {
+    const OTHER: &str = "444455556666";
+    let aws = world();
+    let mut item = member_item();
+    item.insert("accountId".into(), json!(OTHER));
+    item.insert(
+        "assumeRoleARN".into(),
+        json!(format!("arn:aws:iam::{OTHER}:role/adjoin-member")),
+    );
+    aws.put_config(&account(OTHER), item);
+    joined(&aws, LINUX);
+    let r = run(&aws, &[message("forged", body(OTHER, LINUX, "terminated"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert!(r[0].reason.contains(MEMBER), "{}", r[0].reason);
+    assert!(aws.sent().is_empty());
+    assert_eq!(aws.record(LINUX).expect("kept").status, JoinStatus::Joined);
+}
+
+#[tokio::test]
+async fn a_forged_terminate_for_an_instance_unknown_everywhere_records_nothing_so_its_join_goes_on()
+{
+    let aws = world();
+    // Names the real Linux instance, but in another Region where EC2 does not know it,
+    // before its running event was handled.
+    let r = run(
+        &aws,
+        &[message(
+            "forged",
+            body_in(MEMBER, "us-east-1", LINUX, "terminated"),
+        )],
+    )
+    .await;
+    assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
+    assert!(r[0].reason.contains("nothing to delete"), "{}", r[0].reason);
+    assert!(
+        aws.record(LINUX).is_none(),
+        "no tombstone to block the join"
+    );
+    let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_leave_deletes_the_computer_name_the_ledger_recorded() {
+    let aws = world();
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(LINUX, "terminated", Platform::Linux, &[]),
+    );
+    joined(&aws, LINUX);
+    let mut record = aws.record(LINUX).expect("joined");
+    record.computer_name = "WEB-0AAAAAAAA1".into();
+    aws.put_record(record);
+    // The account's prefix changed since the join: a recomputed name would differ.
+    let mut item = member_item();
+    item.insert("computerNamePrefix".into(), json!("APP"));
+    aws.put_config(&account(MEMBER), item);
+    let r = run(&aws, &[message("t1", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    let params: BTreeMap<_, _> = decode_params(&aws.sent()[0].request.commands)
+        .into_iter()
+        .collect();
+    assert_eq!(params["COMPUTER_NAME"], "WEB-0AAAAAAAA1");
+    assert_eq!(
+        aws.record(LINUX).expect("left").computer_name,
+        "WEB-0AAAAAAAA1"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_opted_out_after_its_join_is_still_left() {
+    let aws = world();
+    aws.put_instance(
+        &account(MEMBER),
+        &region(),
+        instance(
+            LINUX,
+            "terminated",
+            Platform::Linux,
+            &[("autoadjoin", "false")],
+        ),
+    );
+    joined(&aws, LINUX);
+    let r = run(&aws, &[message("t1", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Leave, Outcome::Dispatched),
+        "{r:?}"
+    );
+    assert_eq!(aws.sent()[0].request.target.as_str(), TOOLS);
+    assert_eq!(aws.record(LINUX).expect("left").status, JoinStatus::Left);
+}
+
+#[tokio::test]
+async fn with_leave_unrecorded_not_found_alone_deletes_nothing() {
+    let aws = world();
+    let mut settings = Settings::new(TagMatch {
+        key: "adjoin:role".into(),
+        value: "ad-tools".into(),
+    });
+    settings.leave_unrecorded = true;
+    let worker = Worker::new(
+        Ports {
+            config: Arc::new(aws.clone()),
+            sessions: Arc::new(aws.clone()),
+            ledger: Arc::new(aws.clone()),
+            queue: Some(Arc::new(aws.clone())),
+        },
+        settings,
+    );
+    // EC2 does not know i-0f… in this account and Region: it may live elsewhere.
+    let r = worker
+        .handle_batch(&[message(
+            "t1",
+            body(MEMBER, "i-0fffffffffffffff6", "terminated"),
+        )])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
+    assert!(aws.sent().is_empty());
+    assert!(aws.record("i-0fffffffffffffff6").is_none());
+}
+
+// ---- no outside input can crash the worker ----
+
+#[tokio::test]
+async fn an_event_id_of_multibyte_characters_is_refused_not_a_panic() {
+    let aws = world();
+    let mut event: serde_json::Value =
+        serde_json::from_str(&body(MEMBER, LINUX, "running")).expect("json");
+    event["id"] = json!("é".repeat(40));
+    let r = run(
+        &aws,
+        &[
+            message("long", event.to_string()),
+            message("ok", body(MEMBER, WINDOWS, "running")),
+        ],
+    )
+    .await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert!(r[0].reason.contains("event id"), "{}", r[0].reason);
+    assert_eq!(r[1].outcome, Outcome::Dispatched, "{r:?}");
+}
+
+/// Unicode of any kind, including characters of several bytes and controls.
+fn outside_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<String>(),
+        "\\PC{0,80}",
+        Just("é".repeat(40)),
+        Just("日本語".repeat(30)),
+        Just("$(reboot)'\"`;\n\r\u{0}".to_owned()),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Every outside field of the event, the config item and the tags, one at a time,
+    /// set to arbitrary unicode: every message still gets exactly one report, and the
+    /// others of the batch are not disturbed.
+    #[test]
+    fn arbitrary_unicode_in_any_outside_field_leaves_every_message_one_outcome(
+        place in 0usize..22,
+        value in outside_text(),
+    ) {
+        let aws = world();
+        let mut event: serde_json::Value =
+            serde_json::from_str(&body(MEMBER, LINUX, "running")).expect("json");
+        let mut item = member_item();
+        let mut tags: Vec<(String, String)> = vec![("adGroupName".into(), "linux-admins".into())];
+        let config_fields = [
+            "accountId", "adJoinUserName", "adJoinUserPwParam", "dnsName", "dnsIP1", "dnsIP2",
+            "assumeRoleARN", "externalId", "ouPath", "computerNamePrefix", "secretArn",
+            "toolsHostTag", "commandLogGroup", "commandOutputBucket",
+        ];
+        match place {
+            0 => event["id"] = json!(value),
+            1 => event["time"] = json!(value),
+            2 => event["region"] = json!(value),
+            3 => event["detail"]["state"] = json!(value),
+            4 => event["resources"] = json!([value]),
+            5 => tags.push(("adGroupName".into(), value)),
+            6 => tags.push((value, "x".into())),
+            7 => tags.push(("autoadjoin".into(), value)),
+            n => {
+                let field = config_fields.get(n - 8).copied().unwrap_or("ouPath");
+                item.insert(field.into(), json!(value));
+            }
+        }
+        aws.put_config(&account(MEMBER), item);
+        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        aws.put_instance(&account(MEMBER), &region(), instance(LINUX, "running", Platform::Linux, &tags));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let messages = [
+            message("hostile", event.to_string()),
+            message("other", body(MEMBER, WINDOWS, "terminated")),
+            message("bad", "{".to_owned()),
+        ];
+        let reports = runtime.block_on(run(&aws, &messages));
+        proptest::prop_assert_eq!(reports.len(), 3);
+        for (report, message) in reports.iter().zip(&messages) {
+            proptest::prop_assert_eq!(&report.message_id, &message.message_id);
+        }
+        proptest::prop_assert_eq!(reports[2].outcome, Outcome::Rejected);
+        // Whatever happened, a rejection is on the DLQ with its reason.
+        let rejected = reports.iter().filter(|r| r.outcome == Outcome::Rejected).count();
+        proptest::prop_assert_eq!(aws.dead_letters().len(), rejected);
+    }
+}
