@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 
+use adjoin_core::arn::Arn;
 use adjoin_core::ports::{DeadLetter, Queue};
 
 use crate::error::map_sdk_error;
@@ -28,11 +29,15 @@ impl SqsQueue {
     }
 }
 
-/// `arn:aws:sqs:REGION:ACCOUNT:NAME` → `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`.
+/// `arn:PARTITION:sqs:REGION:ACCOUNT:NAME` → `https://sqs.REGION.<partition's DNS suffix>/ACCOUNT/NAME`.
 fn queue_url(arn: &str) -> Option<String> {
-    match arn.split(':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "sqs", region, account, name] => Some(format!(
-            "https://sqs.{region}.amazonaws.com/{account}/{name}"
+    match Arn::parse(arn) {
+        Some(a) if a.service == "sqs" && !a.resource.contains(':') => Some(format!(
+            "https://sqs.{}.{}/{}/{}",
+            a.region,
+            a.dns_suffix(),
+            a.account,
+            a.resource
         )),
         _ => None,
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::arn::Arn;
 use crate::config::{ConfigItem, PasswordRef, RoleTarget};
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
@@ -110,23 +111,16 @@ pub trait AdminSessions: Send + Sync {
 /// parameter ARN after `:parameter` (`/adjoin/pw` for `…:parameter/adjoin/pw`, `pw` for
 /// `…:parameter/pw` — a name without a leading slash has none in the ARN either).
 pub fn parameter_name(reference: &str) -> &str {
-    match reference.strip_prefix("arn:") {
-        Some(_) => match reference.split_once(":parameter") {
-            Some((_, rest)) if rest.matches('/').count() > 1 => rest,
-            Some((_, rest)) => rest.trim_start_matches('/'),
-            None => reference,
-        },
+    match Arn::parse(reference).and_then(|a| a.resource.strip_prefix("parameter")) {
+        Some(rest) if rest.matches('/').count() > 1 => rest,
+        Some(rest) => rest.trim_start_matches('/'),
         None => reference,
     }
 }
 
 /// The account inside an ARN (`arn:PARTITION:SERVICE:REGION:ACCOUNT:…`), if any.
 pub fn reference_account(reference: &str) -> Option<AccountId> {
-    let parts: Vec<&str> = reference.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", _, _, _, account, _] => AccountId::parse(account).ok(),
-        _ => None,
-    }
+    Arn::parse(reference).and_then(|a| a.account_id())
 }
 
 /// Failing operator ports, for the same fault injection the worker's tests use.

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
+use crate::arn::Arn;
 use crate::ids::AccountId;
 
 /// A config item as stored: attribute name → JSON value (strings, lists, numbers).
@@ -291,10 +292,9 @@ fn is_bucket_name(name: &str) -> bool {
 
 /// The account id inside an IAM role ARN `arn:PARTITION:iam::ACCOUNT:role/NAME`.
 pub fn role_account(arn: &str) -> Result<AccountId, String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    match parts.as_slice() {
-        ["arn", _partition, "iam", "", account, resource] if resource.starts_with("role/") => {
-            AccountId::parse(account).map_err(|e| format!("assumeRoleARN {arn}: {e}"))
+    match Arn::parse(arn) {
+        Some(a) if a.service == "iam" && a.region.is_empty() && a.resource.starts_with("role/") => {
+            AccountId::parse(a.account).map_err(|e| format!("assumeRoleARN {arn}: {e}"))
         }
         _ => Err(format!("assumeRoleARN {arn:?} is not an IAM role ARN")),
     }
@@ -302,12 +302,10 @@ pub fn role_account(arn: &str) -> Result<AccountId, String> {
 
 /// An SSM parameter name (`/path/name`: letters, digits, `_.-/`) or parameter ARN.
 fn is_parameter_reference(value: &str) -> bool {
-    let name = match value.strip_prefix("arn:") {
-        Some(_) if value.contains(":ssm:") => value
-            .split_once(":parameter")
-            .map(|(_, n)| n)
-            .unwrap_or_default(),
+    let name = match Arn::parse(value) {
+        Some(a) if a.service == "ssm" => a.resource.strip_prefix("parameter").unwrap_or_default(),
         Some(_) => return false,
+        None if value.starts_with("arn:") => return false,
         None => value,
     };
     !name.is_empty()
@@ -319,11 +317,9 @@ fn is_parameter_reference(value: &str) -> bool {
 
 /// The Region of a reference: the ARN's Region, or `None` for a plain name.
 pub fn reference_region(reference: &str) -> Option<&str> {
-    let mut parts = reference.splitn(5, ':');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("arn"), Some(_), Some(_), Some(region)) if !region.is_empty() => Some(region),
-        _ => None,
-    }
+    Arn::parse(reference)
+        .map(|a| a.region)
+        .filter(|region| !region.is_empty())
 }
 
 /// A DNS domain name: at least two labels of letters, digits and inner hyphens.

@@ -19,6 +19,7 @@
 )]
 
 pub mod admin;
+pub mod arn;
 pub mod cache;
 pub mod computer_name;
 pub mod config;

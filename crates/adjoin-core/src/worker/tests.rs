@@ -1343,6 +1343,24 @@ async fn a_failed_visibility_change_still_brings_the_message_back() {
     assert!(aws.retries().is_empty());
 }
 
+/// A worker with `leave_unrecorded` on.
+fn leaving_unrecorded(aws: &FakeAws) -> Worker {
+    let mut settings = Settings::new(TagMatch {
+        key: "adjoin:role".into(),
+        value: "ad-tools".into(),
+    });
+    settings.leave_unrecorded = true;
+    Worker::new(
+        Ports {
+            config: Arc::new(aws.clone()),
+            sessions: Arc::new(aws.clone()),
+            ledger: Arc::new(aws.clone()),
+            queue: Some(Arc::new(aws.clone())),
+        },
+        settings,
+    )
+}
+
 #[tokio::test]
 async fn with_leave_unrecorded_a_terminate_without_a_record_still_deletes_the_object() {
     let aws = world();
@@ -1351,20 +1369,7 @@ async fn with_leave_unrecorded_a_terminate_without_a_record_still_deletes_the_ob
         &region(),
         instance(LINUX, "terminated", Platform::Linux, &[]),
     );
-    let mut settings = Settings::new(TagMatch {
-        key: "adjoin:role".into(),
-        value: "ad-tools".into(),
-    });
-    settings.leave_unrecorded = true;
-    let worker = Worker::new(
-        Ports {
-            config: Arc::new(aws.clone()),
-            sessions: Arc::new(aws.clone()),
-            ledger: Arc::new(aws.clone()),
-            queue: Some(Arc::new(aws.clone())),
-        },
-        settings,
-    );
+    let worker = leaving_unrecorded(&aws);
     let r = worker
         .handle_batch(&[message("t1", body(MEMBER, LINUX, "terminated"))])
         .await;
@@ -1516,20 +1521,7 @@ async fn an_instance_opted_out_after_its_join_is_still_left() {
 #[tokio::test]
 async fn with_leave_unrecorded_not_found_alone_deletes_nothing() {
     let aws = world();
-    let mut settings = Settings::new(TagMatch {
-        key: "adjoin:role".into(),
-        value: "ad-tools".into(),
-    });
-    settings.leave_unrecorded = true;
-    let worker = Worker::new(
-        Ports {
-            config: Arc::new(aws.clone()),
-            sessions: Arc::new(aws.clone()),
-            ledger: Arc::new(aws.clone()),
-            queue: Some(Arc::new(aws.clone())),
-        },
-        settings,
-    );
+    let worker = leaving_unrecorded(&aws);
     // EC2 does not know i-0f… in this account and Region: it may live elsewhere.
     let r = worker
         .handle_batch(&[message(
