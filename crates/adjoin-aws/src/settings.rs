@@ -9,7 +9,7 @@ use aws_config::SdkConfig;
 use adjoin_core::cache::CachedConfig;
 use adjoin_core::config::TagMatch;
 use adjoin_core::ports::ConfigStore;
-use adjoin_core::worker::{Ports, Settings, Worker};
+use adjoin_core::worker::{Ports, Settings, Worker, defaults};
 
 use crate::error::Error;
 use crate::{AwsSessions, Caching, Clients, DynamoConfigStore, DynamoLedger, SqsQueue};
@@ -97,12 +97,12 @@ impl EnvSettings {
                     .unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.1.to_owned()),
             },
             dlq_url: var(dlq_url),
-            max_attempts: number(max_attempts, 25)?,
-            max_age_seconds: number(max_age_seconds, 7200)?,
-            join_attempts: number(join_attempts, 3)?,
-            concurrency: number(concurrency, 8)? as usize,
+            max_attempts: number(max_attempts, defaults::MAX_ATTEMPTS)?,
+            max_age_seconds: number(max_age_seconds, defaults::MAX_AGE_SECONDS)?,
+            join_attempts: number(join_attempts, defaults::JOIN_ATTEMPTS)?,
+            concurrency: number(concurrency, defaults::CONCURRENCY)? as usize,
             config_ttl_seconds: match var(config_ttl_seconds) {
-                None => 60,
+                None => defaults::CONFIG_TTL_SECONDS,
                 Some(v) => v.trim().parse().map_err(|_| Error::InvalidSetting {
                     name: config_ttl_seconds,
                     reason: format!("{v:?} is not a whole number of seconds"),
@@ -228,5 +228,53 @@ mod tests {
         })
         .expect_err("bad");
         assert!(e.to_string().contains("ADJOIN_MAX_ATTEMPTS"));
+    }
+
+    /// The `Default:` of a top-level parameter of a template.
+    fn parameter_default(template: &str, parameter: &str) -> Option<String> {
+        let start = template.find(&format!("\n  {parameter}:\n"))?;
+        template
+            .get(start + 1..)?
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .find_map(|l| l.trim().strip_prefix("Default:"))
+            .map(|v| v.trim().trim_matches('"').to_owned())
+    }
+
+    #[test]
+    fn the_central_stack_and_the_readme_state_the_code_defaults() {
+        let template = include_str!("../../../infra/central.yaml");
+        for (parameter, value) in [
+            ("MaxAttempts", defaults::MAX_ATTEMPTS),
+            ("MaxAgeSeconds", defaults::MAX_AGE_SECONDS),
+            ("JoinAttempts", defaults::JOIN_ATTEMPTS),
+            ("Concurrency", defaults::CONCURRENCY),
+            ("ConfigTtlSeconds", defaults::CONFIG_TTL_SECONDS),
+        ] {
+            assert_eq!(
+                parameter_default(template, parameter),
+                Some(value.to_string()),
+                "central.yaml parameter {parameter}"
+            );
+        }
+        let readme = include_str!("../../../README.md");
+        for (variable, value) in [
+            ("ADJOIN_MAX_ATTEMPTS", defaults::MAX_ATTEMPTS),
+            ("ADJOIN_MAX_AGE_SECONDS", defaults::MAX_AGE_SECONDS),
+            ("ADJOIN_JOIN_ATTEMPTS", defaults::JOIN_ATTEMPTS),
+            ("ADJOIN_CONFIG_TTL_SECONDS", defaults::CONFIG_TTL_SECONDS),
+        ] {
+            let stated = readme.match_indices(variable).any(|(at, _)| {
+                readme
+                    .get(at..)
+                    .and_then(|rest| rest.lines().next())
+                    .is_some_and(|line| {
+                        line.contains(&format!("(default {value}"))
+                            || line.contains(&format!("({value})"))
+                    })
+            });
+            assert!(stated, "the README states {variable}'s default as {value}");
+        }
     }
 }

@@ -82,14 +82,29 @@ pub struct Settings {
     pub dry_run: bool,
 }
 
+/// The defaults of the settings. The environment (`ADJOIN_*`), the central stack's
+/// parameters and the README state them too; tests hold those to these.
+pub mod defaults {
+    /// `ADJOIN_CONCURRENCY`.
+    pub const CONCURRENCY: u32 = 8;
+    /// `ADJOIN_MAX_ATTEMPTS`.
+    pub const MAX_ATTEMPTS: u32 = 25;
+    /// `ADJOIN_MAX_AGE_SECONDS`.
+    pub const MAX_AGE_SECONDS: u32 = 7200;
+    /// `ADJOIN_JOIN_ATTEMPTS`.
+    pub const JOIN_ATTEMPTS: u32 = 3;
+    /// `ADJOIN_CONFIG_TTL_SECONDS`: how long a warm container keeps a config item.
+    pub const CONFIG_TTL_SECONDS: u32 = 60;
+}
+
 impl Settings {
     pub fn new(tools_host_tag: TagMatch) -> Self {
         Settings {
             tools_host_tag,
-            concurrency: 8,
-            max_attempts: 25,
-            max_age: Duration::from_secs(2 * 3600),
-            join_attempts: 3,
+            concurrency: defaults::CONCURRENCY as usize,
+            max_attempts: defaults::MAX_ATTEMPTS,
+            max_age: Duration::from_secs(defaults::MAX_AGE_SECONDS.into()),
+            join_attempts: defaults::JOIN_ATTEMPTS,
             verify_after: Duration::from_secs(120),
             tools_host_ttl: Duration::from_secs(300),
             leave_unrecorded: false,
