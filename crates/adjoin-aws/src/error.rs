@@ -13,19 +13,9 @@ pub enum Error {
     InvalidSetting { name: &'static str, reason: String },
 }
 
-/// Error codes that mean "slow down".
-const THROTTLING: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "SlowDown",
-    "EC2ThrottledException",
-];
+/// Error codes that mean "slow down": the SDK's own list, which its retry classifier uses.
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS as THROTTLING, TRANSIENT_ERRORS};
+
 const ACCESS_DENIED: &[&str] = &[
     "AccessDenied",
     "AccessDeniedException",
@@ -43,7 +33,9 @@ const NOT_FOUND: &[&str] = &[
     "InvalidDocument",
     "NoSuchEntity",
 ];
-/// Transient server-side codes; `ExpiredToken` too (the next attempt gets fresh credentials).
+/// Server-side codes the SDK classifies by HTTP status (5xx) rather than by code, and
+/// `ExpiredToken` (the next attempt gets fresh credentials); the SDK's transient codes
+/// ([`TRANSIENT_ERRORS`]) count too.
 const UNAVAILABLE: &[&str] = &[
     "InternalError",
     "InternalFailure",
@@ -52,8 +44,6 @@ const UNAVAILABLE: &[&str] = &[
     "ServiceUnavailable",
     "ServiceUnavailableException",
     "Unavailable",
-    "RequestTimeout",
-    "RequestTimeoutException",
     "ExpiredToken",
     "ExpiredTokenException",
 ];
@@ -108,7 +98,7 @@ pub(crate) fn classify(operation: &'static str, code: &str, message: String) -> 
         E2::AccessDenied { operation, message }
     } else if NOT_FOUND.contains(&code) {
         E2::NotFound { operation, message }
-    } else if UNAVAILABLE.contains(&code) || code.is_empty() {
+    } else if UNAVAILABLE.contains(&code) || TRANSIENT_ERRORS.contains(&code) || code.is_empty() {
         E2::Unavailable { operation, message }
     } else {
         E2::Invalid { operation, message }

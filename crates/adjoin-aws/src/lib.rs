@@ -11,6 +11,8 @@
 //! | `admin::*` (operator commands) | [`admin`] | DynamoDB PutItem/Scan/DeleteItem, SSM DescribeInstanceInformation/DescribeParameters, Secrets Manager DescribeSecret, STS AssumeRole |
 
 pub mod admin;
+#[cfg(test)]
+mod canned;
 mod clients;
 mod commands;
 mod config_store;
