@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # adjoin: helpers shared by the Linux join and leave scripts. The service sends this
 # file ahead of each script, after the ADJOIN_<NAME>_B64='<base64>' parameter block.
+#
+# Secrets: the join password is read into PASSWORD and handed to tools on stdin only.
+# No error path prints it: messages are fixed text, and the output of a tool that was
+# given the password is printed only through `redact`.
 set -euo pipefail
 umask 077
 export LC_ALL=C
 
 log() { printf 'adjoin: %s\n' "$*"; }
 fail() { local code=$1; shift; printf 'adjoin: error: %s\n' "$*" >&2; exit "$code"; }
+
+# redact TEXT: TEXT with every occurrence of the password replaced by "[redacted]".
+redact() {
+  local text=$1
+  if [ -n "${PASSWORD:-}" ]; then text=${text//"$PASSWORD"/[redacted]}; fi
+  printf '%s\n' "$text"
+}
 
 # param NAME: the decoded value of ADJOIN_NAME_B64 (empty when unset). Values are data:
 # they are decoded, never evaluated.
@@ -17,9 +28,9 @@ param() {
 
 # read_password: sets PASSWORD from Secrets Manager (PASSWORD_SECRET_ARN, JSON with a
 # "password" key) or SSM Parameter Store (PASSWORD_SSM_PARAMETER), read with this
-# host's own role. Exit 12 when it cannot.
+# host's own role. Exit 12 when it cannot; the messages never carry the value.
 read_password() {
-  local secret_arn parameter region json
+  local secret_arn parameter region json rc=0
   secret_arn=$(param PASSWORD_SECRET_ARN)
   parameter=$(param PASSWORD_SSM_PARAMETER)
   region=$(param SECRET_REGION)
@@ -28,9 +39,25 @@ read_password() {
     json=$(aws secretsmanager get-secret-value --region "$region" --secret-id "$secret_arn" \
       --query SecretString --output text) || fail 12 "cannot read the join secret"
     command -v python3 >/dev/null || fail 12 "python3 is needed to read a Secrets Manager secret"
-    PASSWORD=$(printf '%s' "$json" | python3 -c 'import json, sys; sys.stdout.write(json.load(sys.stdin)["password"])') ||
-      fail 12 "the join secret has no \"password\" key"
+    # Exit 3: not JSON, 4: no string "password" key. Python's own messages (which may
+    # quote the document) are discarded.
+    PASSWORD=$(printf '%s' "$json" | python3 -c '
+import json, sys
+try:
+    doc = json.load(sys.stdin)
+except Exception:
+    sys.exit(3)
+value = doc.get("password") if isinstance(doc, dict) else None
+if not isinstance(value, str):
+    sys.exit(4)
+sys.stdout.write(value)' 2>/dev/null) || rc=$?
     unset json
+    case $rc in
+      0) ;;
+      3) fail 12 "the join secret is not JSON" ;;
+      4) fail 12 "the join secret has no \"password\" string" ;;
+      *) fail 12 "cannot parse the join secret (python3 exit $rc)" ;;
+    esac
   elif [ -n "$parameter" ]; then
     PASSWORD=$(aws ssm get-parameter --region "$region" --name "$parameter" \
       --with-decryption --query Parameter.Value --output text) || fail 12 "cannot read the join password parameter"

@@ -10,6 +10,14 @@
 # Exit codes: 0 joined (or already joined), 10 bad parameters, 11 packages could not be
 # installed, 12 password unreadable, 13 domain controller unreachable, 14 join refused,
 # 15 local configuration failed, 16 joined but not added to a computerGroups group.
+#
+# Ownership: the computer object is created with its owner in its description,
+# OWNER_STAMP ("adjoin <account> <region> <instance-id>"); the leave deletes only an
+# object that carries it. "Already joined" means joined as COMPUTER_NAME: adcli testjoin
+# passes and the host keytab holds COMPUTER_NAME$@REALM. An instance made from an image
+# of another joined machine carries that machine's keytab: its keytab is moved aside
+# (to $KEYTAB.adjoin-replaced) and the instance joins as itself, leaving the other
+# computer's object untouched.
 # Helpers (log, fail, param, read_password) and the shell options come from common.sh,
 # which the service sends ahead of this script.
 
@@ -21,9 +29,11 @@ COMPUTER_NAME=$(param COMPUTER_NAME)
 OU_PATH=$(param OU_PATH)
 ALLOWED_GROUP=$(param ALLOWED_GROUP)
 COMPUTER_GROUPS=$(param COMPUTER_GROUPS)
+OWNER_STAMP=$(param OWNER_STAMP)
 
-if [ -z "$DOMAIN" ] || [ -z "$REALM" ] || [ -z "$JOIN_USER" ] || [ -z "$COMPUTER_NAME" ]; then
-  fail 10 "missing parameter (domain, realm, join user and computer name are required)"
+if [ -z "$DOMAIN" ] || [ -z "$REALM" ] || [ -z "$JOIN_USER" ] || [ -z "$COMPUTER_NAME" ] ||
+  [ -z "$OWNER_STAMP" ]; then
+  fail 10 "missing parameter (domain, realm, join user, computer name and owner stamp are required)"
 fi
 read -r -a DCS <<<"$DC_IPS"
 [ "${#DCS[@]}" -ge 1 ] || fail 10 "no domain controller IP"
@@ -35,6 +45,7 @@ DC=""          # the domain controller used for the join: the first that answers
 DC_HOSTS=()    # "IP host-name" of each domain controller that answers
 ETC=${ADJOIN_ETC:-/etc}
 STATE_DIR=${ADJOIN_STATE_DIR:-/var/lib/adjoin}
+KEYTAB=$ETC/krb5.keytab
 
 # ---- packages -----------------------------------------------------------------------
 # retry N CMD...: run CMD up to N times with growing pauses (the package lock may be
@@ -150,7 +161,7 @@ write_sssd_conf() {
     # sssd needs the DC's host name, not its IP: with rdns off, an IP would make it ask
     # for a ticket for ldap/<IP>, which does not exist.
     printf 'ad_server = %s\n' "$(dc_names)"
-    printf 'ad_hostname = %s\nkrb5_keytab = /etc/krb5.keytab\n' "$HOST_FQDN"
+    printf 'ad_hostname = %s\nkrb5_keytab = %s\n' "$HOST_FQDN" "$KEYTAB"
     printf 'use_fully_qualified_names = true\nldap_id_mapping = true\ncache_credentials = true\n'
     printf 'fallback_homedir = /home/%%u@%%d\ndefault_shell = /bin/bash\n'
     if [ -n "$ALLOWED_GROUP" ]; then
@@ -222,17 +233,39 @@ pin_dc_names() {
 }
 
 # ---- join ---------------------------------------------------------------------------
+# keytab_has_own_principal: the host keytab holds COMPUTER_NAME$@REALM (any case).
+keytab_has_own_principal() {
+  [ -e "$KEYTAB" ] || return 1
+  klist -k "$KEYTAB" 2>/dev/null |
+    awk -v p="${COMPUTER_NAME}\$@${REALM}" 'toupper($2) == toupper(p) { found = 1 } END { exit !found }'
+}
+
+# is_joined: joined as this instance's own computer: the keytab is ours and it still
+# authenticates (the object may have been deleted since).
 is_joined() {
-  adcli testjoin --domain="$DOMAIN" --domain-controller="$DC" >/dev/null 2>&1
+  keytab_has_own_principal &&
+    adcli testjoin --domain="$DOMAIN" --domain-controller="$DC" --host-keytab="$KEYTAB" >/dev/null 2>&1
+}
+
+# set_aside_foreign_keytab: a keytab without our principal belongs to another computer
+# (an image of a joined machine): moved aside, never used, its object never touched.
+set_aside_foreign_keytab() {
+  [ -e "$KEYTAB" ] || return 0
+  keytab_has_own_principal && return 0
+  mv -f "$KEYTAB" "$KEYTAB.adjoin-replaced" ||
+    fail 15 "cannot move aside $KEYTAB, which belongs to another computer"
+  log "$KEYTAB held no key for ${COMPUTER_NAME}\$ (an image of another joined machine?): moved to $KEYTAB.adjoin-replaced"
 }
 
 join() {
   local args=(--domain="$DOMAIN" --domain-realm="$REALM" --domain-controller="$DC"
               --login-user="$JOIN_USER" --stdin-password
-              --computer-name="$COMPUTER_NAME" --host-fqdn="$HOST_FQDN")
+              --computer-name="$COMPUTER_NAME" --host-fqdn="$HOST_FQDN"
+              --host-keytab="$KEYTAB" --description="$OWNER_STAMP")
   [ -z "$OU_PATH" ] || args+=(--domain-ou="$OU_PATH")
-  local rc=0
-  printf '%s' "$PASSWORD" | adcli join "${args[@]}" || rc=$?
+  local rc=0 out
+  out=$(printf '%s' "$PASSWORD" | adcli join "${args[@]}" 2>&1) || rc=$?
+  [ "$rc" = 0 ] || redact "$out" >&2
   case $rc in
     0) ;;
     3|4) fail 13 "cannot reach or authenticate to domain controller $DC (adcli exit $rc)" ;;
@@ -254,7 +287,7 @@ add_computer_groups() {
     elif grep -q 'already exists' <<<"$out"; then
       log "$COMPUTER_NAME is already in group '$group'"
     else
-      printf '%s\n' "$out" >&2
+      redact "$out" >&2
       GROUP_FAILURES+=("$group")
     fi
   done <<<"$COMPUTER_GROUPS"
@@ -270,6 +303,7 @@ main() {
   else
     ensure_aws_cli || fail 12 "the AWS CLI, needed to read the join password, could not be installed"
     read_password
+    set_aside_foreign_keytab
     join
     add_computer_groups
     unset PASSWORD

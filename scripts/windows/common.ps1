@@ -1,5 +1,10 @@
 # adjoin: helpers shared by the Windows join and leave scripts. The service sends this
 # file ahead of each script, after the $ADJOIN_<NAME>_B64 = '<base64>' parameter block.
+#
+# Secrets: no message carries an error's own text (an exception message may quote the
+# secret, e.g. ConvertFrom-Json on a secret that is not JSON): every failure prints a
+# fixed message, and any error no catch handles ends the script through the trap below,
+# which names only the line (exit 1).
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
@@ -8,6 +13,13 @@ Set-StrictMode -Version Latest
 function Stop-Adjoin([int] $Code, [string] $Message) {
     [Console]::Error.WriteLine("adjoin: error: $Message")
     exit $Code
+}
+
+# Any error no catch handles: a fixed message and the script line, never the error text.
+trap {
+    $line = 0
+    if ($_.InvocationInfo) { $line = $_.InvocationInfo.ScriptLineNumber }
+    Stop-Adjoin 1 "unexpected failure at line $line of the script (its message is withheld)"
 }
 
 # The decoded value of $ADJOIN_<Name>_B64 (empty when unset). Values are data: decoded,
@@ -24,18 +36,37 @@ function Get-AdjoinCredential([string] $Domain, [string] $JoinUser) {
     $secretArn = Get-AdjoinParameter 'PASSWORD_SECRET_ARN'
     $parameter = Get-AdjoinParameter 'PASSWORD_SSM_PARAMETER'
     $region = Get-AdjoinParameter 'SECRET_REGION'
-    try {
-        if ($secretArn) {
-            $secret = (Get-SECSecretValue -SecretId $secretArn -Region $region).SecretString | ConvertFrom-Json
-            $securePassword = ConvertTo-SecureString -String $secret.password -AsPlainText -Force
-            Remove-Variable -Name secret
-        } else {
-            $plain = (Get-SSMParameterValue -Name $parameter -WithDecryption $true -Region $region).Parameters[0].Value
-            $securePassword = ConvertTo-SecureString -String $plain -AsPlainText -Force
-            Remove-Variable -Name plain
+    $plain = $null
+    if ($secretArn) {
+        try {
+            $json = (Get-SECSecretValue -SecretId $secretArn -Region $region).SecretString
+        } catch {
+            Stop-Adjoin 12 'cannot read the join secret'
         }
-    } catch {
-        Stop-Adjoin 12 "cannot read the join password: $($_.Exception.Message)"
+        try {
+            $secret = $json | ConvertFrom-Json
+        } catch {
+            Stop-Adjoin 12 'the join secret is not JSON'
+        }
+        Remove-Variable -Name json
+        $names = @()
+        if ($null -ne $secret) { $names = @($secret.PSObject.Properties | ForEach-Object { $_.Name }) }
+        if ($names -cnotcontains 'password' -or -not ($secret.password -is [string])) {
+            Stop-Adjoin 12 'the join secret has no "password" string'
+        }
+        $plain = $secret.password
+        Remove-Variable -Name secret
+    } elseif ($parameter) {
+        try {
+            $plain = (Get-SSMParameterValue -Name $parameter -WithDecryption $true -Region $region).Parameters[0].Value
+        } catch {
+            Stop-Adjoin 12 'cannot read the join password parameter'
+        }
+    } else {
+        Stop-Adjoin 10 'no password reference'
     }
+    if (-not $plain) { Stop-Adjoin 12 'the join password is empty' }
+    $securePassword = ConvertTo-SecureString -String $plain -AsPlainText -Force
+    Remove-Variable -Name plain
     return New-Object System.Management.Automation.PSCredential("$JoinUser@$Domain", $securePassword)
 }

@@ -5,10 +5,20 @@
 # here as data. The join password is never a parameter: it is read with the instance's
 # own role and kept as a SecureString.
 #
-# Exit codes: 0 already joined, 3010 joined (SSM Agent reboots the instance and runs the
-# script again), 10 bad parameters, 12 password unreadable, 14 join failed, 15 Remote
-# Desktop grant failed, 16 joined but not added to a computerGroups group, 17 the Remote
-# Desktop Session Host role could not be installed.
+# Exit codes: 0 already joined, 3010 joined, or left a domain it was joined to under
+# another name (SSM Agent reboots the instance and runs the script again), 1 unexpected
+# error (its message withheld), 10 bad parameters, 12 password unreadable, 14 join
+# failed, 15 Remote Desktop grant failed, 16 joined but not added to a computerGroups
+# group, 17 the Remote Desktop Session Host role could not be installed, 18 joined but
+# the owner stamp could not be written to the computer object.
+#
+# Ownership: after the join the computer object's description is set, as the join user,
+# to OWNER_STAMP ("adjoin <account> <region> <instance-id>"); the leave deletes only an
+# object that carries it. "Already joined" means a member of Domain under COMPUTER_NAME:
+# an instance made from an image of another joined machine carries that machine's name
+# and membership; it leaves the domain locally (its object in the directory untouched),
+# reboots, and joins as itself on the next run.
+# Messages never carry an error's own text (it may quote the secret).
 # Get-AdjoinParameter, Get-AdjoinCredential and the error preferences come from
 # common.ps1, which the service sends ahead of this script.
 
@@ -20,9 +30,10 @@ $OuPath = Get-AdjoinParameter 'OU_PATH'
 $AllowedGroup = Get-AdjoinParameter 'ALLOWED_GROUP'
 $ComputerGroups = @((Get-AdjoinParameter 'COMPUTER_GROUPS') -split "`n" | Where-Object { $_ })
 $InstallRds = (Get-AdjoinParameter 'INSTALL_RDS_SESSION_HOST') -eq 'true'
+$OwnerStamp = Get-AdjoinParameter 'OWNER_STAMP'
 
-if (-not $Domain -or -not $JoinUser -or -not $ComputerName -or $DcIps.Count -eq 0) {
-    Stop-Adjoin 10 'missing parameter (domain, DC IPs, join user and computer name are required)'
+if (-not $Domain -or -not $JoinUser -or -not $ComputerName -or $DcIps.Count -eq 0 -or -not $OwnerStamp) {
+    Stop-Adjoin 10 'missing parameter (domain, DC IPs, join user, computer name and owner stamp are required)'
 }
 
 # Lets the adGroupName group log in over RDP. Runs after the join's reboot too (SSM runs
@@ -36,7 +47,7 @@ function Grant-AdjoinRemoteDesktop {
     try {
         Add-LocalGroupMember -Group 'Remote Desktop Users' -Member $member
     } catch {
-        Stop-Adjoin 15 "cannot add $member to Remote Desktop Users: $($_.Exception.Message)"
+        Stop-Adjoin 15 "cannot add $member to Remote Desktop Users"
     }
 }
 
@@ -53,29 +64,53 @@ function ConvertTo-AdjoinLdapFilterValue([string] $Value) {
     return $escaped.ToString()
 }
 
-# Adds this computer's account to each computerGroups group (ECS gMSA hosts must be in
-# the group allowed to read the gMSA password), as the join user, over LDAP to the DC
-# the join used. Already a member: nothing to do.
-function Add-AdjoinComputerToGroup([pscredential] $Credential) {
-    if ($ComputerGroups.Count -eq 0) { return }
-    $user = $Credential.UserName
-    $root = New-Object System.DirectoryServices.DirectoryEntry("LDAP://$($DcIps[0])", $user, $Credential.GetNetworkCredential().Password)
+# This computer's object, as the join user, over LDAP to the DC the join used.
+function Get-AdjoinComputerEntry([pscredential] $Credential) {
+    $root = New-Object System.DirectoryServices.DirectoryEntry("LDAP://$($DcIps[0])", $Credential.UserName, $Credential.GetNetworkCredential().Password)
     $searcher = New-Object System.DirectoryServices.DirectorySearcher($root)
     $searcher.Filter = "(&(objectCategory=computer)(sAMAccountName=$(ConvertTo-AdjoinLdapFilterValue "$ComputerName`$")))"
-    $computer = $searcher.FindOne()
-    if (-not $computer) { Stop-Adjoin 16 "computer $ComputerName not found after the join" }
-    $computerDn = $computer.Properties['distinguishedname'][0]
+    try {
+        $computer = $searcher.FindOne()
+    } catch {
+        $computer = $null
+    }
+    return @{ Searcher = $searcher; Computer = $computer }
+}
+
+# Stamps the computer object with its owner (its description), as the join user.
+function Set-AdjoinOwnerStamp($Found) {
+    if (-not $Found.Computer) { Stop-Adjoin 18 "computer $ComputerName not found after the join" }
+    try {
+        $entry = $Found.Computer.GetDirectoryEntry()
+        $entry.Properties['description'].Value = $OwnerStamp
+        $entry.CommitChanges()
+    } catch {
+        Stop-Adjoin 18 "cannot write the owner stamp to the description of $ComputerName"
+    }
+}
+
+# Adds this computer's account to each computerGroups group (ECS gMSA hosts must be in
+# the group allowed to read the gMSA password). Already a member: nothing to do.
+function Add-AdjoinComputerToGroup($Found) {
+    if ($ComputerGroups.Count -eq 0) { return }
+    $searcher = $Found.Searcher
+    if (-not $Found.Computer) { Stop-Adjoin 16 "computer $ComputerName not found after the join" }
+    $computerDn = $Found.Computer.Properties['distinguishedname'][0]
     foreach ($group in $ComputerGroups) {
         $searcher.Filter = "(&(objectCategory=group)(sAMAccountName=$(ConvertTo-AdjoinLdapFilterValue $group)))"
-        $found = $searcher.FindOne()
-        if (-not $found) { Stop-Adjoin 16 "group '$group' not found in $Domain" }
-        $entry = $found.GetDirectoryEntry()
+        try {
+            $groupResult = $searcher.FindOne()
+        } catch {
+            Stop-Adjoin 16 "cannot search $Domain for group '$group'"
+        }
+        if (-not $groupResult) { Stop-Adjoin 16 "group '$group' not found in $Domain" }
+        $entry = $groupResult.GetDirectoryEntry()
         if ($entry.Properties['member'] -contains $computerDn) { continue }
         try {
             [void] $entry.Properties['member'].Add($computerDn)
             $entry.CommitChanges()
         } catch {
-            Stop-Adjoin 16 "cannot add $ComputerName to group '$group': $($_.Exception.Message)"
+            Stop-Adjoin 16 "cannot add $ComputerName to group '$group'"
         }
     }
 }
@@ -88,16 +123,27 @@ function Install-AdjoinRdsSessionHost {
     try {
         Install-WindowsFeature -Name RDS-RD-Server | Out-Null
     } catch {
-        Stop-Adjoin 17 "cannot install RDS-RD-Server: $($_.Exception.Message)"
+        Stop-Adjoin 17 'cannot install RDS-RD-Server'
     }
 }
 
 $system = Get-CimInstance -ClassName Win32_ComputerSystem
 if ($system.PartOfDomain -and $system.Domain -ieq $Domain) {
-    Install-AdjoinRdsSessionHost
-    Grant-AdjoinRemoteDesktop
-    Write-Output "adjoin: already joined to $Domain as $($env:COMPUTERNAME)"
-    exit 0
+    if ($env:COMPUTERNAME -ieq $ComputerName) {
+        Install-AdjoinRdsSessionHost
+        Grant-AdjoinRemoteDesktop
+        Write-Output "adjoin: already joined to $Domain as $ComputerName"
+        exit 0
+    }
+    # Joined under another name: an image of another joined machine. Leave the domain
+    # locally only (FUnjoinOptions 0: the other computer's object is neither disabled
+    # nor deleted), reboot, and join as ComputerName on the next run.
+    $unjoin = $system | Invoke-CimMethod -MethodName UnjoinDomainOrWorkgroup -Arguments @{ FUnjoinOptions = [uint32] 0 }
+    if ($unjoin.ReturnValue -ne 0) {
+        Stop-Adjoin 14 "joined to $Domain as $($env:COMPUTERNAME), not $ComputerName, and cannot leave it (code $($unjoin.ReturnValue))"
+    }
+    Write-Output "adjoin: joined to $Domain as $($env:COMPUTERNAME), not $ComputerName (an image of another machine?): left it locally; rebooting to join as $ComputerName"
+    exit 3010
 }
 
 $credential = Get-AdjoinCredential -Domain $Domain -JoinUser $JoinUser
@@ -119,13 +165,15 @@ while ($true) {
         break
     } catch {
         if ($attempt -ge 3) {
-            Stop-Adjoin 14 "Add-Computer failed after $attempt attempts: $($_.Exception.Message)"
+            Stop-Adjoin 14 "Add-Computer failed after $attempt attempts"
         }
         Start-Sleep -Seconds (15 * $attempt)
     }
 }
 
-Add-AdjoinComputerToGroup -Credential $credential
+$computerEntry = Get-AdjoinComputerEntry -Credential $credential
+Set-AdjoinOwnerStamp $computerEntry
+Add-AdjoinComputerToGroup $computerEntry
 Install-AdjoinRdsSessionHost
 Remove-Variable -Name credential
 

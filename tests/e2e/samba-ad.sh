@@ -3,13 +3,14 @@
 #
 #   tests/e2e/samba-ad.sh ADJOIN_BINARY
 #
-# Five network namespaces joined by a bridge, with no route off the machine:
+# Six network namespaces joined by a bridge, with no route off the machine:
 #   adj-dc     10.200.0.1   Samba AD DC for EXAMPLE.TEST (OU=Servers, delegated join user)
 #   adj-inst   10.200.0.2   the "EC2 instance" that is joined
 #   adj-tools  10.200.0.3   the AD tools host that deletes computer objects
+#   adj-clone  10.200.0.4   an instance launched from an image of the joined one
 #   adj-aws    10.200.0.10  the AWS API emulator (moto server)
 #   adj-sw                  the bridge
-# The DC, instance and tools host each also get a mount namespace (overlay /etc and /var,
+# The DC, instances and tools host each also get a mount namespace (overlay /etc and /var,
 # tmpfs /run and /tmp) and a UTS namespace: nothing they write reaches the host.
 #
 # The service runs as users run it locally: `adjoin replay` on an EC2 state-change event,
@@ -30,7 +31,7 @@ ADMIN_PASS='Adm1n-E2e-Lab!'
 JOIN_USER=svc-join JOIN_PASS='J0in-Only-Servers!'
 ALICE_PASS='Al1ce-Passw0rd!' BOB_PASS='B0b-Passw0rd!'
 ADMINS_GROUP=linux-admins GMSA_GROUP=gmsa-hosts
-DC_IP=10.200.0.1 DC_FQDN=dc1.example.test INST_IP=10.200.0.2 TOOLS_IP=10.200.0.3
+DC_IP=10.200.0.1 DC_FQDN=dc1.example.test INST_IP=10.200.0.2 TOOLS_IP=10.200.0.3 CLONE_IP=10.200.0.4
 AWS_IP=10.200.0.10 AWS_PORT=5000
 ACCOUNT=123456789012 REGION=us-east-1
 CONFIG_TABLE=adjoin-config LEDGER_TABLE=adjoin-ledger PASSWORD_PARAMETER=/adjoin/join-password
@@ -104,14 +105,14 @@ stop_ns() {
 
 lab_down() {
   local ns f
-  for ns in inst tools dc aws; do stop_ns "$ns"; done
+  for ns in inst clone tools dc aws; do stop_ns "$ns"; done
   if [ -d "$LAB/ns" ]; then
     for f in "$LAB"/ns/*; do
       [ -e "$f" ] && mountpoint -q "$f" && umount -n "$f"
     done
     if mountpoint -q "$LAB/ns"; then umount -n "$LAB/ns"; fi
   fi
-  for ns in inst tools dc aws sw; do
+  for ns in inst clone tools dc aws sw; do
     if [ -e "/run/netns/adj-$ns" ]; then ip netns del "adj-$ns"; fi
   done
   if [ -e "$LAB" ]; then
@@ -125,8 +126,8 @@ net_up() {
   ip -n adj-sw link add br0 type bridge
   ip -n adj-sw link set br0 up
   local h ip
-  for h in dc inst tools aws; do
-    case $h in dc) ip=$DC_IP ;; inst) ip=$INST_IP ;; tools) ip=$TOOLS_IP ;; aws) ip=$AWS_IP ;; esac
+  for h in dc inst tools clone aws; do
+    case $h in dc) ip=$DC_IP ;; inst) ip=$INST_IP ;; tools) ip=$TOOLS_IP ;; clone) ip=$CLONE_IP ;; aws) ip=$AWS_IP ;; esac
     ip netns add "adj-$h"
     in_net "$h" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     ip link add eth0 netns "adj-$h" type veth peer name "$h" netns adj-sw
@@ -286,15 +287,46 @@ sys.stdout.write("\n".join(c.get("Parameters", {}).get("commands", [])) + "\n")'
   [ -n "$id" ] || die "no '$action' command for $INSTANCE_ID in the emulator"
   grep -qw "$target" <<<"$targets" || die "command $id does not target $target"
   tail -n +2 "$LOGS/$action-found" >"$LOGS/$action-command.sh"
+  run_script "$h" "$target" "$id" "$LOGS/$action-command.sh"
+}
+
+# run_script HOST TARGET_INSTANCE COMMAND_ID FILE: run FILE on HOST as SSM Agent runs a
+# command's script.
+run_script() {
+  local h=$1 target=$2 id=$3 file=$4 dir
   dir=/var/lib/amazon/ssm/$target/document/orchestration/$id/awsrunShellScript/0.awsrunShellScript
   in_host "$h" sh -euc 'mkdir -p "$1" && cp "$2" "$1/_script.sh" && chmod 700 "$1/_script.sh"' \
-    sh "$dir" "$LOGS/$action-command.sh"
+    sh "$dir" "$file"
   in_host "$h" env -i PATH="$PATH" HOME=/root AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
     AWS_ENDPOINT_URL="http://$AWS_IP:$AWS_PORT" sh -c "$dir/_script.sh"
 }
 
+# with_params FILE NAME=VALUE...: FILE (a rendered Linux command) with the named
+# parameters replaced, as the service would have rendered them.
+with_params() {
+  python3 -c 'import sys
+from base64 import b64encode
+new = dict(a.split("=", 1) for a in sys.argv[2:])
+for line in open(sys.argv[1]):
+    name = line.split("=", 1)[0]
+    if name.startswith("ADJOIN_") and name.endswith("_B64") and name[7:-4] in new:
+        line = "%s=\x27%s\x27\n" % (name, b64encode(new[name[7:-4]].encode()).decode())
+    sys.stdout.write(line)' "$@"
+}
+
 # ---- checks ---------------------------------------------------------------------------------
 computer_in() { st computer show "$COMPUTER" | grep -Fx "dn: CN=$COMPUTER,$1" >/dev/null; }
+# attr COMPUTER ATTRIBUTE: the attribute's value line(s) of a computer object.
+attr() { st computer show "$1" --attributes="$2" | grep "^$2:" || true; }
+description_is() { [ "$(attr "$1" description)" = "description: $2" ]; }
+exists() { in_host dc env PASSWD="$ADMIN_PASS" ldbsearch -H "ldap://$DC_FQDN" -U Administrator -b "$1" -s base dn 2>/dev/null | grep -q '^dn: '; }
+both_exist() { exists "$1" && exists "$2"; }
+none_exist() { ! exists "$1" && ! exists "$2"; }
+# others_untouched FOREIGN STRAY CLONE CLONE_STAMP
+others_untouched() {
+  exists "CN=$1,$OU_DN" && exists "CN=$2,CN=Computers,$BASE_DN" && description_is "$2" "$STAMP" &&
+    description_is "$3" "$4"
+}
 group_has() { st group listmembers "$1" | grep -Fx "$2" >/dev/null; }
 kvno() { in_host inst klist -k /etc/krb5.keytab | awk -v p="$COMPUTER\$@$REALM" '$2==p{k=$1} END{print k}'; }
 # access_is ALLOWED|DENIED USER: the account phase of PAM through sssd (sssctl exits 0
@@ -325,6 +357,7 @@ run() {
   host_up dc "$DC_FQDN" "$DC_IP"
   host_up inst e2e-web.internal "$INST_IP"
   host_up tools tools.internal "$TOOLS_IP"
+  host_up clone e2e-web-copy.internal "$CLONE_IP"
   dc_up
   aws_up
   printf 'auth required pam_sss.so\naccount required pam_sss.so\n' >"$LAB/pam"
@@ -351,6 +384,8 @@ for l in open(sys.argv[1]):
   say "directory and instance after the join"
   expect "computer $COMPUTER is in $OU_DN" computer_in "$OU_DN"
   expect "computer $COMPUTER is a member of $GMSA_GROUP (computerGroups)" group_has "$GMSA_GROUP" "$COMPUTER\$"
+  STAMP="adjoin $ACCOUNT $REGION $INSTANCE_ID"
+  expect "computer $COMPUTER's description is its owner stamp '$STAMP'" description_is "$COMPUTER" "$STAMP"
   expect "instance keytab authenticates (adcli testjoin)" \
     in_host inst adcli testjoin --domain="$DOMAIN" --domain-controller="$DC_IP"
   wait_for 30 "getent passwd alice@$DOMAIN through sssd" in_host inst getent passwd "alice@$DOMAIN"
@@ -376,14 +411,81 @@ for l in open(sys.argv[1]):
   [ "$(join_commands)" = 1 ] || die "$(join_commands) join commands, not 1"
   ok "skipped by the ledger; still one join command"
 
+  say "an instance launched from an image of the joined one (its keytab is the first's)"
+  local clone=ICLONE0E2E clone_id=i-0c10e0000000e2e00 first_kvno first_pwd
+  first_kvno=$(attr "$COMPUTER" msDS-KeyVersionNumber) first_pwd=$(attr "$COMPUTER" pwdLastSet)
+  in_host clone mkdir -p /etc/sssd
+  in_host inst cat /etc/krb5.keytab >"$LAB/clone.keytab"
+  in_host clone sh -c 'cat "$1" >/etc/krb5.keytab && chmod 600 /etc/krb5.keytab' sh "$LAB/clone.keytab"
+  rm -f "$LAB/clone.keytab"
+  expect "the clone's copied keytab passes adcli testjoin (it would say 'joined')" \
+    in_host clone adcli testjoin --domain="$DOMAIN" --domain-controller="$DC_IP"
+  with_params "$LOGS/join-command.sh" COMPUTER_NAME="$clone" INSTANCE_ID="$clone_id" \
+    OWNER_STAMP="adjoin $ACCOUNT $REGION $clone_id" >"$LOGS/clone-command.sh"
+  run_script clone "$clone_id" clone-join "$LOGS/clone-command.sh" >"$LOGS/join-clone.log" 2>&1 ||
+    die "clone join (exit $?): $(cat "$LOGS/join-clone.log")"
+  if ! grep -q "moved to /etc/krb5.keytab.adjoin-replaced" "$LOGS/join-clone.log" ||
+    grep -q "already joined" "$LOGS/join-clone.log"; then
+    die "the clone did not join as itself: $(cat "$LOGS/join-clone.log")"
+  fi
+  grep -q "joined $DOMAIN as $clone via" "$LOGS/join-clone.log" || die "the clone did not join as $clone"
+  ok "clone join: $(grep -m 1 'moved to' "$LOGS/join-clone.log"); $(grep -m 1 "joined $DOMAIN as" "$LOGS/join-clone.log")"
+  expect "the clone's keytab holds $clone\$@$REALM" \
+    sh -c 'nsenter --net=/run/netns/adj-clone --mount="$1.mnt" --uts="$1.uts" -- klist -k /etc/krb5.keytab | grep -F " $2"' \
+    sh "$LAB/ns/clone" "$clone\$@$REALM"
+  expect "computer $clone exists with its own stamp" description_is "$clone" "adjoin $ACCOUNT $REGION $clone_id"
+  if [ "$(attr "$COMPUTER" msDS-KeyVersionNumber)" != "$first_kvno" ] ||
+    [ "$(attr "$COMPUTER" pwdLastSet)" != "$first_pwd" ]; then
+    die "the clone's join changed $COMPUTER's password"
+  fi
+  expect "computer $COMPUTER is untouched: same password ($first_kvno), same stamp" description_is "$COMPUTER" "$STAMP"
+  expect "the first instance's keytab still authenticates" \
+    in_host inst adcli testjoin --domain="$DOMAIN" --domain-controller="$DC_IP"
+
+  say "objects the leave must not delete, and a child object of ours"
+  local foreign=IFOREIGN0E2E stray=ISTRAY0E2E
+  st computer create "$foreign" --computerou=OU=Servers >/dev/null
+  st computer create "$stray" --description="$STAMP" >/dev/null
+  ok "computer $foreign in $OU_DN without a stamp; $stray in CN=Computers with our stamp"
+  local child1="CN=adjoin-e2e-scp,CN=$COMPUTER,$OU_DN"
+  local child2="CN=2026-01-01T00:00:00-00:00{0D1A2B3C-0000-0000-0000-0000000E2E00},CN=$COMPUTER,$OU_DN"
+  cat >"$LAB/children.ldif" <<LDIF
+dn: $child1
+objectClass: serviceConnectionPoint
+
+dn: $child2
+objectClass: msFVE-RecoveryInformation
+msFVE-RecoveryGuid:: AAECAwQFBgcICQoLDA0ODw==
+msFVE-RecoveryPassword: 000000-000000-000000-000000-000000-000000-000000-000000
+LDIF
+  in_host dc env PASSWD="$ADMIN_PASS" ldbadd -H "ldap://$DC_FQDN" -U Administrator "$LAB/children.ldif" \
+    >>"$LOGS/checks.log" 2>&1 || die "cannot add child objects under $COMPUTER"
+  expect "$COMPUTER has child objects (a service connection point, BitLocker recovery information)" \
+    both_exist "$child1" "$child2"
+
   say "terminated event -> leave command -> tools host"
   aws_cli ec2 terminate-instances --instance-ids "$INSTANCE_ID" >/dev/null
   t1=$(now)
   out=$(replay terminated)
   grep -q '"dispatched"' <<<"$out" || die "the terminated event was not dispatched: $out"
-  agent tools "$TOOLS_ID" leave >"$LOGS/leave-1.log" 2>&1 || die "leave script (exit $?)"
+  agent tools "$TOOLS_ID" leave >"$LOGS/leave-1.log" 2>&1 || die "leave script (exit $?): $(cat "$LOGS/leave-1.log")"
   ok "leave script ran on the tools host: $(tail -n 1 "$LOGS/leave-1.log") ($(since "$t1") s)"
   expect_fail "computer $COMPUTER is gone" 'Unable to find computer' st computer show "$COMPUTER"
+  grep -q "deleted the child objects of $COMPUTER" "$LOGS/leave-1.log" || die "no tree delete: $(cat "$LOGS/leave-1.log")"
+  expect "its child objects are gone with it (tree delete)" none_exist "$child1" "$child2"
+  # The same leave command, rendered for a same-named object that is not ours.
+  local name rc
+  for name in "$foreign" "$stray"; do
+    with_params "$LOGS/leave-command.sh" COMPUTER_NAME="$name" >"$LOGS/leave-$name.sh"
+    rc=0
+    run_script tools "$TOOLS_ID" "leave-$name" "$LOGS/leave-$name.sh" >"$LOGS/leave-$name.log" 2>&1 || rc=$?
+    if [ "$rc" != 15 ] || ! grep -q "not ours: computer $name was not deleted" "$LOGS/leave-$name.log"; then
+      die "leave of $name (not ours): exit $rc: $(cat "$LOGS/leave-$name.log")"
+    fi
+    ok "leave of $name: exit 15: $(grep -m 1 'left in place' "$LOGS/leave-$name.log")"
+  done
+  expect "computer $foreign (no stamp), $stray (outside the OU) and $clone are untouched" \
+    others_untouched "$foreign" "$stray" "$clone" "adjoin $ACCOUNT $REGION $clone_id"
   expect "$GMSA_GROUP no longer lists it" sh -c '! grep -Fx "$1"' sh "$COMPUTER\$" \
     < <(st group listmembers "$GMSA_GROUP")
   expect "alice, bob and the join user are untouched" st user show bob

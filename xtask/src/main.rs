@@ -198,6 +198,7 @@ const E2E_PACKAGES: &[(&str, &str)] = &[
     ("sssd", "sssd sssd-tools"),
     ("kinit", "krb5-user krb5-config"),
     ("ldbsearch", "ldb-tools"),
+    ("ldapdelete", "ldap-utils"),
     ("dig", "dnsutils"),
     ("ip", "iproute2"),
 ];

@@ -89,7 +89,13 @@ fn directory_params(config: &AccountConfig, secret_region: &Region) -> Params {
     p
 }
 
-/// The join command for `instance`, to be run on the instance itself.
+/// What the join writes into the computer object's `description` and the leave requires
+/// before deleting it: `adjoin <account> <region> <instance-id>`.
+pub fn owner_stamp(config: &AccountConfig, region: &Region, instance_id: &InstanceId) -> String {
+    format!("adjoin {} {} {}", config.account, region, instance_id)
+}
+
+/// The join command for `instance` (in `region`), to be run on the instance itself.
 pub fn join_command(
     instance: &Instance,
     config: &AccountConfig,
@@ -109,6 +115,7 @@ pub fn join_command(
         params.push(("INSTALL_RDS_SESSION_HOST", "true".to_owned()));
     }
     params.push(("INSTANCE_ID", instance.id.as_str().to_owned()));
+    params.push(("OWNER_STAMP", owner_stamp(config, region, &instance.id)));
     let script = match instance.platform {
         Platform::Linux => scripts::LINUX_JOIN,
         Platform::Windows => scripts::WINDOWS_JOIN,
@@ -123,11 +130,14 @@ pub fn join_command(
     }
 }
 
-/// The leave command: run on the AD tools host, it deletes `computer_name`.
+/// The leave command: run on the AD tools host (in `tools_region`), it deletes
+/// `computer_name` if it is the object of `instance_id` (which ran in `instance_region`):
+/// the object's description is the owner stamp and it lies in the configured OU.
 pub fn leave_command(
     tools_host: &Instance,
     config: &AccountConfig,
     tools_region: &Region,
+    instance_region: &Region,
     instance_id: &InstanceId,
     computer_name: &str,
     event_id: &str,
@@ -135,6 +145,11 @@ pub fn leave_command(
     let mut params = directory_params(config, tools_region);
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
     params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));
+    params.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
+    params.push((
+        "OWNER_STAMP",
+        owner_stamp(config, instance_region, instance_id),
+    ));
     let script = match tools_host.platform {
         Platform::Linux => scripts::LINUX_LEAVE,
         Platform::Windows => scripts::WINDOWS_LEAVE,
@@ -149,11 +164,16 @@ pub fn leave_command(
     }
 }
 
-/// `adjoin join i-… event …`, cut to SSM's 100 characters.
+/// SSM's limit on a command's comment, in characters.
+const COMMENT_MAX_CHARS: usize = 100;
+
+/// `adjoin join i-… event …`, cut to SSM's 100 characters (at a character boundary:
+/// an event id may hold multibyte characters).
 fn comment(action: &str, instance: &InstanceId, event_id: &str) -> String {
-    let mut c = format!("adjoin {action} {instance} event {event_id}");
-    c.truncate(100);
-    c
+    format!("adjoin {action} {instance} event {event_id}")
+        .chars()
+        .take(COMMENT_MAX_CHARS)
+        .collect()
 }
 
 /// The parameter block (one assignment per line, base64 values), the shared helpers,
@@ -421,7 +441,7 @@ mod tests {
             tags: BTreeMap::new(),
         };
         let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
-        let c = leave_command(&tools, &config(), &region(), &gone, "IABC", "ev");
+        let c = leave_command(&tools, &config(), &region(), &region(), &gone, "IABC", "ev");
         assert_eq!(c.target, tools.id);
         assert_eq!(c.document, Document::RunShellScript);
         let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
@@ -431,8 +451,64 @@ mod tests {
             platform: Platform::Windows,
             ..tools
         };
-        let c = leave_command(&windows_tools, &config(), &region(), &gone, "IABC", "ev");
-        assert!(c.commands.iter().any(|l| l.contains("Remove-ADComputer")));
+        let c = leave_command(
+            &windows_tools,
+            &config(),
+            &region(),
+            &region(),
+            &gone,
+            "IABC",
+            "ev",
+        );
+        assert!(c.commands.iter().any(|l| l.contains("Remove-ADObject")));
+    }
+
+    #[test]
+    fn join_and_leave_carry_the_owner_stamp_and_the_leave_the_ou() {
+        let stamp = "adjoin 111122223333 eu-west-1 i-0abcd1234ef567890";
+        for platform in [Platform::Linux, Platform::Windows] {
+            let joined = instance(platform, "g");
+            let c = join_command(&joined, &config(), &region(), "IABC", "ev");
+            let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+            assert_eq!(params["OWNER_STAMP"], stamp, "{platform:?}");
+
+            let tools =
+                crate::instance::test_instance("i-0fffffffffffffff0", "running", platform, &[]);
+            let c = leave_command(
+                &tools,
+                &config(),
+                &region(),
+                &region(),
+                &joined.id,
+                "IABC",
+                "ev",
+            );
+            let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+            assert_eq!(params["OWNER_STAMP"], stamp, "{platform:?}");
+            assert_eq!(params["OU_PATH"], "OU=Servers,DC=example,DC=test");
+
+            // A tools host in another Region: the stamp names the instance's Region.
+            let home = Region::parse("us-east-1").expect("valid");
+            let c = leave_command(
+                &tools,
+                &config(),
+                &home,
+                &region(),
+                &joined.id,
+                "IABC",
+                "ev",
+            );
+            let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+            assert_eq!(params["OWNER_STAMP"], stamp, "{platform:?}");
+        }
+        let mut no_ou = config();
+        no_ou.ou_path = None;
+        let tools =
+            crate::instance::test_instance("i-0fffffffffffffff0", "running", Platform::Linux, &[]);
+        let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
+        let c = leave_command(&tools, &no_ou, &region(), &region(), &gone, "IABC", "ev");
+        let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+        assert_eq!(params["OU_PATH"], "");
     }
 
     #[test]
@@ -474,5 +550,196 @@ mod tests {
             &"e".repeat(300),
         );
         assert!(c.comment.len() <= 100);
+    }
+
+    /// `String::truncate(100)` panicked here: byte 100 fell inside a character.
+    #[test]
+    fn comments_with_multibyte_event_ids_are_cut_at_a_character() {
+        // 38 ASCII bytes, then multibyte characters: byte 100 falls inside one (but for
+        // the first, whose cut at 100 characters is tested).
+        for event_id in [
+            "é".repeat(70),
+            "中".repeat(40),
+            "🦀".repeat(40),
+            format!("a{}", "é".repeat(60)),
+        ] {
+            let c = join_command(
+                &instance(Platform::Linux, "g"),
+                &config(),
+                &region(),
+                "I",
+                &event_id,
+            );
+            let full = format!("adjoin join i-0abcd1234ef567890 event {event_id}");
+            let expected = full.chars().count().min(100);
+            assert_eq!(c.comment.chars().count(), expected, "{event_id}");
+            assert!(full.starts_with(&c.comment));
+        }
+        let short = join_command(
+            &instance(Platform::Linux, "g"),
+            &config(),
+            &region(),
+            "I",
+            "é",
+        );
+        assert_eq!(short.comment, "adjoin join i-0abcd1234ef567890 event é");
+    }
+
+    /// Where a PowerShell script could print a secret: problems found by the rule below.
+    ///
+    /// 1. Error text is never read: no `.Exception`, `$Error`, `$PSItem`, `ErrorDetails`
+    ///    or `Write-Error` anywhere (exception messages may quote the secret).
+    /// 2. `$_` only in a `Where-Object { … }` / `ForEach-Object { … }` filter on the same
+    ///    line, or as `$_.InvocationInfo` (the trap's line number): never an error record
+    ///    interpolated into a message.
+    /// 3. Every `ConvertFrom-Json` is inside a `try` whose `catch` calls `Stop-Adjoin` with
+    ///    a single-quoted (fixed, uninterpolated) message.
+    fn secret_leaks(script: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (n, line) in script.lines().enumerate() {
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            let error_variable = line.match_indices("$Error").any(|(i, _)| {
+                !line[i + "$Error".len()..]
+                    .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if error_variable {
+                problems.push(format!("line {}: $Error: {line}", n + 1));
+            }
+            for token in [".Exception", "$PSItem", "ErrorDetails", "Write-Error"] {
+                if line.contains(token) {
+                    problems.push(format!("line {}: {token}: {line}", n + 1));
+                }
+            }
+            let rest = line.replace("$_.InvocationInfo", "");
+            if rest.contains("$_")
+                && !rest.contains("Where-Object {")
+                && !rest.contains("ForEach-Object {")
+            {
+                problems.push(format!("line {}: $_ outside a filter: {line}", n + 1));
+            }
+        }
+        let blocks = try_catch_blocks(script);
+        for (at, _) in script.match_indices("ConvertFrom-Json") {
+            let line_start = script[..at].rfind('\n').map_or(0, |i| i + 1);
+            if script[line_start..at].trim_start().starts_with('#') {
+                continue;
+            }
+            let guarded = blocks.iter().any(|(body, catch)| {
+                body.contains(&at)
+                    && catch.lines().any(|l| {
+                        let l = l.trim();
+                        l.starts_with("Stop-Adjoin ")
+                            && l.ends_with('\'')
+                            && l.matches('\'').count() == 2
+                            && !l.contains('"')
+                    })
+            });
+            if !guarded {
+                problems.push(format!(
+                    "ConvertFrom-Json at byte {at} without a try/catch and a fixed message"
+                ));
+            }
+        }
+        problems
+    }
+
+    /// `try { … } catch [Type] { … }` blocks: the try body's byte range and the catch body.
+    fn try_catch_blocks(script: &str) -> Vec<(std::ops::Range<usize>, String)> {
+        /// The index of the `}` closing the `{` at `open`.
+        fn close(script: &str, open: usize) -> Option<usize> {
+            let mut depth = 0usize;
+            for (i, c) in script[open..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(open + i);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            None
+        }
+        let mut blocks = Vec::new();
+        for (at, _) in script.match_indices("try {") {
+            let open = at + "try ".len();
+            let Some(end) = close(script, open) else {
+                continue;
+            };
+            let after = script[end + 1..].trim_start();
+            let Some(catch) = after.strip_prefix("catch") else {
+                continue;
+            };
+            let Some(brace) = catch.find('{') else {
+                continue;
+            };
+            let catch_open = script.len() - catch.len() + brace;
+            let Some(catch_end) = close(script, catch_open) else {
+                continue;
+            };
+            blocks.push((open..end, script[catch_open + 1..catch_end].to_owned()));
+        }
+        blocks
+    }
+
+    #[test]
+    fn powershell_scripts_never_print_error_text() {
+        for (name, script) in [
+            ("common.ps1", scripts::WINDOWS_COMMON),
+            ("join.ps1", scripts::WINDOWS_JOIN),
+            ("leave.ps1", scripts::WINDOWS_LEAVE),
+        ] {
+            let problems = secret_leaks(script);
+            assert!(problems.is_empty(), "{name}: {problems:#?}");
+        }
+        // Errors no catch handles end in a trap that prints a fixed message.
+        let common = scripts::WINDOWS_COMMON;
+        let trap = common
+            .find("\ntrap {")
+            .expect("common.ps1 has a script-level trap");
+        assert!(common[trap..].contains("Stop-Adjoin 1 \"unexpected failure at line $line"));
+        assert!(
+            common.contains("ConvertFrom-Json"),
+            "the secret is parsed in common.ps1"
+        );
+    }
+
+    /// The rule catches what the scripts did before: an error's message in Stop-Adjoin,
+    /// and ConvertFrom-Json whose failure reached that message.
+    #[test]
+    fn the_powershell_rule_catches_error_text_in_messages() {
+        let before = r#"
+    try {
+        if ($secretArn) {
+            $secret = (Get-SECSecretValue -SecretId $secretArn).SecretString | ConvertFrom-Json
+        }
+    } catch {
+        Stop-Adjoin 12 "cannot read the join password: $($_.Exception.Message)"
+    }
+"#;
+        let problems = secret_leaks(before);
+        assert!(
+            problems.iter().any(|p| p.contains(".Exception")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("ConvertFrom-Json")),
+            "{problems:?}"
+        );
+        for bad in [
+            "} catch { Stop-Adjoin 14 \"failed: $_\" }",
+            "} catch { Write-Output $Error[0] }",
+            "$x = $json | ConvertFrom-Json",
+            "try { $x = $json | ConvertFrom-Json } catch { Stop-Adjoin 12 \"not JSON: $json\" }",
+        ] {
+            assert!(!secret_leaks(bad).is_empty(), "{bad}");
+        }
+        let fixed =
+            "try {\n  $x = $json | ConvertFrom-Json\n} catch {\n  Stop-Adjoin 12 'not JSON'\n}\n";
+        assert!(secret_leaks(fixed).is_empty(), "{:?}", secret_leaks(fixed));
     }
 }

@@ -20,7 +20,7 @@ const COMPUTER: &str = "I0ABCD1234EF567";
 /// Real tools the scripts use; everything else on PATH is a stand-in.
 const REAL_TOOLS: &[&str] = &[
     "bash", "sh", "base64", "sed", "head", "cat", "chmod", "mkdir", "rm", "mv", "tr", "grep",
-    "uname", "touch", "env", "cp",
+    "uname", "touch", "env", "cp", "awk", "mktemp", "flock", "python3",
 ];
 
 /// Logs its name and arguments; the common head of every stand-in.
@@ -46,27 +46,66 @@ for pkg in "$@"; do
 done
 "#;
 
+/// adcli: `join` writes the computer's principal into the keytab named by
+/// `--host-keytab` (one principal a line: the `klist` stand-in lists them). With
+/// `echo-password`, a failing call prints what it read on stdin (the worst case: the
+/// scripts must not pass it on).
 const ADCLI: &str = r#"
+opt() { local a; for a in "$@"; do case $a in --$want=*) printf '%s' "${a#*=}" ;; esac; done; }
+stdin_fail() {
+  if [ -e "$SANDBOX/echo-password" ]; then echo "adcli: bad password '$input'" >&2; fi
+  exit "$1"
+}
 case $1 in
   info)
     [ ! -e "$SANDBOX/dc-down" ] || exit 3
     case $2 in *=10.200.0.1) echo "domain-controller = dc1.example.test" ;; *) echo "domain-controller = dc2.example.test" ;; esac ;;
   testjoin) [ -e "$SANDBOX/joined" ] || exit 3 ;;
   join)
-    cat >>"$SANDBOX/stdin.log"; echo >>"$SANDBOX/stdin.log"
-    [ ! -e "$SANDBOX/refuse-join" ] || exit 6
+    input=$(cat); printf '%s\n' "$input" >>"$SANDBOX/stdin.log"
+    [ ! -e "$SANDBOX/refuse-join" ] || stdin_fail 6
+    [ ! -e "$SANDBOX/join-exit" ] || stdin_fail "$(cat "$SANDBOX/join-exit")"
+    want=computer-name; name=$(opt "$@"); want=host-keytab; keytab=$(opt "$@")
+    printf '%s$@EXAMPLE.TEST\n' "$name" >"$keytab"
     touch "$SANDBOX/joined" ;;
   add-member)
-    cat >>"$SANDBOX/stdin.log"; echo >>"$SANDBOX/stdin.log"
-    if [ -e "$SANDBOX/member-denied" ]; then echo "adcli: Insufficient permissions to modify group entry" >&2; exit 6; fi
+    input=$(cat); printf '%s\n' "$input" >>"$SANDBOX/stdin.log"
+    if [ -e "$SANDBOX/member-denied" ]; then echo "adcli: Insufficient permissions to modify group entry" >&2; stdin_fail 6; fi
     if [ -e "$SANDBOX/member-exists" ]; then echo "adcli: Attribute member already exists" >&2; exit 4; fi ;;
-  delete-computer)
-    cat >>"$SANDBOX/stdin.log"; echo >>"$SANDBOX/stdin.log"
-    if [ -e "$SANDBOX/object-gone" ]; then echo "adcli: No computer account for ${*: -1} exists" >&2; exit 5; fi ;;
 esac
 "#;
 
-const AWS: &str = r#"printf '%s\n' 'S3cret-Join-P@ss'
+/// `klist -k FILE`: the keytab's principals, as MIT klist lists them.
+const KLIST: &str = r#"
+keytab=${*: -1}
+[ -e "$keytab" ] || { echo "klist: Key table file '$keytab' not found while starting keytab scan" >&2; exit 1; }
+printf 'Keytab name: FILE:%s\nKVNO Principal\n---- ----------\n' "$keytab"
+while IFS= read -r p; do printf '   2 %s\n' "$p"; done <"$keytab"
+"#;
+
+/// kinit: reads the password on stdin; `kinit-fails` makes it fail.
+const KINIT: &str = r#"
+cat >>"$SANDBOX/stdin.log"
+[ ! -e "$SANDBOX/kinit-fails" ] || { echo "kinit: Password incorrect while getting initial credentials" >&2; exit 1; }
+"#;
+
+/// ldapsearch: prints `ldap-entry` (LDIF) when it exists.
+const LDAPSEARCH: &str = r#"
+[ ! -e "$SANDBOX/ldap-entry" ] || cat "$SANDBOX/ldap-entry"
+"#;
+
+/// ldapdelete: a plain delete of an object with children (`has-children`) fails with 66,
+/// as AD and Samba answer; with the tree-delete control it succeeds.
+const LDAPDELETE: &str = r#"
+case " $* " in
+  *" -e !1.2.840.113556.1.4.805 "*) ;;
+  *) if [ -e "$SANDBOX/has-children" ]; then echo "ldap_delete: Operation not allowed on non-leaf (66)" >&2; exit 66; fi ;;
+esac
+"#;
+
+/// The AWS CLI: prints `secret` when it exists, else the password.
+const AWS: &str = r#"
+if [ -e "$SANDBOX/secret" ]; then cat "$SANDBOX/secret"; else printf '%s\n' 'S3cret-Join-P@ss'; fi
 "#;
 
 /// The bundle's downloader and unpacker; the unpacked installer puts `aws` on PATH.
@@ -108,7 +147,7 @@ impl Sandbox {
         for (name, body) in [
             ("adcli", ADCLI),
             ("sssd", ""),
-            ("kinit", ""),
+            ("kinit", KINIT),
             ("aws", AWS),
             ("aws-bundled", AWS),
             ("unzip", UNZIP),
@@ -116,6 +155,9 @@ impl Sandbox {
         ] {
             sandbox.tool(&format!("pending/{name}"), body);
         }
+        sandbox.tool("bin/klist", KLIST);
+        sandbox.tool("bin/ldapsearch", LDAPSEARCH);
+        sandbox.tool("bin/ldapdelete", LDAPDELETE);
         // Nothing resolves the directory's names; pauses are only logged.
         sandbox.tool("bin/getent", "exit 2\n");
         sandbox.tool("bin/sleep", "");
@@ -188,18 +230,32 @@ fn which(tool: &str) -> PathBuf {
 }
 
 fn config() -> AccountConfig {
-    let item: ConfigItem = serde_json::from_value(serde_json::json!({
+    config_with("adJoinUserPwParam", "/adjoin/join-password")
+}
+
+/// The sandbox's account, its password referenced by `key` (`adJoinUserPwParam` or
+/// `secretArn`).
+fn config_with(key: &str, reference: &str) -> AccountConfig {
+    let mut item = serde_json::json!({
         "accountId": "111122223333", "adJoinUserName": "svc-join",
-        "adJoinUserPwParam": "/adjoin/join-password", "dnsName": "example.test",
+        "dnsName": "example.test",
         "dnsIP1": "10.200.0.1", "dnsIP2": "10.200.0.4",
         "ouPath": "OU=Servers,DC=example,DC=test", "computerGroups": ["gmsa-hosts"]
-    }))
-    .expect("object");
+    });
+    item[key] = serde_json::json!(reference);
+    let item: ConfigItem = serde_json::from_value(item).expect("object");
     AccountConfig::from_item(&item, &AccountId::parse("111122223333").expect("valid"))
         .expect("valid")
 }
 
+/// The owner stamp of the sandbox's instance.
+const STAMP: &str = "adjoin 111122223333 eu-west-1 i-0abcd1234ef567890";
+
 fn join(group: &str) -> Vec<String> {
+    join_with(&config(), group)
+}
+
+fn join_with(config: &AccountConfig, group: &str) -> Vec<String> {
     let instance = test_instance(
         "i-0abcd1234ef567890",
         "running",
@@ -207,14 +263,18 @@ fn join(group: &str) -> Vec<String> {
         &[(GROUP_TAG, group)],
     );
     let region = Region::parse("eu-west-1").expect("valid");
-    join_command(&instance, &config(), &region, COMPUTER, "event-1").commands
+    join_command(&instance, config, &region, COMPUTER, "event-1").commands
 }
 
 fn leave() -> Vec<String> {
+    leave_with(&config())
+}
+
+fn leave_with(config: &AccountConfig) -> Vec<String> {
     let tools = test_instance("i-0fedcba9876543210", "running", Platform::Linux, &[]);
     let region = Region::parse("eu-west-1").expect("valid");
     let id = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
-    leave_command(&tools, &config(), &region, &id, COMPUTER, "event-2").commands
+    leave_command(&tools, config, &region, &region, &id, COMPUTER, "event-2").commands
 }
 
 struct Distribution {
@@ -377,13 +437,16 @@ fn every_distribution_installs_joins_and_configures() {
             !outside.contains("/tmp/"),
             "{name}: nothing runs from /tmp: {calls}"
         );
+        let keytab = sandbox.path("etc/krb5.keytab");
         assert!(
-            calls.contains(
+            calls.contains(&format!(
                 "adcli join --domain=example.test --domain-realm=EXAMPLE.TEST \
                  --domain-controller=10.200.0.1 --login-user=svc-join --stdin-password \
                  --computer-name=I0ABCD1234EF567 --host-fqdn=i0abcd1234ef567.example.test \
-                 --domain-ou=OU=Servers,DC=example,DC=test"
-            ),
+                 --host-keytab={} --description={STAMP} \
+                 --domain-ou=OU=Servers,DC=example,DC=test",
+                keytab.display()
+            )),
             "{name}: {calls}"
         );
         assert!(
@@ -518,31 +581,318 @@ fn a_hostile_group_tag_is_written_as_data_and_never_runs() {
     );
 }
 
-#[test]
-fn leave_deletes_the_computer_and_tolerates_its_absence() {
+/// The tools host's sandbox: adcli, kinit, ldap-utils and the AWS CLI present.
+fn tools_sandbox() -> Sandbox {
     let sandbox = debian_sandbox();
-    sandbox.preinstall("adcli");
-    sandbox.preinstall("aws");
+    for tool in ["adcli", "aws", "kinit"] {
+        sandbox.preinstall(tool);
+    }
+    sandbox
+}
+
+const OUR_DN: &str = "CN=I0ABCD1234EF567,OU=Servers,DC=example,DC=test";
+
+fn entry(dn: &str, descriptions: &[&str]) -> String {
+    let mut ldif = format!("dn: {dn}\n");
+    for d in descriptions {
+        ldif.push_str(&format!("description: {d}\n"));
+    }
+    ldif
+}
+
+#[test]
+fn leave_deletes_its_own_object_with_kerberos_and_tolerates_its_absence() {
+    let sandbox = tools_sandbox();
+    sandbox.flag("ldap-entry", &entry(OUR_DN, &[STAMP]));
     let (code, out) = sandbox.run(&leave());
     assert_eq!(code, 0, "{out}");
     let calls = sandbox.calls();
     assert!(
-        calls.contains(
-            "adcli delete-computer --domain=example.test --domain-controller=10.200.0.1 \
-             --login-user=svc-join --stdin-password I0ABCD1234EF567"
-        ),
+        calls.contains("ldapsearch -LLL -o ldif-wrap=no -Q -Y GSSAPI -H ldap://dc1.example.test -b DC=example,DC=test (&(objectClass=computer)(sAMAccountName=I0ABCD1234EF567$)) dn description"),
         "{calls}"
     );
+    assert!(
+        calls.contains(&format!(
+            "ldapdelete -Q -Y GSSAPI -H ldap://dc1.example.test {OUR_DN}\n"
+        )),
+        "{calls}"
+    );
+    assert!(calls.contains("kinit svc-join@EXAMPLE.TEST"), "{calls}");
+    // The password reaches kinit on stdin only, into a private cache.
+    assert_eq!(sandbox.read("stdin.log"), format!("{PASSWORD}\n"));
     assert!(!calls.contains(PASSWORD) && !out.contains(PASSWORD));
     assert!(
-        out.contains("deleted computer I0ABCD1234EF567 of i-0abcd1234ef567890"),
+        out.contains("deleted computer I0ABCD1234EF567 (CN=I0ABCD1234EF567,OU=Servers,DC=example,DC=test) of i-0abcd1234ef567890"),
         "{out}"
     );
+    // The DC's name is pinned in the script's own block of /etc/hosts, once.
+    assert_eq!(sandbox.run(&leave()).0, 0);
+    assert_eq!(
+        sandbox.read("etc/hosts"),
+        "127.0.0.1 localhost\n# adjoin-leave: begin example.test\n10.200.0.1 dc1.example.test\n# adjoin-leave: end example.test\n"
+    );
 
-    sandbox.flag("object-gone", "");
+    fs::remove_file(sandbox.path("ldap-entry")).expect("entry");
+    fs::remove_file(sandbox.path("calls.log")).expect("log");
     let (code, out) = sandbox.run(&leave());
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("nothing to delete"), "{out}");
+    assert!(!sandbox.calls().contains("ldapdelete"));
+}
+
+/// The object's DN as AD spells it may differ from the configured OU in case and blanks.
+#[test]
+fn leave_compares_the_ou_without_case_or_blanks() {
+    let sandbox = tools_sandbox();
+    let dn = "CN=I0ABCD1234EF567, ou=SERVERS ,DC=Example, DC=test";
+    sandbox.flag("ldap-entry", &entry(dn, &[STAMP]));
+    let (code, out) = sandbox.run(&leave());
+    assert_eq!(code, 0, "{out}");
+    assert!(sandbox.calls().contains(&format!(
+        "ldapdelete -Q -Y GSSAPI -H ldap://dc1.example.test {dn}\n"
+    )));
+}
+
+#[test]
+fn leave_deletes_child_objects_with_the_tree_delete_control() {
+    let sandbox = tools_sandbox();
+    sandbox.flag("ldap-entry", &entry(OUR_DN, &[STAMP]));
+    sandbox.flag("has-children", "");
+    let (code, out) = sandbox.run(&leave());
+    assert_eq!(code, 0, "{out}");
+    let calls = sandbox.calls();
+    assert!(
+        calls.contains(&format!(
+            "ldapdelete -Q -Y GSSAPI -H ldap://dc1.example.test {OUR_DN}\n\
+             ldapdelete -Q -Y GSSAPI -H ldap://dc1.example.test -e !1.2.840.113556.1.4.805 {OUR_DN}\n"
+        )),
+        "{calls}"
+    );
+    assert!(out.contains("deleted the child objects"), "{out}");
+}
+
+#[test]
+fn leave_refuses_a_same_named_object_that_is_not_ours() {
+    let other_stamp = "adjoin 111122223333 eu-west-1 i-0ffffffffffffffff";
+    for (case, ldif, says) in [
+        (
+            "another instance's",
+            entry(OUR_DN, &[other_stamp]),
+            "its description is not",
+        ),
+        ("no description", entry(OUR_DN, &[]), "found no description"),
+        (
+            "a longer description",
+            entry(OUR_DN, &[&format!("{STAMP} x")]),
+            "its description is not",
+        ),
+        (
+            "base64 description",
+            format!("dn: {OUR_DN}\ndescription:: IGFkam9pbg==\n"),
+            "description:: IGFkam9pbg==",
+        ),
+        (
+            "outside the OU",
+            entry(
+                "CN=I0ABCD1234EF567,OU=Workstations,DC=example,DC=test",
+                &[STAMP],
+            ),
+            "it is outside OU=Servers,DC=example,DC=test",
+        ),
+        (
+            "in an OU whose name ends like ours",
+            entry(
+                "CN=I0ABCD1234EF567,OU=Old,OU=XServers,DC=example,DC=test",
+                &[STAMP],
+            ),
+            "it is outside",
+        ),
+    ] {
+        let sandbox = tools_sandbox();
+        sandbox.flag("ldap-entry", &ldif);
+        let (code, out) = sandbox.run(&leave());
+        assert_eq!(code, 15, "{case}: {out}");
+        assert!(
+            out.contains("not ours: computer I0ABCD1234EF567 was not deleted"),
+            "{case}: {out}"
+        );
+        assert!(out.contains(says), "{case}: {out}");
+        assert!(out.contains("left in place"), "{case}: {out}");
+        assert!(!sandbox.calls().contains("ldapdelete"), "{case}: deleted");
+    }
+    // Without an OU, an object anywhere in the domain is ours if it carries the stamp.
+    let mut no_ou = config();
+    no_ou.ou_path = None;
+    let sandbox = tools_sandbox();
+    sandbox.flag(
+        "ldap-entry",
+        &entry(
+            "CN=I0ABCD1234EF567,CN=Computers,DC=example,DC=test",
+            &[STAMP],
+        ),
+    );
+    let (code, out) = sandbox.run(&leave_with(&no_ou));
+    assert_eq!(code, 0, "{out}");
+    assert!(sandbox.calls().contains("ldapdelete"));
+}
+
+/// An instance made from an image of a joined machine: testjoin passes with the other
+/// machine's keytab. The instance joins as itself, the other keytab set aside.
+#[test]
+fn a_cloned_keytab_of_another_computer_is_not_already_joined() {
+    let sandbox = debian_sandbox();
+    sandbox.flag("joined", "");
+    sandbox.flag(
+        "etc/krb5.keytab",
+        "IORIGINAL0000$@EXAMPLE.TEST\nhost/IORIGINAL0000@EXAMPLE.TEST\n",
+    );
+    let (code, out) = sandbox.run(&join("linux-admins"));
+    assert_eq!(code, 0, "{out}");
+    let calls = sandbox.calls();
+    assert!(
+        calls.contains("adcli join") && calls.contains("--computer-name=I0ABCD1234EF567"),
+        "{calls}"
+    );
+    assert!(!out.contains("already joined"), "{out}");
+    assert!(out.contains("moved to"), "{out}");
+    assert_eq!(
+        sandbox.read("etc/krb5.keytab"),
+        "I0ABCD1234EF567$@EXAMPLE.TEST\n"
+    );
+    assert!(
+        sandbox
+            .read("etc/krb5.keytab.adjoin-replaced")
+            .contains("IORIGINAL0000$@EXAMPLE.TEST")
+    );
+
+    // Now joined as itself: the next run is "already joined" (the klist check passes).
+    fs::remove_file(sandbox.path("calls.log")).expect("log");
+    let (code, out) = sandbox.run(&join("linux-admins"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("already joined"), "{out}");
+    assert!(sandbox.calls().contains("klist -k"), "{}", sandbox.calls());
+    assert!(!sandbox.calls().contains("adcli join"));
+}
+
+/// Password-like values, the hard ones included.
+const SECRETS: &[&str] = &[
+    "S3cret-Join-P@ss",
+    "pass word with  spaces",
+    "it's \"quoted\" $(touch CANARY) `touch CANARY` ${HOME} \\ %s %n",
+];
+
+/// Every error path after the password is read, and the read itself: the value, and its
+/// base64, appear nowhere in what the script prints (or in any argument).
+#[test]
+fn no_error_path_prints_the_password() {
+    let arn = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:ad-join-AbCdEf";
+    let secrets_manager = config_with("secretArn", arn);
+    for secret in SECRETS {
+        let json = |v: &str| serde_json::json!({ "password": v }).to_string();
+        let cases: Vec<(&str, String, &[&str], i32, &str)> = vec![
+            (
+                "not JSON",
+                (*secret).to_owned(),
+                &[],
+                12,
+                "the join secret is not JSON",
+            ),
+            (
+                "cut JSON",
+                format!("{{\"password\": \"{secret}"),
+                &[],
+                12,
+                "not JSON",
+            ),
+            (
+                "no password key",
+                serde_json::json!({ "pass": secret }).to_string(),
+                &[],
+                12,
+                "no \"password\" string",
+            ),
+            (
+                "not a string",
+                serde_json::json!({ "password": [secret] }).to_string(),
+                &[],
+                12,
+                "no \"password\" string",
+            ),
+            ("empty", json(""), &[], 12, "the join password is empty"),
+            (
+                "adcli exit 3",
+                json(secret),
+                &["join-exit=3", "echo-password"],
+                13,
+                "adcli exit 3",
+            ),
+            (
+                "adcli exit 6",
+                json(secret),
+                &["refuse-join", "echo-password"],
+                14,
+                "adcli join refused (exit 6)",
+            ),
+            (
+                "adcli exit 9",
+                json(secret),
+                &["join-exit=9", "echo-password"],
+                14,
+                "adcli join refused (exit 9)",
+            ),
+            (
+                "add-member",
+                json(secret),
+                &["member-denied", "echo-password"],
+                16,
+                "not added to group(s)",
+            ),
+        ];
+        for (case, content, flags, expected, says) in cases {
+            let sandbox = debian_sandbox();
+            let canary = sandbox.path("CANARY");
+            sandbox.flag("secret", &content);
+            for flag in flags {
+                match flag.split_once('=') {
+                    Some((name, value)) => sandbox.flag(name, value),
+                    None => sandbox.flag(flag, ""),
+                }
+            }
+            let (code, out) = sandbox.run(&join_with(&secrets_manager, "g"));
+            assert_eq!(code, expected, "{case} {secret:?}: {out}");
+            assert!(out.contains(says), "{case} {secret:?}: {out}");
+            assert_absent(secret, &out, &sandbox.calls(), case);
+            assert!(!canary.exists(), "{case}: the secret was executed");
+        }
+        // The tools host: kinit refusing the password.
+        let sandbox = tools_sandbox();
+        sandbox.flag("secret", &json(secret));
+        sandbox.flag("kinit-fails", "");
+        let (code, out) = sandbox.run(&leave_with(&secrets_manager));
+        assert_eq!(code, 13, "{out}");
+        assert!(
+            out.contains("cannot authenticate as svc-join@EXAMPLE.TEST"),
+            "{out}"
+        );
+        assert_absent(secret, &out, &sandbox.calls(), "kinit");
+        assert!(
+            sandbox.read("stdin.log").contains(secret),
+            "kinit got it on stdin"
+        );
+    }
+}
+
+fn assert_absent(secret: &str, out: &str, calls: &str, case: &str) {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(secret);
+    let trimmed = secret.trim();
+    for text in [out, calls] {
+        assert!(!text.contains(trimmed), "{case}: {secret:?} in {text}");
+        assert!(
+            !text.contains(&encoded),
+            "{case}: base64 of {secret:?} in {text}"
+        );
+    }
 }
 
 proptest::proptest! {

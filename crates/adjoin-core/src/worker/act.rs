@@ -314,6 +314,7 @@ impl Worker {
             &tools,
             &job.group.config,
             &home.region,
+            &job.event.region,
             &job.event.instance_id,
             computer_name,
             &job.event.event_id,

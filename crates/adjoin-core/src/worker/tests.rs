@@ -1624,3 +1624,36 @@ proptest::proptest! {
         proptest::prop_assert_eq!(aws.dead_letters().len(), rejected);
     }
 }
+
+#[tokio::test]
+async fn a_leave_names_the_owner_stamp_of_the_instances_own_region() {
+    let aws = world();
+    let east = Region::parse("us-east-1").expect("valid");
+    aws.put_instance(
+        &account(MEMBER),
+        &east,
+        instance(LINUX, "terminated", Platform::Linux, &[]),
+    );
+    joined(&aws, LINUX);
+    let mut record = aws.record(LINUX).expect("joined");
+    record.region = "us-east-1".into();
+    aws.put_record(record);
+    let r = run(
+        &aws,
+        &[message(
+            "t1",
+            body_in(MEMBER, "us-east-1", LINUX, "terminated"),
+        )],
+    )
+    .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    let sent = aws.sent();
+    assert_eq!(sent[0].account, account(HOME), "the tools host is at home");
+    let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands)
+        .into_iter()
+        .collect();
+    assert_eq!(
+        params["OWNER_STAMP"],
+        format!("adjoin {MEMBER} us-east-1 {LINUX}")
+    );
+}
