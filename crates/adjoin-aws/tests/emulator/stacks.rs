@@ -7,8 +7,9 @@
 //! `AWS::SQS::QueuePolicy`, `AWS::SNS::TopicPolicy`, `AWS::SNS::Subscription` and
 //! `AWS::CloudWatch::Alarm`. Properties it drops: the Lambda's `Architectures` and
 //! `LoggingConfig`, and the event bus `Policy`. It does not check IAM policy grammar of
-//! inline role policies either (it does for managed policies). cfn-lint covers those
-//! statically.
+//! inline role policies either (it does for managed policies), nor parameter
+//! constraints (`MinLength`, `AllowedPattern`) or `Rules`. cfn-lint covers the grammar
+//! statically; the rest is read from the template text (`yaml_block`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
@@ -24,8 +25,11 @@ use serde_json::{Value, json};
 
 const REGION: &str = "eu-central-1";
 const OTHER_REGION: &str = "us-west-2";
+/// A second central stack, with the SNS entry point turned on and an organization.
+const SNS_REGION: &str = "eu-west-3";
+const ORGANIZATION: &str = "o-a1b2c3d4e5";
 const MEMBER: &str = "100000000050";
-const EXTERNAL_ID: &str = "ext-100000000050";
+const EXTERNAL_ID: &str = "4f1c2b9e0d7a6c5b3e8f9a0b1c2d3e4f";
 const BUS: &str = "adjoin-stack-test";
 const CODE_BUCKET: &str = "adjoin-code";
 const CODE_KEY: &str = "adjoin/adjoin-lambda-arm64.zip";
@@ -34,6 +38,47 @@ const TOOLS_TAG: (&str, &str) = ("adjoin:tools", "ad-tools-stack-test");
 fn template(name: &str) -> String {
     let path = format!("{}/../../infra/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The lines of the YAML block that starts with the line `head` (indentation included,
+/// e.g. `"  TopicPolicy:"`), up to the next line indented no deeper. For what the
+/// emulator does not create or check; serde_yaml is not a dependency.
+fn yaml_block(text: &str, head: &str) -> String {
+    let indent = head.len() - head.trim_start().len();
+    let mut lines = text.lines().skip_while(|l| l.trim_end() != head);
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("no line {head:?} in the template"));
+    let body = lines.take_while(|l| {
+        let t = l.trim_start();
+        t.is_empty() || t.starts_with('#') || l.len() - t.len() > indent
+    });
+    std::iter::once(first)
+        .chain(body)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The statement `sid` of an inline role policy. moto hands dict-form inline policies
+/// back in Python notation (single quotes): made JSON here (the policies hold no quotes).
+fn policy_statement(policy: &str, sid: &str) -> Value {
+    let document: Value = serde_json::from_str(policy)
+        .or_else(|_| {
+            serde_json::from_str(
+                &policy
+                    .replace('\'', "\"")
+                    .replace("True", "true")
+                    .replace("False", "false"),
+            )
+        })
+        .unwrap_or_else(|e| panic!("policy {policy}: {e}"));
+    document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("no statement {sid} in {policy}"))
+        .clone()
 }
 
 /// A created stack: its outputs, its resources (logical id → type, physical id) and the
@@ -531,12 +576,23 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
             vec![(central.output("QueueArn").to_owned(), None)]
         );
     }
+    // No SNS entry point unless turned on (EnableSnsEntryPoint defaults to false): no
+    // topic, no subscription, no topic policy, no TopicArn output.
+    for logical in ["Topic", "TopicPolicy", "TopicSubscription"] {
+        assert!(
+            !central.resources.contains_key(logical),
+            "{logical} created by default: {:?}",
+            central.resources
+        );
+    }
+    assert!(
+        !central.outputs.contains_key("TopicArn"),
+        "{:?}",
+        central.outputs
+    );
     let sns = aws_sdk_sns::Client::new(&home);
-    sns.get_topic_attributes()
-        .topic_arn(central.output("TopicArn"))
-        .send()
-        .await
-        .expect("topic");
+    let topics = sns.list_topics().send().await.expect("topics");
+    assert_eq!(topics.topics(), [], "no SNS topic by default");
 
     // The Lambda role: trusted by Lambda; SendCommand on this account's instances only
     // with the tools-host tag that the function's environment names; no secret access.
@@ -573,11 +629,120 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
     for absent in ["ssm:GetParameter", "secretsmanager:", "kms:"] {
         assert!(!main.contains(absent), "{absent} in {main}");
     }
+    // Member roles only in the listed member accounts and this account (its own member
+    // role), not in any AWS account.
+    assert_eq!(
+        policy_statement(&main, "AssumeMemberRoles"),
+        json!({
+            "Sid": "AssumeMemberRoles",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": "arn:aws:iam::*:role/adjoin-member",
+            "Condition": {"StringEquals": {"aws:ResourceAccount": [MEMBER, HOME_ACCOUNT]}}
+        })
+    );
     central.physical("ToolsHostJoinSecretPolicy", "AWS::IAM::ManagedPolicy");
     assert!(
         central
             .output("ToolsHostPolicyArn")
             .starts_with("arn:aws:iam::")
+    );
+
+    // ------------------------------------------------------------ central, SNS turned on
+    // With an organization this time. Publishing is limited to the named principals and
+    // the subscription and policies exist only with the topic: moto creates neither
+    // topic policies nor subscriptions, so those are read from the template text.
+    let sns_sdk = bed
+        .as_account(HOME_ACCOUNT, SNS_REGION)
+        .await
+        .expect("home");
+    let publisher = format!("arn:aws:iam::{MEMBER}:role/legacy-ec2-forwarder");
+    let with_sns = create_stack(
+        &sns_sdk,
+        "adjoin-central-sns",
+        "central.yaml",
+        &[
+            ("CodeBucket", CODE_BUCKET),
+            ("CodeKey", CODE_KEY),
+            ("OrganizationId", ORGANIZATION),
+            ("EventBusName", BUS),
+            ("EnableSnsEntryPoint", "true"),
+            ("SnsPublisherArns", &publisher),
+        ],
+        Capability::CapabilityIam,
+    )
+    .await;
+    let topic = with_sns.physical("Topic", "AWS::SNS::Topic");
+    assert_eq!(topic, with_sns.output("TopicArn"));
+    aws_sdk_sns::Client::new(&sns_sdk)
+        .get_topic_attributes()
+        .topic_arn(topic)
+        .send()
+        .await
+        .expect("topic");
+    let sns_iam = aws_sdk_iam::Client::new(&sns_sdk);
+    let sns_role = with_sns.physical("FunctionRole", "AWS::IAM::Role");
+    assert_eq!(
+        policy_statement(
+            &role_policy(&sns_iam, sns_role, "adjoin").await,
+            "AssumeMemberRoles"
+        )["Condition"],
+        json!({"StringEquals": {"aws:ResourceOrgID": ORGANIZATION}}),
+        "with an organization: its accounts' member roles"
+    );
+
+    let text = template("central.yaml");
+    for logical in ["  Topic:", "  TopicPolicy:", "  TopicSubscription:"] {
+        assert!(
+            yaml_block(&text, logical).contains("\n    Condition: SnsEntryPoint\n"),
+            "{logical} is created only with EnableSnsEntryPoint"
+        );
+    }
+    assert!(
+        yaml_block(&yaml_block(&text, "Outputs:"), "  TopicArn:")
+            .contains("Condition: SnsEntryPoint")
+    );
+    assert!(
+        yaml_block(&text, "Conditions:")
+            .contains(r#"SnsEntryPoint: !Equals [!Ref EnableSnsEntryPoint, "true"]"#)
+    );
+    let topic_policy = yaml_block(&text, "  TopicPolicy:");
+    assert_eq!(
+        topic_policy.matches("sns:Publish").count(),
+        1,
+        "one grant: {topic_policy}"
+    );
+    assert!(
+        topic_policy.contains(
+            "Principal:\n              AWS: !Split [\",\", !Ref SnsPublisherArns]\n            Action: sns:Publish"
+        ),
+        "only the named principals publish: {topic_policy}"
+    );
+    for absent in [
+        "aws:PrincipalOrgID",
+        "OrganizationId",
+        "MemberAccountIds",
+        "Principal: \"*\"",
+    ] {
+        assert!(!topic_policy.contains(absent), "{absent}: {topic_policy}");
+    }
+    let queue_policy = yaml_block(&text, "  DomainJoinQueuePolicy:");
+    assert!(
+        queue_policy
+            .contains("- !If\n            - SnsEntryPoint\n            - Sid: SnsTopicOfThisStack"),
+        "the queue admits the topic only when it exists: {queue_policy}"
+    );
+    let publishers = yaml_block(&text, "  SnsPublisherArns:");
+    assert!(publishers.contains("Default: \"\"\n"), "{publishers}");
+    assert!(
+        publishers.contains(":iam::\\d{12}:(role|user)/") && !publishers.contains("root|"),
+        "IAM roles and users only, no whole accounts: {publishers}"
+    );
+    let rule = yaml_block(&yaml_block(&text, "Rules:"), "  SnsPublishersNamed:");
+    assert!(
+        rule.contains(r#"RuleCondition: !Equals [!Ref EnableSnsEntryPoint, "true"]"#)
+            && rule.contains(r#"- Assert: !Not [!Equals [!Ref SnsPublisherArns, ""]]"#),
+        "the SNS entry point needs named publishers: {rule}"
     );
 
     // ------------------------------------------------------------ member
@@ -620,6 +785,46 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         assert!(join.contains(grant), "{grant} not in {join}");
     }
     member.physical("InstanceJoinSecretPolicy", "AWS::IAM::ManagedPolicy");
+    // One external id per account: no default to share, at least 16 characters. The
+    // template cannot see other accounts' values; the README generates one per account
+    // before it uses it.
+    let external_id = yaml_block(&template("member.yaml"), "  ExternalId:");
+    for line in [
+        "    NoEcho: true",
+        "    MinLength: 16",
+        "    AllowedPattern: ^[\\w+=,.@:/-]{16,1224}$",
+    ] {
+        assert!(
+            external_id.lines().any(|l| l == line),
+            "{line}: {external_id}"
+        );
+    }
+    assert!(!external_id.contains("Default:"), "{external_id}");
+    let readme = std::fs::read_to_string(format!("{}/../../README.md", env!("CARGO_MANIFEST_DIR")))
+        .expect("README");
+    let deploy = &readme[readme.find("\n## Deploy\n").expect("Deploy section")..];
+    let generated = deploy
+        .find("EXTERNAL_ID=$(openssl rand -hex 16)")
+        .expect("the README generates an external id");
+    assert!(
+        deploy
+            .find("$EXTERNAL_ID")
+            .is_some_and(|used| used > generated),
+        "the README uses $EXTERNAL_ID before it sets it"
+    );
+    let stack_set = &deploy[deploy
+        .find("create-stack-set --stack-set-name adjoin-member")
+        .expect("member StackSet")..];
+    let stack_set = &stack_set[..stack_set.find("\n```").expect("end of block")];
+    let per_account = stack_set
+        .find("EXTERNAL_ID=$(openssl rand -hex 16)")
+        .expect("one external id per account in the StackSet loop");
+    assert!(
+        stack_set[per_account..].contains(
+            "--parameter-overrides ParameterKey=ExternalId,ParameterValue=\"$EXTERNAL_ID\""
+        ),
+        "{stack_set}"
+    );
     let member_events = aws_sdk_eventbridge::Client::new(&member_sdk);
     let forward = rules(&member_events, "default", "adjoin-member-ForwardRule").await;
     assert_eq!(forward.len(), 1, "{forward:?}");
