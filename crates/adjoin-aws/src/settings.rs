@@ -276,5 +276,12 @@ mod tests {
             });
             assert!(stated, "the README states {variable}'s default as {value}");
         }
+        for parameter in ["MaxAttempts", "MaxReceiveCount"] {
+            let value = parameter_default(template, parameter).expect("a default");
+            assert!(
+                readme.contains(&format!("`{parameter}` ({value})")),
+                "the README states {parameter}'s default as {value}"
+            );
+        }
     }
 }
