@@ -190,15 +190,6 @@ fn read_file(path: &Path) -> Result<ConfigItem, String> {
     }
 }
 
-/// The problems in `from_item`'s message, one per line.
-fn problems(message: &str) -> Vec<&str> {
-    message
-        .split_once(" is invalid: ")
-        .map_or(message, |(_, list)| list)
-        .split("; ")
-        .collect()
-}
-
 fn account_arg(command: &str, account: &str) -> Result<AccountId, ExitCode> {
     AccountId::parse(account).map_err(|e| {
         eprintln!("adjoin config {command}: {e}");
@@ -239,10 +230,10 @@ pub async fn run(args: Args) -> ExitCode {
                     return ExitCode::from(EXIT_FAILED);
                 }
             };
-            if let Err(message) = AccountConfig::from_item(&item, &account) {
+            if let Err(invalid) = AccountConfig::from_item(&item, &account) {
                 eprintln!("adjoin config put: refused, nothing written; the item of {account}:");
-                for p in problems(&message) {
-                    eprintln!("  ✗ {p}");
+                for p in &invalid.problems {
+                    eprintln!("  ✗ {}\n      fix: {}", p.message, p.fix);
                 }
                 return ExitCode::from(EXIT_FAILED);
             }
@@ -366,17 +357,4 @@ pub async fn run(args: Args) -> ExitCode {
 fn failed(command: &str, e: adjoin_core::Error) -> ExitCode {
     eprintln!("adjoin config {command}: {e}");
     ExitCode::from(EXIT_FAILED)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn problems_are_split_one_per_line() {
-        assert_eq!(
-            problems("config item for account 1 is invalid: a is missing; b \"x\" is bad"),
-            ["a is missing", "b \"x\" is bad"]
-        );
-    }
 }

@@ -78,11 +78,11 @@ impl AccountConfig {
         self.dns_name.to_ascii_uppercase()
     }
 
-    /// Validates an item for the account an event came from.
+    /// Validates an item for `account` (the account of the event, or the item's key).
     ///
     /// The error lists every problem found, so one fix-and-retry is enough.
-    pub fn from_item(item: &ConfigItem, event_account: &AccountId) -> Result<Self, String> {
-        let mut problems = Vec::new();
+    pub fn from_item(item: &ConfigItem, account: &AccountId) -> Result<Self, InvalidItem> {
+        let mut problems = Problems::default();
         let text = |name: &str| -> Option<String> {
             match item.get(name) {
                 Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
@@ -90,47 +90,67 @@ impl AccountConfig {
                 _ => None,
             }
         };
+        let set_account = format!("set accountId to {account}");
 
         match text("accountId") {
-            Some(id) if id == event_account.as_str() => {}
-            Some(id) => problems.push(format!(
-                "accountId {id:?} is not the event's account {event_account}"
-            )),
-            None => problems.push("accountId is missing".to_owned()),
+            Some(id) if id == account.as_str() => {}
+            Some(id) => problems.add(
+                "accountId",
+                format!("accountId {id:?} is not the account {account} it is read for"),
+                set_account,
+            ),
+            None => problems.add("accountId", "accountId is missing", set_account),
         }
 
+        const FIX_DNS: &str = "set dnsName to the directory's DNS name, e.g. corp.example.com";
         let dns_name = text("dnsName").unwrap_or_default();
         if dns_name.is_empty() {
-            problems.push("dnsName is missing".to_owned());
+            problems.add("dnsName", "dnsName is missing", FIX_DNS);
         } else if !is_dns_name(&dns_name) {
-            problems.push(format!("dnsName {dns_name:?} is not a DNS domain name"));
+            problems.add(
+                "dnsName",
+                format!("dnsName {dns_name:?} is not a DNS domain name"),
+                FIX_DNS,
+            );
         }
 
+        const FIX_IPS: &str = "set dnsIP1 (and dnsIP2) to the domain controllers' IP addresses";
         let mut dc_ips = Vec::new();
         for name in ["dnsIP1", "dnsIP2"] {
             match text(name) {
                 Some(ip) => match ip.parse::<IpAddr>() {
                     Ok(ip) => dc_ips.push(ip),
-                    Err(_) => problems.push(format!("{name} {ip:?} is not an IP address")),
+                    Err(_) => {
+                        problems.add(name, format!("{name} {ip:?} is not an IP address"), FIX_IPS)
+                    }
                 },
-                None if name == "dnsIP1" => problems.push("dnsIP1 is missing".to_owned()),
+                None if name == "dnsIP1" => problems.add(name, "dnsIP1 is missing", FIX_IPS),
                 None => {}
             }
         }
 
+        const FIX_USER: &str = "set adJoinUserName to the join user's name (sAMAccountName)";
         let join_user = text("adJoinUserName").unwrap_or_default();
         if join_user.is_empty() {
-            problems.push("adJoinUserName is missing".to_owned());
+            problems.add("adJoinUserName", "adJoinUserName is missing", FIX_USER);
         } else if join_user.chars().any(|c| c.is_control()) {
-            problems.push("adJoinUserName contains control characters".to_owned());
+            problems.add(
+                "adJoinUserName",
+                "adJoinUserName contains control characters",
+                FIX_USER,
+            );
         }
 
         let password = match (text("secretArn"), text("adJoinUserPwParam")) {
-            (Some(arn), _) if arn.starts_with("arn:") && arn.contains(":secretsmanager:") => {
+            (Some(arn), _) if Arn::parse(&arn).is_some_and(|a| a.service == "secretsmanager") => {
                 Some(PasswordRef::SecretsManager(arn))
             }
             (Some(arn), _) => {
-                problems.push(format!("secretArn {arn:?} is not a Secrets Manager ARN"));
+                problems.add(
+                    "secretArn",
+                    format!("secretArn {arn:?} is not a Secrets Manager ARN"),
+                    "set secretArn to the ARN of a Secrets Manager secret {\"username\", \"password\"}",
+                );
                 None
             }
             (None, Some(param)) if is_parameter_reference(&param) => {
@@ -138,11 +158,19 @@ impl AccountConfig {
             }
             (None, Some(_)) => {
                 // Never echo it: an operator may have pasted the password itself here.
-                problems.push("adJoinUserPwParam is not an SSM parameter name or ARN".to_owned());
+                problems.add(
+                    "adJoinUserPwParam",
+                    "adJoinUserPwParam is not an SSM parameter name or ARN",
+                    "set adJoinUserPwParam to the name (or ARN) of the SecureString parameter that holds the password, not the password",
+                );
                 None
             }
             (None, None) => {
-                problems.push("neither adJoinUserPwParam nor secretArn is set".to_owned());
+                problems.add(
+                    "adJoinUserPwParam",
+                    "neither adJoinUserPwParam nor secretArn is set",
+                    "set adJoinUserPwParam (an SSM SecureString parameter name) or secretArn",
+                );
                 None
             }
         };
@@ -150,37 +178,51 @@ impl AccountConfig {
         let external_id = text("externalId");
         let role = match text("assumeRoleARN") {
             Some(arn) => match role_account(&arn) {
-                Ok(account) if &account == event_account => Some(RoleTarget {
+                Ok(owner) if &owner == account => Some(RoleTarget {
                     arn,
-                    account,
+                    account: owner,
                     external_id,
                 }),
-                Ok(account) => {
-                    problems.push(format!(
-                        "assumeRoleARN {arn} belongs to account {account}, not to the event's account {event_account}"
-                    ));
+                Ok(owner) => {
+                    problems.add(
+                        "assumeRoleARN",
+                        format!("assumeRoleARN {arn} belongs to account {owner}, not to account {account}"),
+                        format!("use the member stack's role in {account}: arn:aws:iam::{account}:role/…"),
+                    );
                     None
                 }
                 Err(e) => {
-                    problems.push(e);
+                    problems.add(
+                        "assumeRoleARN",
+                        e,
+                        "assumeRoleARN is arn:aws:iam::ACCOUNT:role/NAME (the member stack's output)",
+                    );
                     None
                 }
             },
             None => None,
         };
 
+        const FIX_GROUPS: &str = "set computerGroups to a list of group names";
         let computer_groups = match item.get("computerGroups") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(values)) => values
-                .iter()
-                .filter_map(|v| match v {
-                    Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-                    _ => {
-                        problems.push("computerGroups must be a list of group names".to_owned());
-                        None
-                    }
-                })
-                .collect(),
+            Some(Value::Array(values)) => {
+                let names: Vec<String> = values
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                        _ => None,
+                    })
+                    .collect();
+                if names.len() != values.len() {
+                    problems.add(
+                        "computerGroups",
+                        "computerGroups must be a list of group names",
+                        FIX_GROUPS,
+                    );
+                }
+                names
+            }
             Some(Value::String(s)) => s
                 .split(',')
                 .map(str::trim)
@@ -188,7 +230,11 @@ impl AccountConfig {
                 .map(str::to_owned)
                 .collect(),
             Some(_) => {
-                problems.push("computerGroups must be a list of group names".to_owned());
+                problems.add(
+                    "computerGroups",
+                    "computerGroups must be a list of group names",
+                    FIX_GROUPS,
+                );
                 Vec::new()
             }
         };
@@ -200,7 +246,11 @@ impl AccountConfig {
                     value: v.to_owned(),
                 }),
                 _ => {
-                    problems.push(format!("toolsHostTag {tag:?} is not KEY=VALUE"));
+                    problems.add(
+                        "toolsHostTag",
+                        format!("toolsHostTag {tag:?} is not KEY=VALUE"),
+                        "set toolsHostTag to KEY=VALUE, e.g. adjoin:role=ad-tools",
+                    );
                     None
                 }
             },
@@ -208,10 +258,14 @@ impl AccountConfig {
         };
 
         let computer_name_prefix = text("computerNamePrefix");
-        if let Some(prefix) = &computer_name_prefix {
-            if let Err(e) = crate::computer_name::check_prefix(prefix) {
-                problems.push(e);
-            }
+        if let Some(prefix) = &computer_name_prefix
+            && let Err(e) = crate::computer_name::check_prefix(prefix)
+        {
+            problems.add(
+                "computerNamePrefix",
+                e,
+                "use 1-6 letters, digits or '-', starting with a letter",
+            );
         }
 
         let install_rds_session_host = match item.get("installRdsSessionHost") {
@@ -220,9 +274,11 @@ impl AccountConfig {
             Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
             Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
             Some(other) => {
-                problems.push(format!(
-                    "installRdsSessionHost {other} is not true or false"
-                ));
+                problems.add(
+                    "installRdsSessionHost",
+                    format!("installRdsSessionHost {other} is not true or false"),
+                    "set installRdsSessionHost to true or false",
+                );
                 false
             }
         };
@@ -231,22 +287,26 @@ impl AccountConfig {
         if let Some(group) = &log_group
             && !is_log_group_name(group)
         {
-            problems.push(format!(
-                "commandLogGroup {group:?} is not a CloudWatch Logs group name"
-            ));
+            problems.add(
+                "commandLogGroup",
+                format!("commandLogGroup {group:?} is not a CloudWatch Logs group name"),
+                "use a log group name of letters, digits and _-/.#",
+            );
         }
         let s3_bucket = text("commandOutputBucket");
         if let Some(bucket) = &s3_bucket
             && !is_bucket_name(bucket)
         {
-            problems.push(format!(
-                "commandOutputBucket {bucket:?} is not an S3 bucket name"
-            ));
+            problems.add(
+                "commandOutputBucket",
+                format!("commandOutputBucket {bucket:?} is not an S3 bucket name"),
+                "use an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-'",
+            );
         }
 
-        match (problems.is_empty(), password) {
+        match (problems.0.is_empty(), password) {
             (true, Some(password)) => Ok(AccountConfig {
-                account: event_account.clone(),
+                account: account.clone(),
                 dns_name: dns_name.to_ascii_lowercase(),
                 dc_ips,
                 join_user,
@@ -262,11 +322,60 @@ impl AccountConfig {
                     s3_bucket,
                 },
             }),
-            _ => Err(format!(
-                "config item for account {event_account} is invalid: {}",
-                problems.join("; ")
-            )),
+            _ => Err(InvalidItem {
+                account: account.clone(),
+                problems: problems.0,
+            }),
         }
+    }
+}
+
+/// One thing wrong with a config item.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The attribute at fault (`accountId`, `dnsIP1`, …).
+    pub attribute: &'static str,
+    /// What is wrong. Never the value of an attribute that may hold a secret by mistake.
+    pub message: String,
+    /// What to change.
+    pub fix: String,
+}
+
+/// A config item the service cannot use, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config item for account {account} is invalid: {}", messages(problems))]
+pub struct InvalidItem {
+    pub account: AccountId,
+    pub problems: Vec<Problem>,
+}
+
+impl InvalidItem {
+    /// The problems with `attribute`.
+    pub fn of<'a>(&'a self, attribute: &'a str) -> impl Iterator<Item = &'a Problem> {
+        self.problems
+            .iter()
+            .filter(move |p| p.attribute == attribute)
+    }
+}
+
+fn messages(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, attribute: &'static str, message: impl Into<String>, fix: impl Into<String>) {
+        self.0.push(Problem {
+            attribute,
+            message: message.into(),
+            fix: fix.into(),
+        });
     }
 }
 
@@ -394,8 +503,9 @@ mod tests {
         item.insert("commandLogGroup".into(), json!("bad group name!"));
         item.insert("commandOutputBucket".into(), json!("Not_A_Bucket"));
         let e = AccountConfig::from_item(&item, &account()).expect_err("invalid");
-        assert!(e.contains("commandLogGroup"), "{e}");
-        assert!(e.contains("commandOutputBucket"), "{e}");
+        assert_eq!(e.of("commandLogGroup").count(), 1, "{e}");
+        assert_eq!(e.of("commandOutputBucket").count(), 1, "{e}");
+        assert_eq!(e.problems.len(), 2, "{e}");
     }
 
     #[test]
@@ -406,7 +516,12 @@ mod tests {
             json!("arn:aws:iam::999988887777:role/adjoin-member"),
         );
         let e = AccountConfig::from_item(&item, &account()).expect_err("refused");
-        assert!(e.contains("belongs to account 999988887777"), "{e}");
+        let problem = e.of("assumeRoleARN").next().expect("the role's problem");
+        assert!(problem.message.contains("999988887777"), "{e}");
+        assert!(
+            problem.fix.contains("arn:aws:iam::111122223333:role/"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -415,14 +530,14 @@ mod tests {
             json!({"accountId": "111122223333", "dnsName": "nodots", "dnsIP1": "10.0.0.300"});
         let e = AccountConfig::from_item(item.as_object().expect("object"), &account())
             .expect_err("refused");
-        for expected in [
-            "dnsName \"nodots\"",
-            "dnsIP1",
-            "adJoinUserName is missing",
-            "neither adJoinUserPwParam",
-        ] {
-            assert!(e.contains(expected), "{expected} not in {e}");
-        }
+        let attributes: Vec<&str> = e.problems.iter().map(|p| p.attribute).collect();
+        assert_eq!(
+            attributes,
+            ["dnsName", "dnsIP1", "adJoinUserName", "adJoinUserPwParam"],
+            "{e}"
+        );
+        assert!(e.problems.iter().all(|p| !p.fix.is_empty()));
+        assert!(e.to_string().contains("dnsName \"nodots\""), "{e}");
     }
 
     #[test]
@@ -459,8 +574,8 @@ mod tests {
         let mut item = blog_item();
         item.insert("adJoinUserPwParam".into(), json!("Hunter2 is my p@ss!"));
         let e = AccountConfig::from_item(&item, &account()).expect_err("refused");
-        assert!(e.contains("adJoinUserPwParam is not an SSM parameter name or ARN"));
-        assert!(!e.contains("Hunter2"));
+        assert_eq!(e.of("adJoinUserPwParam").count(), 1, "{e}");
+        assert!(!format!("{e} {e:?}").contains("Hunter2"));
         item.insert(
             "adJoinUserPwParam".into(),
             json!("arn:aws:ssm:eu-west-1:123456789012:parameter/adjoin/pw"),

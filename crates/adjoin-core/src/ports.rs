@@ -130,3 +130,38 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
     }
 }
+
+/// Why an account's ports could not be opened.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OpenError {
+    /// The session could not be had (STS refused, timed out, …).
+    #[error(transparent)]
+    Session(Error),
+    /// The item names no role, and the service runs in another account.
+    #[error(
+        "config item for account {account} has no assumeRoleARN, and the service runs in account {home}"
+    )]
+    ForeignWithoutRole { account: AccountId, home: AccountId },
+}
+
+/// The ports of `config`'s account in `region`: through its member role when the item
+/// names one, else the service's own account — which must then be the item's account.
+pub async fn open_account(
+    sessions: &dyn Sessions,
+    config: &crate::config::AccountConfig,
+    region: &Region,
+) -> Result<AccountPorts, OpenError> {
+    let ports = match &config.role {
+        Some(role) => sessions.assume(role, region).await,
+        None => sessions.home_in(region).await,
+    }
+    .map_err(OpenError::Session)?;
+    if ports.account == config.account {
+        Ok(ports)
+    } else {
+        Err(OpenError::ForeignWithoutRole {
+            account: config.account.clone(),
+            home: ports.account,
+        })
+    }
+}

@@ -10,7 +10,7 @@ use crate::config::AccountConfig;
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::ledger::{JoinRecord, OUTPUT_LINES, format_time, output_tail};
-use crate::ports::{AccountPorts, CommandStatus, ConfigStore, Ledger, Sessions};
+use crate::ports::{AccountPorts, CommandStatus, ConfigStore, Ledger, Sessions, open_account};
 
 /// One instance, as `adjoin status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -142,12 +142,10 @@ async fn open(
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no config item for account {account}"))?;
-    let cfg = AccountConfig::from_item(&item, &account)?;
-    match &cfg.role {
-        Some(role) => ports.sessions.assume(role, &region).await,
-        None => ports.sessions.home_in(&region).await,
-    }
-    .map_err(|e| e.to_string())
+    let cfg = AccountConfig::from_item(&item, &account).map_err(|e| e.to_string())?;
+    open_account(ports.sessions, &cfg, &region)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::Instance;
 use crate::ledger::JoinRecord;
 use crate::outcome::Action;
-use crate::ports::AccountPorts;
+use crate::ports::{AccountPorts, OpenError, open_account};
 
 use super::Message;
 
@@ -149,18 +149,14 @@ impl Worker {
             }
             Err(e) => return Err(Blocked::Error(e)),
         };
-        let config = AccountConfig::from_item(&item, account).map_err(Blocked::Rejected)?;
-        let ports = match &config.role {
-            Some(role) => self.ports.sessions.assume(role, region).await,
-            None => self.ports.sessions.home_in(region).await,
-        }
-        .map_err(Blocked::Error)?;
-        if &ports.account != account {
-            return Err(Blocked::Rejected(format!(
-                "config item for account {account} has no assumeRoleARN, and the service runs in account {}",
-                ports.account
-            )));
-        }
+        let config = AccountConfig::from_item(&item, account)
+            .map_err(|e| Blocked::Rejected(e.to_string()))?;
+        let ports = open_account(self.ports.sessions.as_ref(), &config, region)
+            .await
+            .map_err(|e| match e {
+                OpenError::Session(e) => Blocked::Error(e),
+                other => Blocked::Rejected(other.to_string()),
+            })?;
         // What EC2 reports and what the ledger says, read at the same time.
         let (instances, records) = tokio::join!(
             ports.instances.describe(ids),

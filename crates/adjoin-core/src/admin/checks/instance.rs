@@ -142,8 +142,8 @@ pub async fn preflight(
                 ));
                 Some(cfg)
             }
-            Err(problems) => {
-                report.push(Check::fail("config item", problems, FIX_PUT));
+            Err(invalid) => {
+                report.push(Check::fail("config item", invalid.to_string(), FIX_PUT));
                 None
             }
         },
