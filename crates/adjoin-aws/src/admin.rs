@@ -60,7 +60,9 @@ impl ConfigAdmin for DynamoConfigAdmin {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| map_sdk_error("dynamodb:PutItem", e))?;
+            .map_err(|e| {
+                map_sdk_error("dynamodb:PutItem", e).about(&format!("table {}", self.table))
+            })?;
         Ok(())
     }
 
@@ -74,7 +76,9 @@ impl ConfigAdmin for DynamoConfigAdmin {
             .send();
         let mut items = Vec::new();
         while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| map_sdk_error("dynamodb:Scan", e))?;
+            let item = item.map_err(|e| {
+                map_sdk_error("dynamodb:Scan", e).about(&format!("table {}", self.table))
+            })?;
             match serde_dynamo::from_item(item)
                 .map_err(|e| unreadable("dynamodb:Scan", "a config item", e))?
             {
@@ -96,7 +100,9 @@ impl ConfigAdmin for DynamoConfigAdmin {
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| map_sdk_error("dynamodb:DeleteItem", e))?;
+            .map_err(|e| {
+                map_sdk_error("dynamodb:DeleteItem", e).about(&format!("table {}", self.table))
+            })?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 }
@@ -139,7 +145,9 @@ impl LedgerQuery for DynamoLedgerQuery {
         let mut items = scan.into_paginator().items().send();
         let mut records = Vec::new();
         while let Some(item) = items.next().await {
-            let item = item.map_err(|e| map_sdk_error("dynamodb:Scan", e))?;
+            let item = item.map_err(|e| {
+                map_sdk_error("dynamodb:Scan", e).about(&format!("table {}", self.table))
+            })?;
             records.push(
                 serde_dynamo::from_item(item)
                     .map_err(|e| unreadable("dynamodb:Scan", "a ledger record", e))?,

@@ -224,3 +224,34 @@ async fn visibility_changes_refused_for_some_messages_are_an_error_of_their_kind
     assert!(matches!(e, Error::Unavailable { .. }), "{e:?}");
     assert!(e.to_string().contains("1 of 2"), "{e}");
 }
+
+#[tokio::test]
+async fn a_missing_table_or_queue_is_named_in_the_error() {
+    let missing = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#;
+    let canned = Canned::new(&[(400, missing)]);
+    let e = ledger(&canned)
+        .get_many(&[id("i-0aaaaaaaaaaaaaaa1")])
+        .await
+        .expect_err("no table");
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    assert!(e.to_string().contains("table ledger"), "{e}");
+    let gone = r#"{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"The specified queue does not exist."}"#;
+    let canned = Canned::new(&[(400, gone)]);
+    let queue = SqsQueue::new(
+        aws_sdk_sqs::Client::new(&canned.config()),
+        "https://sqs.eu-west-1.amazonaws.com/111122223333/adjoin-dlq",
+    );
+    let e = queue
+        .send_to_dlq(&adjoin_core::ports::DeadLetter {
+            message_id: "m".into(),
+            body: "{}".into(),
+            reason: "r".into(),
+        })
+        .await
+        .expect_err("no queue");
+    assert!(
+        e.to_string()
+            .contains("queue https://sqs.eu-west-1.amazonaws.com/111122223333/adjoin-dlq"),
+        "{e}"
+    );
+}

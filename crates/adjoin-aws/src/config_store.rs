@@ -33,7 +33,9 @@ impl ConfigStore for DynamoConfigStore {
             .key("accountId", AttributeValue::S(account.to_string()))
             .send()
             .await
-            .map_err(|e| map_sdk_error("dynamodb:GetItem", e))?;
+            .map_err(|e| {
+                map_sdk_error("dynamodb:GetItem", e).about(&format!("table {}", self.table))
+            })?;
         let Some(item) = out.item else {
             return Ok(None);
         };

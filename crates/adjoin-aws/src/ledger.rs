@@ -52,7 +52,10 @@ impl DynamoLedger {
                 .request_items(&self.table, request)
                 .send()
                 .await
-                .map_err(|e| map_sdk_error("dynamodb:BatchGetItem", e))?;
+                .map_err(|e| {
+                    map_sdk_error("dynamodb:BatchGetItem", e)
+                        .about(&format!("table {}", self.table))
+                })?;
             for item in out
                 .responses
                 .unwrap_or_default()
@@ -115,7 +118,9 @@ impl Ledger for DynamoLedger {
             {
                 Ok(false)
             }
-            Err(e) => Err(map_sdk_error("dynamodb:PutItem", e)),
+            Err(e) => {
+                Err(map_sdk_error("dynamodb:PutItem", e).about(&format!("table {}", self.table)))
+            }
         }
     }
 }

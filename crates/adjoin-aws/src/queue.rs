@@ -66,7 +66,9 @@ impl Queue for SqsQueue {
             .message_attributes("adjoin-message-id", text(&letter.message_id)?)
             .send()
             .await
-            .map_err(|e| map_sdk_error("sqs:SendMessage", e))?;
+            .map_err(|e| {
+                map_sdk_error("sqs:SendMessage", e).about(&format!("queue {}", self.dlq_url))
+            })?;
         Ok(())
     }
 
@@ -103,7 +105,7 @@ impl Queue for SqsQueue {
             let out = request
                 .send()
                 .await
-                .map_err(|e| map_sdk_error(OPERATION, e))?;
+                .map_err(|e| map_sdk_error(OPERATION, e).about(&format!("queue {url}")))?;
             if let Some(failed) = out.failed().first() {
                 return Err(crate::error::classify(
                     OPERATION,

@@ -33,8 +33,9 @@ enum Command {
     ///
     /// Each FILE is an SQS event ({"Records":[...]}), a single EventBridge event, or an SNS
     /// notification; each file is one batch. Prints one JSON line per message. Exit status:
-    /// 0 when every message was dispatched or skipped, 3 when any was deferred, failed or
-    /// rejected, 2 for usage errors.
+    /// 0 when every message was dispatched, verified or skipped, 3 when any was deferred,
+    /// failed or rejected, 2 for usage errors.
+    #[command(after_help = replay::ENVIRONMENT)]
     Replay(replay::Args),
     /// Write, read, list, validate and delete account config items (ADJOIN_CONFIG_TABLE).
     Config(config::Args),
@@ -53,6 +54,8 @@ enum Command {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour only for a person: piped or redirected stderr gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

@@ -9,6 +9,19 @@ use adjoin_core::outcome::Outcome;
 use adjoin_core::worker::Message;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// What `adjoin replay` reads from its environment (shown by `--help`).
+pub const ENVIRONMENT: &str = "\
+Environment:
+  ADJOIN_CONFIG_TABLE          the config table (required)
+  ADJOIN_LEDGER_TABLE          the ledger table (required)
+  ADJOIN_DLQ_URL               where rejected messages go (none: reported only)
+  ADJOIN_TOOLS_HOST_TAG_KEY    tag of the AD tools host (default adjoin:role)
+  ADJOIN_TOOLS_HOST_TAG_VALUE  (default ad-tools)
+  ADJOIN_MAX_ATTEMPTS, ADJOIN_MAX_AGE_SECONDS, ADJOIN_JOIN_ATTEMPTS, ADJOIN_CONCURRENCY,
+  ADJOIN_CONFIG_TTL_SECONDS, ADJOIN_LEAVE_UNRECORDED   as the Lambda (see README)
+  AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, AWS_ACCESS_KEY_ID, ...   the AWS SDK's own
+  RUST_LOG                     log level on stderr (default warn)";
+
 /// Exit status when any message would be a batch item failure or was rejected.
 const EXIT_NOT_ALL_HANDLED: u8 = 3;
 /// Exit status for usage errors (as clap's).
@@ -117,5 +130,18 @@ pub async fn run(args: Args) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_NOT_ALL_HANDLED)
+    }
+}
+
+#[cfg(test)]
+mod environment_tests {
+    #[test]
+    fn help_names_every_variable_the_service_reads() {
+        for variable in adjoin_aws::settings::VARIABLES {
+            assert!(
+                super::ENVIRONMENT.contains(variable),
+                "{variable} is missing from replay --help"
+            );
+        }
     }
 }

@@ -63,6 +63,38 @@ impl Error {
         matches!(self, Error::Throttled { .. } | Error::AgentNotReady { .. })
     }
 
+    /// The same error, its message naming the resource the call was about (`table
+    /// adjoin-config`, `queue https://…`), so that "not found" says what is missing.
+    pub fn about(self, resource: &str) -> Self {
+        let name = |message: String| format!("{resource}: {message}");
+        match self {
+            Error::Throttled { operation, message } => Error::Throttled {
+                operation,
+                message: name(message),
+            },
+            Error::Unavailable { operation, message } => Error::Unavailable {
+                operation,
+                message: name(message),
+            },
+            Error::AgentNotReady { operation, message } => Error::AgentNotReady {
+                operation,
+                message: name(message),
+            },
+            Error::AccessDenied { operation, message } => Error::AccessDenied {
+                operation,
+                message: name(message),
+            },
+            Error::NotFound { operation, message } => Error::NotFound {
+                operation,
+                message: name(message),
+            },
+            Error::Invalid { operation, message } => Error::Invalid {
+                operation,
+                message: name(message),
+            },
+        }
+    }
+
     /// The operation that failed, e.g. `ssm:SendCommand`.
     pub fn operation(&self) -> &'static str {
         match self {
