@@ -4,12 +4,13 @@
 #   tests/e2e/samba-ad.sh ADJOIN_BINARY
 #
 # Six network namespaces joined by a bridge, with no route off the machine:
-#   adj-dc     10.200.0.1   Samba AD DC for EXAMPLE.TEST (OU=Servers, delegated join user)
-#   adj-inst   10.200.0.2   the "EC2 instance" that is joined
-#   adj-tools  10.200.0.3   the AD tools host that deletes computer objects
-#   adj-clone  10.200.0.4   an instance launched from an image of the joined one
-#   adj-aws    10.200.0.10  the AWS API emulator (moto server)
-#   adj-sw                  the bridge
+# (adjN-: N is the run's id, ADJOIN_E2E_RUN or the shell's PID, so runs never share a lab)
+#   adjN-dc     10.200.0.1   Samba AD DC for EXAMPLE.TEST (OU=Servers, delegated join user)
+#   adjN-inst   10.200.0.2   the "EC2 instance" that is joined
+#   adjN-tools  10.200.0.3   the AD tools host that deletes computer objects
+#   adjN-clone  10.200.0.4   an instance launched from an image of the joined one
+#   adjN-aws    10.200.0.10  the AWS API emulator (moto server)
+#   adjN-sw                  the bridge
 # The DC, instances and tools host each also get a mount namespace (overlay /etc and /var,
 # tmpfs /run and /tmp) and a UTS namespace: nothing they write reaches the host.
 #
@@ -20,11 +21,19 @@
 #
 # Root only. Needs: samba winbind krb5-user adcli sssd sssd-tools samba-common-bin
 # ldb-tools dnsutils iproute2 (Debian), moto_server and the AWS CLI (pip).
-# ADJOIN_E2E_KEEP=1 keeps the lab afterwards, to look around (then: tests/e2e/samba-ad.sh down).
+# ADJOIN_E2E_KEEP=1 keeps the lab afterwards, to look around (then: tests/e2e/samba-ad.sh
+# down RUN, with the run id it prints).
 # shellcheck disable=SC2016  # inner sh -c '...' scripts get their values as $1..
 set -Eeuo pipefail
 
-LAB=${ADJOIN_E2E_ROOT:-/tmp/adjoin-e2e}
+# One lab per run: its namespaces and files carry the run's id, so two runs on one
+# machine never tear each other down. `down RUN` removes a kept lab.
+if [ "${1:-}" = down ]; then RUN=${2:-${ADJOIN_E2E_RUN:-}}; else RUN=${ADJOIN_E2E_RUN:-$$}; fi
+case $RUN in
+  ""|*[!A-Za-z0-9]*) echo "usage: $0 down RUN (the run id a kept lab printed; letters and digits)" >&2; exit 2 ;;
+esac
+NSP=adj$RUN
+LAB=${ADJOIN_E2E_ROOT:-/tmp/adjoin-e2e-$RUN}
 REALM=EXAMPLE.TEST DOMAIN=example.test WORKGROUP=EXAMPLE BASE_DN=DC=example,DC=test
 OU_DN="OU=Servers,$BASE_DN"
 ADMIN_PASS='Adm1n-E2e-Lab!'
@@ -76,15 +85,15 @@ wait_for() {
 # ---- namespaces -------------------------------------------------------------------------
 in_host() {
   local h=$1; shift
-  nsenter --net="/run/netns/adj-$h" --mount="$LAB/ns/$h.mnt" --uts="$LAB/ns/$h.uts" -- "$@"
+  nsenter --net="/run/netns/$NSP-$h" --mount="$LAB/ns/$h.mnt" --uts="$LAB/ns/$h.uts" -- "$@"
 }
-in_net() { local h=$1; shift; nsenter --net="/run/netns/adj-$h" -- "$@"; }
+in_net() { local h=$1; shift; nsenter --net="/run/netns/$NSP-$h" -- "$@"; }
 
 # start_bg NS NAME CMD...: a daemon in network namespace NS (and its mount/UTS namespaces
 # when it has them), its PID in $LAB/pids.
 start_bg() {
   local h=$1 name=$2 enter; shift 2
-  enter=(nsenter "--net=/run/netns/adj-$h")
+  enter=(nsenter "--net=/run/netns/$NSP-$h")
   [ ! -e "$LAB/ns/$h.mnt" ] || enter+=("--mount=$LAB/ns/$h.mnt" "--uts=$LAB/ns/$h.uts")
   "${enter[@]}" -- "$@" </dev/null >"$LOGS/$h-$name.log" 2>&1 &
   echo $! >"$LAB/pids/$h-$name.pid"
@@ -99,8 +108,8 @@ kill_pid() {
 # Everything left in a namespace was started by this harness.
 stop_ns() {
   local p
-  [ -e "/run/netns/adj-$1" ] || return 0
-  for p in $(ip netns pids "adj-$1" 2>/dev/null); do kill_pid "$p"; done
+  [ -e "/run/netns/$NSP-$1" ] || return 0
+  for p in $(ip netns pids "$NSP-$1" 2>/dev/null); do kill_pid "$p"; done
 }
 
 lab_down() {
@@ -113,7 +122,7 @@ lab_down() {
     if mountpoint -q "$LAB/ns"; then umount -n "$LAB/ns"; fi
   fi
   for ns in inst clone tools dc aws sw; do
-    if [ -e "/run/netns/adj-$ns" ]; then ip netns del "adj-$ns"; fi
+    if [ -e "/run/netns/$NSP-$ns" ]; then ip netns del "$NSP-$ns"; fi
   done
   if [ -e "$LAB" ]; then
     ! grep -q " $LAB" /proc/self/mounts || die "still mounted under $LAB"
@@ -122,19 +131,19 @@ lab_down() {
 }
 
 net_up() {
-  ip netns add adj-sw
-  ip -n adj-sw link add br0 type bridge
-  ip -n adj-sw link set br0 up
+  ip netns add "$NSP-sw"
+  ip -n "$NSP-sw" link add br0 type bridge
+  ip -n "$NSP-sw" link set br0 up
   local h ip
   for h in dc inst tools clone aws; do
     case $h in dc) ip=$DC_IP ;; inst) ip=$INST_IP ;; tools) ip=$TOOLS_IP ;; clone) ip=$CLONE_IP ;; aws) ip=$AWS_IP ;; esac
-    ip netns add "adj-$h"
+    ip netns add "$NSP-$h"
     in_net "$h" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-    ip link add eth0 netns "adj-$h" type veth peer name "$h" netns adj-sw
-    ip -n adj-sw link set "$h" master br0 up
-    ip -n "adj-$h" link set lo up
-    ip -n "adj-$h" addr add "$ip/24" dev eth0
-    ip -n "adj-$h" link set eth0 up
+    ip link add eth0 netns "$NSP-$h" type veth peer name "$h" netns "$NSP-sw"
+    ip -n "$NSP-sw" link set "$h" master br0 up
+    ip -n "$NSP-$h" link set lo up
+    ip -n "$NSP-$h" addr add "$ip/24" dev eth0
+    ip -n "$NSP-$h" link set eth0 up
   done
 }
 
@@ -183,7 +192,7 @@ dc_up() {
   in_host dc cp "$SAMBA_DIR/private/krb5.conf" /etc/krb5.conf
   start_bg dc samba samba -F --debug-stdout -s "$SMBCONF"
   wait_for 90 "DC: LDAP answers as Administrator" \
-    env PASSWD="$ADMIN_PASS" nsenter --net=/run/netns/adj-dc --mount="$LAB/ns/dc.mnt" \
+    env PASSWD="$ADMIN_PASS" nsenter --net="/run/netns/$NSP-dc" --mount="$LAB/ns/dc.mnt" \
     --uts="$LAB/ns/dc.uts" -- ldbsearch -H "ldap://$DC_FQDN" -U Administrator -b "$BASE_DN" -s base dn
   wait_for 60 "DC: Kerberos answers" in_net inst timeout 2 bash -c "exec 3<>/dev/tcp/$DC_IP/88"
 
@@ -390,8 +399,8 @@ for l in open(sys.argv[1]):
     in_host inst adcli testjoin --domain="$DOMAIN" --domain-controller="$DC_IP"
   wait_for 30 "getent passwd alice@$DOMAIN through sssd" in_host inst getent passwd "alice@$DOMAIN"
   expect "getent group $ADMINS_GROUP@$DOMAIN lists alice" \
-    sh -c 'nsenter --net=/run/netns/adj-inst --mount="$1.mnt" --uts="$1.uts" -- getent group "$2" | grep -F alice' \
-    sh "$LAB/ns/inst" "$ADMINS_GROUP@$DOMAIN"
+    sh -c 'nsenter --net="$3" --mount="$1.mnt" --uts="$1.uts" -- getent group "$2" | grep -F alice' \
+    sh "$LAB/ns/inst" "$ADMINS_GROUP@$DOMAIN" "/run/netns/$NSP-inst"
   expect "alice ($ADMINS_GROUP) may log in" access_is ALLOWED "alice@$DOMAIN"
   expect "bob (not in $ADMINS_GROUP) may not" access_is DENIED "bob@$DOMAIN"
   expect "alice's password authenticates (pam_sss, Kerberos)" password_auth "alice@$DOMAIN" "$ALICE_PASS"
@@ -431,8 +440,8 @@ for l in open(sys.argv[1]):
   grep -q "joined $DOMAIN as $clone via" "$LOGS/join-clone.log" || die "the clone did not join as $clone"
   ok "clone join: $(grep -m 1 'moved to' "$LOGS/join-clone.log"); $(grep -m 1 "joined $DOMAIN as" "$LOGS/join-clone.log")"
   expect "the clone's keytab holds $clone\$@$REALM" \
-    sh -c 'nsenter --net=/run/netns/adj-clone --mount="$1.mnt" --uts="$1.uts" -- klist -k /etc/krb5.keytab | grep -F " $2"' \
-    sh "$LAB/ns/clone" "$clone\$@$REALM"
+    sh -c 'nsenter --net="$3" --mount="$1.mnt" --uts="$1.uts" -- klist -k /etc/krb5.keytab | grep -F " $2"' \
+    sh "$LAB/ns/clone" "$clone\$@$REALM" "/run/netns/$NSP-clone"
   expect "computer $clone exists with its own stamp" description_is "$clone" "adjoin $ACCOUNT $REGION $clone_id"
   if [ "$(attr "$COMPUTER" msDS-KeyVersionNumber)" != "$first_kvno" ] ||
     [ "$(attr "$COMPUTER" pwdLastSet)" != "$first_pwd" ]; then
@@ -517,7 +526,7 @@ case ${1:-} in
     ADJOIN=$(realpath "$1")
     [ -x "$ADJOIN" ] || die "$1 is not the adjoin binary"
     before=$(host_fingerprint)
-    if [ -n "$ADJOIN_KEEP" ]; then run; ok "lab kept in $LAB ($0 down removes it)"; exit 0; fi
+    if [ -n "$ADJOIN_KEEP" ]; then run; ok "lab kept in $LAB, run $RUN ($0 down $RUN removes it)"; exit 0; fi
     trap lab_down EXIT
     run
     lab_down
