@@ -132,7 +132,7 @@ struct PutArgs {
 /// The item from the file, if any, with the flags' attributes over it.
 fn item_of(args: &PutArgs) -> Result<ConfigItem, String> {
     let mut item = match &args.file {
-        Some(path) => read_file(path)?,
+        Some(path) => adjoin_core::config::normalized(&read_file(path)?),
         None => ConfigItem::new(),
     };
     let strings = [
@@ -182,11 +182,33 @@ fn read_file(path: &Path) -> Result<ConfigItem, String> {
         }
     };
     match value {
+        Value::Object(map) if is_dynamodb_json(&map) => from_dynamodb_json(map)
+            .map_err(|e| format!("{}: DynamoDB JSON that cannot be read: {e}", path.display())),
         Value::Object(map) => Ok(map),
         _ => Err(format!(
             "{} does not hold one item (a table/object)",
             path.display()
         )),
+    }
+}
+
+/// DynamoDB's typed JSON, as `aws dynamodb put-item --item file://…` takes it: every
+/// value an object with one type key (`{"S": "…"}`, `{"L": […]}`, …).
+fn is_dynamodb_json(item: &ConfigItem) -> bool {
+    const TYPES: [&str; 10] = ["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"];
+    !item.is_empty()
+        && item.values().all(|v| {
+            v.as_object()
+                .is_some_and(|o| o.len() == 1 && o.keys().all(|k| TYPES.contains(&k.as_str())))
+        })
+}
+
+fn from_dynamodb_json(item: ConfigItem) -> Result<ConfigItem, String> {
+    let typed: std::collections::HashMap<String, serde_dynamo::AttributeValue> =
+        serde_json::from_value(Value::Object(item)).map_err(|e| e.to_string())?;
+    match serde_dynamo::from_item::<_, Value>(typed).map_err(|e| e.to_string())? {
+        Value::Object(map) => Ok(map),
+        _ => Err("not an item".to_owned()),
     }
 }
 

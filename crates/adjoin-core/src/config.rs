@@ -73,6 +73,12 @@ pub struct CommandOutput {
 }
 
 impl AccountConfig {
+    /// The tag of this account's AD tools host: the item's `toolsHostTag`, else the
+    /// service's.
+    pub fn tools_host_tag<'a>(&'a self, service: &'a TagMatch) -> &'a TagMatch {
+        self.tools_host_tag.as_ref().unwrap_or(service)
+    }
+
     /// Kerberos realm: the DNS name in upper case (lower case breaks RHEL 9 / AL2023).
     pub fn realm(&self) -> String {
         self.dns_name.to_ascii_uppercase()
@@ -82,6 +88,7 @@ impl AccountConfig {
     ///
     /// The error lists every problem found, so one fix-and-retry is enough.
     pub fn from_item(item: &ConfigItem, account: &AccountId) -> Result<Self, InvalidItem> {
+        let item = &normalized(item);
         let mut problems = Problems::default();
         let text = |name: &str| -> Option<String> {
             match item.get(name) {
@@ -328,6 +335,20 @@ impl AccountConfig {
             }),
         }
     }
+}
+
+/// The item with blanks trimmed from its attribute names: the original walkthrough's
+/// item, as users copy it, names `" adJoinUserName"` and `" adJoinUserPwParam"` with a
+/// leading space. A name that is already exact wins over a blank-padded one.
+pub fn normalized(item: &ConfigItem) -> ConfigItem {
+    let mut clean = ConfigItem::new();
+    for (name, value) in item {
+        let trimmed = name.trim();
+        if trimmed == name || !item.contains_key(trimmed) {
+            clean.insert(trimmed.to_owned(), value.clone());
+        }
+    }
+    clean
 }
 
 /// One thing wrong with a config item.
@@ -599,5 +620,54 @@ mod tests {
         assert!(role_account("arn:aws:iam::111122223333:user/x").is_err());
         assert!(role_account("arn:aws:sts::111122223333:role/x").is_err());
         assert!(role_account("garbage").is_err());
+    }
+
+    /// The original walkthrough's item as users copy it (tests/samples/blog-itemData.json,
+    /// here as DynamoDB returns it): attribute names with a leading space, empty values
+    /// to fill in, a role of another account.
+    fn walkthrough_item() -> ConfigItem {
+        json!({
+            "accountId": "123412341234",
+            " adJoinUserName": "ADJoinUser",
+            " adJoinUserPwParam": "ADJoinUser-PwParam",
+            "dnsName": "",
+            "dnsIP1": "",
+            "dnsIP2": "",
+            "assumeRoleARN": "arn:aws:iam::111122223333:role/adJoinLambdaRole"
+        })
+        .as_object()
+        .cloned()
+        .expect("object")
+    }
+
+    #[test]
+    fn the_walkthrough_item_as_copied_is_refused_with_what_to_change() {
+        let account = AccountId::parse("123412341234").expect("valid");
+        let e = AccountConfig::from_item(&walkthrough_item(), &account).expect_err("refused");
+        let attributes: Vec<&str> = e.problems.iter().map(|p| p.attribute).collect();
+        // The names with a leading space are read; what is left is what to fill in.
+        assert_eq!(attributes, ["dnsName", "dnsIP1", "assumeRoleARN"], "{e}");
+        let role = e.of("assumeRoleARN").next().expect("role");
+        assert!(role.fix.contains("123412341234"), "{role:?}");
+    }
+
+    #[test]
+    fn the_walkthrough_item_filled_in_works() {
+        let account = AccountId::parse("123412341234").expect("valid");
+        let mut item = walkthrough_item();
+        item.insert("dnsName".into(), json!("corp.example.com"));
+        item.insert("dnsIP1".into(), json!("10.0.0.10"));
+        item.insert(
+            "assumeRoleARN".into(),
+            json!("arn:aws:iam::123412341234:role/adjoin-member"),
+        );
+        let c = AccountConfig::from_item(&item, &account).expect("valid");
+        assert_eq!(c.join_user, "ADJoinUser");
+        assert_eq!(
+            c.password,
+            PasswordRef::SsmParameter("ADJoinUser-PwParam".into())
+        );
+        let clean = normalized(&item);
+        assert!(clean.contains_key("adJoinUserName") && !clean.contains_key(" adJoinUserName"));
     }
 }
