@@ -58,7 +58,9 @@ function Get-AdjoinCredential([string] $Domain, [string] $JoinUser) {
         Remove-Variable -Name secret
     } elseif ($parameter) {
         try {
-            $plain = (Get-SSMParameterValue -Name $parameter -WithDecryption $true -Region $region).Parameters[0].Value
+            # Get-SSMParameter calls ssm:GetParameter, the action the instance and tools-host
+            # policies grant (Get-SSMParameterValue would call ssm:GetParameters).
+            $plain = (Get-SSMParameter -Name $parameter -WithDecryption $true -Region $region).Value
         } catch {
             Stop-Adjoin 12 'cannot read the join password parameter'
         }

@@ -23,6 +23,8 @@ mod queue;
 mod sdk;
 mod sessions;
 pub mod settings;
+#[cfg(test)]
+mod templates;
 
 pub use clients::Clients;
 pub use commands::SsmCommands;
