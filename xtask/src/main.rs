@@ -4,7 +4,8 @@
 //!   starts it, seeds the sample account, instances and AD tools host, and replays
 //!   `tests/events/` with `adjoin replay`.
 //! - `test`: format check, clippy, shellcheck, cfn-lint, every test and the end-to-end
-//!   test; ends with a `tests: N passed, N failed` line.
+//!   test (on the `adjoin` binary `cargo test` built); ends with a
+//!   `tests: N passed, N failed` line.
 //! - `e2e`: the end-to-end test alone: a Samba AD domain controller, an instance and an
 //!   AD tools host in network namespaces, the AWS API emulator, `adjoin replay` and the
 //!   join and leave scripts (`tests/e2e/samba-ad.sh`; root, Debian packages installed
@@ -178,7 +179,10 @@ fn test() -> Result {
         ]),
     )?;
     let (mut passed, mut failed, tests) = cargo_test()?;
-    let end_to_end = e2e();
+    // `cargo test` built the `adjoin` binary for the CLI's integration tests: the one
+    // the end-to-end test runs. (`cargo build -p adjoin-cli` would build the crates a
+    // second time: the tests' dev-dependencies turn on adjoin-core's `test-util`.)
+    let end_to_end = end_to_end(false);
     match &end_to_end {
         Ok(()) => passed += 1,
         Err(e) => {
@@ -204,6 +208,12 @@ const E2E_PACKAGES: &[(&str, &str)] = &[
 ];
 
 fn e2e() -> Result {
+    end_to_end(true)
+}
+
+/// The end-to-end test; `build`: build the `adjoin` binary first, else run the one in
+/// the target directory.
+fn end_to_end(build: bool) -> Result {
     ensure_pip("moto_server", "moto[server]>=5,<6")?;
     // 1.29 is the first AWS CLI that honours AWS_ENDPOINT_URL.
     ensure_pip("aws", "awscli>=1.29")?;
@@ -223,10 +233,12 @@ fn e2e() -> Result {
             ]),
         )?;
     }
-    run(
-        "build adjoin",
-        cargo().args(["build", "--quiet", "-p", "adjoin-cli", "--bin", "adjoin"]),
-    )?;
+    if build {
+        run(
+            "build adjoin",
+            cargo().args(["build", "--quiet", "-p", "adjoin-cli", "--bin", "adjoin"]),
+        )?;
+    }
     run(
         "end to end: tests/e2e/samba-ad.sh",
         Command::new("bash")

@@ -1,11 +1,13 @@
 //! Operating the service: writing config items, reading the ledger, and preflight checks.
 //!
 //! The port traits here are the AWS calls only the operator commands make (the worker
-//! never needs them); `adjoin-aws` implements them, [`fake`] implements them in memory,
-//! [`FaultyAdmin`] wraps them to fail on demand. What a check finds and
-//! what its fix says is decided in [`checks`], what `adjoin status` shows in [`status`].
+//! never needs them); `adjoin-aws` implements them; with the `test-util` feature, `fake`
+//! implements them in memory on the worker's fake world and [`crate::faults::Faulty`]
+//! wraps them to fail on demand, like the worker's ports. What a check finds and what its
+//! fix says is decided in [`checks`], what `adjoin status` shows in [`status`].
 
 pub mod checks;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 pub mod status;
 
@@ -123,137 +125,6 @@ pub fn reference_account(reference: &str) -> Option<AccountId> {
     Arn::parse(reference).and_then(|a| a.account_id())
 }
 
-/// Failing operator ports, for the same fault injection the worker's tests use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AdminOp {
-    PutConfig,
-    ListConfig,
-    DeleteConfig,
-    ScanLedger,
-    DescribeAgent,
-    ProbeSecret,
-}
-
-impl AdminOp {
-    fn error(self) -> Error {
-        let operation = match self {
-            AdminOp::PutConfig => "dynamodb:PutItem",
-            AdminOp::ListConfig => "dynamodb:Scan",
-            AdminOp::DeleteConfig => "dynamodb:DeleteItem",
-            AdminOp::ScanLedger => "dynamodb:Scan",
-            AdminOp::DescribeAgent => "ssm:DescribeInstanceInformation",
-            AdminOp::ProbeSecret => "ssm:DescribeParameters",
-        };
-        Error::AccessDenied {
-            operation,
-            message: "injected fault".into(),
-        }
-    }
-}
-
-/// Which operator calls fail (always, with access denied): a simple switch board.
-#[derive(Clone, Default)]
-pub struct AdminFaults {
-    failing: Arc<std::sync::Mutex<std::collections::HashSet<AdminOp>>>,
-}
-
-impl AdminFaults {
-    pub fn fail(&self, op: AdminOp) {
-        self.lock().insert(op);
-    }
-
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<AdminOp>> {
-        self.failing
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn check(&self, op: AdminOp) -> Result<(), Error> {
-        if self.lock().contains(&op) {
-            Err(op.error())
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// An operator port wrapped so that switched-on faults fire before the real call.
-#[derive(Clone)]
-pub struct FaultyAdmin<T: ?Sized> {
-    inner: Arc<T>,
-    faults: AdminFaults,
-}
-
-impl<T: ?Sized> FaultyAdmin<T> {
-    pub fn new(inner: Arc<T>, faults: AdminFaults) -> Self {
-        FaultyAdmin { inner, faults }
-    }
-}
-
-#[async_trait]
-impl<T: ConfigAdmin + ?Sized> ConfigAdmin for FaultyAdmin<T> {
-    async fn put(&self, item: &ConfigItem) -> Result<(), Error> {
-        self.faults.check(AdminOp::PutConfig)?;
-        self.inner.put(item).await
-    }
-    async fn list(&self) -> Result<Vec<ConfigItem>, Error> {
-        self.faults.check(AdminOp::ListConfig)?;
-        self.inner.list().await
-    }
-    async fn delete(&self, account: &AccountId) -> Result<bool, Error> {
-        self.faults.check(AdminOp::DeleteConfig)?;
-        self.inner.delete(account).await
-    }
-}
-
-#[async_trait]
-impl<T: LedgerQuery + ?Sized> LedgerQuery for FaultyAdmin<T> {
-    async fn scan(&self, filter: &LedgerFilter) -> Result<Vec<JoinRecord>, Error> {
-        self.faults.check(AdminOp::ScanLedger)?;
-        self.inner.scan(filter).await
-    }
-}
-
-#[async_trait]
-impl<T: AgentStatus + ?Sized> AgentStatus for FaultyAdmin<T> {
-    async fn agent(&self, instance: &InstanceId) -> Result<Option<AgentInfo>, Error> {
-        self.faults.check(AdminOp::DescribeAgent)?;
-        self.inner.agent(instance).await
-    }
-}
-
-#[async_trait]
-impl<T: SecretProbe + ?Sized> SecretProbe for FaultyAdmin<T> {
-    async fn exists(&self, reference: &PasswordRef) -> Result<bool, Error> {
-        self.faults.check(AdminOp::ProbeSecret)?;
-        self.inner.exists(reference).await
-    }
-}
-
-impl<T: AdminSessions + ?Sized> FaultyAdmin<T> {
-    fn wrap(&self, ports: AdminPorts) -> AdminPorts {
-        AdminPorts {
-            agents: Arc::new(FaultyAdmin::new(ports.agents, self.faults.clone())),
-            secrets: Arc::new(FaultyAdmin::new(ports.secrets, self.faults.clone())),
-            ..ports
-        }
-    }
-}
-
-#[async_trait]
-impl<T: AdminSessions + ?Sized> AdminSessions for FaultyAdmin<T> {
-    async fn home_in(&self, region: &Region) -> Result<AdminPorts, Error> {
-        Ok(self.wrap(self.inner.home_in(region).await?))
-    }
-    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AdminPorts, Error> {
-        Ok(self.wrap(self.inner.assume(role, region).await?))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,7 +154,7 @@ mod tests {
 
     #[test]
     fn the_ledger_filter_is_by_account_and_time() {
-        let mut r = status::tests::record("i-0abc1234def567890", "111122223333");
+        let mut r = crate::testing::record("i-0abc1234def567890", "111122223333");
         r.updated_at = "2026-01-02T10:00:00Z".into();
         let account = AccountId::parse("111122223333").ok();
         let other = AccountId::parse("999988887777").ok();

@@ -52,24 +52,22 @@ impl ConfigStore for CachedConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::FakeAws;
     use crate::faults::{Fault, Faults, Faulty, Op};
-    use crate::ids::Region;
+    use crate::testing::{MEMBER, bare_world, member_item};
 
     fn account() -> AccountId {
-        AccountId::parse("111122223333").expect("valid")
+        crate::testing::account(MEMBER)
     }
 
     fn item(dns: &str) -> ConfigItem {
-        serde_json::json!({"accountId": "111122223333", "dnsName": dns})
-            .as_object()
-            .cloned()
-            .expect("object")
+        let mut item = member_item();
+        item.insert("dnsName".into(), dns.into());
+        item
     }
 
     #[tokio::test(start_paused = true)]
     async fn items_are_read_once_per_ttl_and_changes_show_after_it() {
-        let aws = FakeAws::new(account(), Region::parse("eu-west-1").expect("valid"));
+        let aws = bare_world();
         aws.put_config(&account(), item("a.example"));
         let cached = CachedConfig::new(Arc::new(aws.clone()), Duration::from_secs(60));
         assert_eq!(cached.get(&account()).await, Ok(Some(item("a.example"))));
@@ -86,7 +84,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn errors_are_not_kept() {
-        let aws = FakeAws::new(account(), Region::parse("eu-west-1").expect("valid"));
+        let aws = bare_world();
         aws.put_config(&account(), item("a.example"));
         let faults = Faults::default();
         faults.inject(Op::GetConfig, Fault::Timeout, Some(1));

@@ -1,17 +1,20 @@
-//! In-memory fakes of every port, for fast unit tests of the worker.
+//! In-memory fakes of every port, the worker's and the operator's, for fast unit tests.
 //!
-//! One [`FakeAws`] holds the state of all accounts: config items, instances per account
-//! and Region, and a record of every call that changes something (commands sent,
-//! roles assumed, dead letters, visibility changes), the join ledger and command results,
-//! so tests assert on what was done. A sent command succeeds unless a test sets its
-//! result ([`FakeAws::set_result`]).
+//! One [`FakeAws`] is one world: it holds the state of all accounts (config items,
+//! instances per account and Region, the join ledger, command results, and for the
+//! operator ports SSM agents and password references, in [`crate::admin::fake`]) and a
+//! record of every call that changes something (commands sent, roles assumed, dead
+//! letters, visibility changes), so tests assert on what was done. A sent command
+//! succeeds unless a test sets its result ([`FakeAws::set_result`]). Any port it hands
+//! out fails on demand when wrapped in [`crate::faults::Faulty`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::admin::AgentInfo;
 use crate::config::{ConfigItem, RoleTarget, TagMatch};
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
@@ -22,6 +25,7 @@ use crate::ports::{
     Ledger, Queue, Sessions,
 };
 use crate::render::CommandRequest;
+use crate::worker::Ports;
 
 /// A command the fake SSM received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,16 +44,22 @@ pub struct AssumedRole {
 }
 
 #[derive(Default)]
-struct State {
-    config: BTreeMap<AccountId, ConfigItem>,
+pub(crate) struct State {
+    /// Config items by their `accountId` attribute (as written: the operator port may
+    /// write an item whose account id is not valid).
+    pub(crate) config: BTreeMap<String, ConfigItem>,
     instances: BTreeMap<(AccountId, Region), BTreeMap<InstanceId, Instance>>,
     sent: Vec<SentCommand>,
     assumed: Vec<AssumedRole>,
     dead_letters: Vec<DeadLetter>,
     retries: Vec<(String, Duration)>,
     describe_calls: usize,
-    ledger: BTreeMap<String, JoinRecord>,
+    pub(crate) ledger: BTreeMap<String, JoinRecord>,
     results: HashMap<String, CommandResult>,
+    pub(crate) agents: BTreeMap<(AccountId, Region, InstanceId), AgentInfo>,
+    pub(crate) references: BTreeSet<(AccountId, Region, String)>,
+    /// References whose existence was asked about: the fake never has a value to read.
+    pub(crate) probed: Vec<String>,
 }
 
 /// All fake AWS state, shared by the fake ports it hands out.
@@ -70,15 +80,22 @@ impl FakeAws {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding the lock has failed already.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The account the service runs in.
+    pub fn home_account(&self) -> &AccountId {
+        &self.home_account
+    }
+
     pub fn put_config(&self, account: &AccountId, item: ConfigItem) {
-        self.state().config.insert(account.clone(), item);
+        self.state()
+            .config
+            .insert(account.as_str().to_owned(), item);
     }
 
     pub fn put_instance(&self, account: &AccountId, region: &Region, instance: Instance) {
@@ -120,6 +137,17 @@ impl FakeAws {
         self.state().results.insert(command_id.to_owned(), result);
     }
 
+    /// The worker's ports on this world: config, sessions, ledger and queue.
+    pub fn ports(&self) -> Ports {
+        let aws = Arc::new(self.clone());
+        Ports {
+            config: aws.clone(),
+            sessions: aws.clone(),
+            ledger: aws.clone(),
+            queue: Some(aws),
+        }
+    }
+
     /// The ports of one account and Region.
     pub fn account(&self, account: &AccountId, region: &Region) -> AccountPorts {
         let scoped = Arc::new(FakeAccount {
@@ -139,7 +167,7 @@ impl FakeAws {
 #[async_trait]
 impl ConfigStore for FakeAws {
     async fn get(&self, account: &AccountId) -> Result<Option<ConfigItem>, Error> {
-        Ok(self.state().config.get(account).cloned())
+        Ok(self.state().config.get(account.as_str()).cloned())
     }
 }
 

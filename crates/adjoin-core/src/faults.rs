@@ -1,11 +1,14 @@
-//! Fault injection: wrap any port so that chosen calls fail on demand.
+//! Fault injection: wrap any port, the worker's or the operator's, so that chosen calls
+//! fail on demand.
 //!
 //! ```
 //! # use adjoin_core::faults::{Faults, Fault, Op};
 //! let faults = Faults::default();
 //! faults.inject(Op::SendCommand, Fault::Throttle, Some(1)); // the next SendCommand is throttled
+//! faults.inject(Op::DescribeAgent, Fault::AccessDenied, None); // every agent lookup is denied
 //! ```
-//! Wrap the ports with [`Faulty`]; sessions it opens hand out wrapped ports too.
+//! Wrap the ports with [`Faulty`]; sessions it opens (the worker's [`Sessions`] and the
+//! operator's [`AdminSessions`]) hand out wrapped ports too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +16,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{ConfigItem, RoleTarget, TagMatch};
+use crate::admin::{
+    AdminPorts, AdminSessions, AgentInfo, AgentStatus, ConfigAdmin, LedgerFilter, LedgerQuery,
+    SecretProbe,
+};
+use crate::config::{ConfigItem, PasswordRef, RoleTarget, TagMatch};
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::Instance;
@@ -38,6 +45,13 @@ pub enum Op {
     WriteLedger,
     SendToDlq,
     ChangeVisibility,
+    // The operator ports.
+    PutConfig,
+    ListConfig,
+    DeleteConfig,
+    ScanLedger,
+    DescribeAgent,
+    ProbeSecret,
 }
 
 impl Op {
@@ -54,6 +68,12 @@ impl Op {
             Op::WriteLedger => "dynamodb:PutItem",
             Op::SendToDlq => "sqs:SendMessage",
             Op::ChangeVisibility => "sqs:ChangeMessageVisibilityBatch",
+            Op::PutConfig => "dynamodb:PutItem",
+            Op::ListConfig => "dynamodb:Scan",
+            Op::DeleteConfig => "dynamodb:DeleteItem",
+            Op::ScanLedger => "dynamodb:Scan",
+            Op::DescribeAgent => "ssm:DescribeInstanceInformation",
+            Op::ProbeSecret => "ssm:DescribeParameters",
         }
     }
 }
@@ -157,13 +177,26 @@ impl<T: ConfigStore + ?Sized> ConfigStore for Faulty<T> {
     }
 }
 
-impl<T: Sessions + ?Sized> Faulty<T> {
+impl<T: ?Sized> Faulty<T> {
+    /// Another port behind the same faults.
+    fn also<U: ?Sized>(&self, inner: Arc<U>) -> Arc<Faulty<U>> {
+        Arc::new(Faulty::new(inner, self.faults.clone()))
+    }
+
     fn wrap(&self, ports: AccountPorts) -> AccountPorts {
         AccountPorts {
             account: ports.account,
             region: ports.region,
-            instances: Arc::new(Faulty::new(ports.instances, self.faults.clone())),
-            commands: Arc::new(Faulty::new(ports.commands, self.faults.clone())),
+            instances: self.also(ports.instances),
+            commands: self.also(ports.commands),
+        }
+    }
+
+    fn wrap_admin(&self, ports: AdminPorts) -> AdminPorts {
+        AdminPorts {
+            agents: self.also(ports.agents),
+            secrets: self.also(ports.secrets),
+            ..ports
         }
     }
 }
@@ -237,5 +270,57 @@ impl<T: Queue + ?Sized> Queue for Faulty<T> {
     ) -> Result<(), Error> {
         self.faults.check(Op::ChangeVisibility)?;
         self.inner.retry_after(queue_arn, messages).await
+    }
+}
+
+#[async_trait]
+impl<T: ConfigAdmin + ?Sized> ConfigAdmin for Faulty<T> {
+    async fn put(&self, item: &ConfigItem) -> Result<(), Error> {
+        self.faults.check(Op::PutConfig)?;
+        self.inner.put(item).await
+    }
+    async fn list(&self) -> Result<Vec<ConfigItem>, Error> {
+        self.faults.check(Op::ListConfig)?;
+        self.inner.list().await
+    }
+    async fn delete(&self, account: &AccountId) -> Result<bool, Error> {
+        self.faults.check(Op::DeleteConfig)?;
+        self.inner.delete(account).await
+    }
+}
+
+#[async_trait]
+impl<T: LedgerQuery + ?Sized> LedgerQuery for Faulty<T> {
+    async fn scan(&self, filter: &LedgerFilter) -> Result<Vec<JoinRecord>, Error> {
+        self.faults.check(Op::ScanLedger)?;
+        self.inner.scan(filter).await
+    }
+}
+
+#[async_trait]
+impl<T: AgentStatus + ?Sized> AgentStatus for Faulty<T> {
+    async fn agent(&self, instance: &InstanceId) -> Result<Option<AgentInfo>, Error> {
+        self.faults.check(Op::DescribeAgent)?;
+        self.inner.agent(instance).await
+    }
+}
+
+#[async_trait]
+impl<T: SecretProbe + ?Sized> SecretProbe for Faulty<T> {
+    async fn exists(&self, reference: &PasswordRef) -> Result<bool, Error> {
+        self.faults.check(Op::ProbeSecret)?;
+        self.inner.exists(reference).await
+    }
+}
+
+#[async_trait]
+impl<T: AdminSessions + ?Sized> AdminSessions for Faulty<T> {
+    async fn home_in(&self, region: &Region) -> Result<AdminPorts, Error> {
+        self.faults.check(Op::HomeSession)?;
+        Ok(self.wrap_admin(self.inner.home_in(region).await?))
+    }
+    async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AdminPorts, Error> {
+        self.faults.check(Op::AssumeRole)?;
+        Ok(self.wrap_admin(self.inner.assume(role, region).await?))
     }
 }

@@ -125,6 +125,12 @@ impl Instance {
     }
 }
 
+/// The AD tools host among the running instances that carry the tools-host tag: the one
+/// of lowest id, so every caller picks the same.
+pub fn tools_host_of(hosts: impl IntoIterator<Item = Instance>) -> Option<Instance> {
+    hosts.into_iter().min_by(|a, b| a.id.cmp(&b.id))
+}
+
 /// What is wrong with an `adGroupName` value, if anything. It is written into sssd.conf
 /// and a Windows group name: no control characters (a newline would add configuration
 /// lines), no commas (sssd would read a list of groups), at most 256 characters.
@@ -135,24 +141,5 @@ pub fn group_tag_problem(value: &str) -> Option<&'static str> {
         Some("is longer than 256 characters")
     } else {
         None
-    }
-}
-
-/// An instance for tests: `tags` as key/value pairs.
-#[cfg(test)]
-pub(crate) fn test_instance(
-    id: &str,
-    state: &str,
-    platform: Platform,
-    tags: &[(&str, &str)],
-) -> Instance {
-    Instance {
-        id: InstanceId::parse(id).expect("valid instance id"),
-        state: state.into(),
-        platform,
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
     }
 }

@@ -2,8 +2,12 @@
 //! their computer objects when they terminate.
 //!
 //! Pure parts (parsing, decisions, names, rendering) and the worker that wires them to
-//! the outside world through [`ports`]. No AWS SDK here: adapters live in `adjoin-aws`,
-//! in-memory fakes in [`fake`], fault injection in [`faults`].
+//! the outside world through [`ports`]. No AWS SDK here: adapters live in `adjoin-aws`.
+//!
+//! The test doubles are compiled only for tests and with the `test-util` feature (which
+//! the other crates enable in their `[dev-dependencies]`, never in a binary): in-memory
+//! fakes of every port in `fake` and `admin::fake` (one world), fault injection for any
+//! port in `faults`, and what tests build alike in `testing`.
 
 // Every outside string reaches this crate: it must not be able to crash the worker.
 // (`panic = "abort"` would fail the whole batch on every redelivery.)
@@ -25,7 +29,9 @@ pub mod computer_name;
 pub mod config;
 pub mod error;
 pub mod event;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+#[cfg(any(test, feature = "test-util"))]
 pub mod faults;
 pub mod ids;
 pub mod instance;
@@ -36,6 +42,9 @@ pub mod ports;
 pub mod render;
 pub mod scripts;
 pub mod sqs;
+#[cfg(any(test, feature = "test-util"))]
+#[allow(clippy::expect_used)]
+pub mod testing;
 pub mod text;
 pub mod worker;
 

@@ -227,7 +227,4 @@ pub fn decode_params(commands: &[String]) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
-mod linux_sandbox;
-
-#[cfg(test)]
 mod tests;

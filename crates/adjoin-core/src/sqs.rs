@@ -60,38 +60,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_lambda_invocation_answers_with_the_messages_to_deliver_again() {
-        use crate::config::TagMatch;
-        use crate::fake::FakeAws;
-        use crate::ids::{AccountId, Region};
-        use crate::worker::{Ports, Settings};
-        use std::sync::Arc;
+        use crate::faults::{Fault, Faults, Op};
 
-        let aws = FakeAws::new(
-            AccountId::parse("123456789012").expect("valid"),
-            Region::parse("eu-west-1").expect("valid"),
-        );
-        let faults = crate::faults::Faults::default();
-        faults.inject(
-            crate::faults::Op::SendToDlq,
-            crate::faults::Fault::ServerError,
-            Some(1),
-        );
-        let ports = Ports {
-            config: Arc::new(aws.clone()),
-            sessions: Arc::new(aws.clone()),
-            ledger: Arc::new(aws.clone()),
-            queue: Some(Arc::new(crate::faults::Faulty::new(
-                Arc::new(aws.clone()),
-                faults,
-            ))),
-        };
-        let worker = Worker::new(
-            ports,
-            Settings::new(TagMatch {
-                key: "k".into(),
-                value: "v".into(),
-            }),
-        );
+        let aws = crate::testing::bare_world();
+        let faults = Faults::default();
+        faults.inject(Op::SendToDlq, Fault::ServerError, Some(1));
+        let worker = crate::testing::worker(&aws, &faults);
         let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [
             {"messageId": "first", "body": "not json"},
             {"messageId": "second", "body": "also not json"}

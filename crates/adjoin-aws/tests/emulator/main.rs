@@ -4,7 +4,6 @@
 //! host tag, so tests run in parallel without seeing each other. `stacks` creates the
 //! CloudFormation templates of `infra/` (in a Region of their own).
 
-#[path = "emulator/stacks.rs"]
 mod stacks;
 
 use std::collections::BTreeMap;
@@ -112,6 +111,36 @@ impl World {
             .commands(&self.member, REGION)
             .await
             .expect("member commands")
+    }
+
+    /// Starts the AD tools host in the home account, tagged for this test; its id.
+    async fn tools_host(&self) -> String {
+        self.bed
+            .run_instance(
+                HOME_ACCOUNT,
+                REGION,
+                false,
+                &[("adjoin:role", &self.tools_tag)],
+            )
+            .await
+            .expect("tools host")
+    }
+
+    /// Terminates the member's instance `id`.
+    async fn terminate(&self, id: &str) {
+        self.bed
+            .terminate_instance(&self.member, REGION, id)
+            .await
+            .expect("terminate");
+    }
+
+    /// Records the member's instance `id` joined by an earlier message, then terminates it.
+    async fn joined_then_terminated(&self, id: &str) {
+        self.bed
+            .record_joined(LEDGER_TABLE, &self.member, REGION, id)
+            .await
+            .expect("joined earlier");
+        self.terminate(id).await;
     }
 
     async fn instance(&self, windows: bool, tags: &[(&str, &str)]) -> String {
@@ -244,25 +273,9 @@ async fn event_inside_an_sns_envelope_is_joined() {
 #[tokio::test]
 async fn terminated_instance_leaves_on_the_tools_host_found_by_tag() {
     let w = world("100000000006").await;
-    let tools = w
-        .bed
-        .run_instance(
-            HOME_ACCOUNT,
-            REGION,
-            false,
-            &[("adjoin:role", &w.tools_tag)],
-        )
-        .await
-        .expect("tools host");
+    let tools = w.tools_host().await;
     let id = w.instance(false, &[]).await;
-    w.bed
-        .record_joined(LEDGER_TABLE, &w.member, REGION, &id)
-        .await
-        .expect("joined earlier");
-    w.bed
-        .terminate_instance(&w.member, REGION, &id)
-        .await
-        .expect("terminate");
+    w.joined_then_terminated(&id).await;
     let r = w.run(vec![w.event(&id, "terminated")]).await;
     assert_eq!(
         (r[0].action, r[0].outcome),
@@ -553,10 +566,7 @@ async fn a_join_comes_back_through_sqs_and_is_recorded_joined() {
 async fn a_terminate_before_the_delayed_running_event_leaves_nothing_behind() {
     let w = world("100000000012").await;
     let id = w.instance(false, &[]).await;
-    w.bed
-        .terminate_instance(&w.member, REGION, &id)
-        .await
-        .expect("terminate");
+    w.terminate(&id).await;
     let worker = w.worker().await;
     let r = worker
         .handle_batch(&messages("t-", vec![w.event(&id, "terminated")]))
@@ -618,26 +628,11 @@ async fn the_join_password_is_in_nothing_the_service_sends_stores_or_logs() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let w = world("100000000013").await;
-    w.bed
-        .run_instance(
-            HOME_ACCOUNT,
-            REGION,
-            false,
-            &[("adjoin:role", &w.tools_tag)],
-        )
-        .await
-        .expect("tools host");
+    w.tools_host().await;
     let linux = w.instance(false, &[("adGroupName", "linux-admins")]).await;
     let windows = w.instance(true, &[("adGroupName", "windows-admins")]).await;
     let gone = w.instance(false, &[]).await;
-    w.bed
-        .record_joined(LEDGER_TABLE, &w.member, REGION, &gone)
-        .await
-        .expect("joined earlier");
-    w.bed
-        .terminate_instance(&w.member, REGION, &gone)
-        .await
-        .expect("terminate");
+    w.joined_then_terminated(&gone).await;
     let batch = messages(
         "secret-",
         vec![
@@ -653,22 +648,14 @@ async fn the_join_password_is_in_nothing_the_service_sends_stores_or_logs() {
     // The same messages again: the joins are verified.
     reports.extend(worker.handle_batch(&batch).await);
     let outcomes: Vec<_> = reports.iter().map(|r| (r.action, r.outcome)).collect();
-    assert!(
-        outcomes.contains(&(Action::Join, Outcome::Dispatched)),
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes.contains(&(Action::Leave, Outcome::Dispatched)),
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes.contains(&(Action::Verify, Outcome::Verified)),
-        "{outcomes:?}"
-    );
-    assert!(
-        outcomes.contains(&(Action::None, Outcome::Rejected)),
-        "{outcomes:?}"
-    );
+    for expected in [
+        (Action::Join, Outcome::Dispatched),
+        (Action::Leave, Outcome::Dispatched),
+        (Action::Verify, Outcome::Verified),
+        (Action::None, Outcome::Rejected),
+    ] {
+        assert!(outcomes.contains(&expected), "{outcomes:?}");
+    }
 
     let mut everything = String::new();
     let mut commands = w.member_commands().await;

@@ -1,25 +1,23 @@
 //! `adjoin check` against the AWS API emulator, seeded with the sample accounts.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
 use adjoin_core::admin::checks::{self, CheckPorts, Verdict};
-use adjoin_core::admin::fake::{FakeAdmin, online};
+use adjoin_core::admin::fake::online;
 use adjoin_core::admin::{AdminPorts, AdminSessions};
-use adjoin_core::config::{RoleTarget, TagMatch};
-use adjoin_core::ids::{AccountId, InstanceId, Region};
-use adjoin_testkit::samples::{self, CONFIG_TABLE, Seeded};
-use adjoin_testkit::{Bed, HOME_ACCOUNT, Moto};
+use adjoin_core::config::RoleTarget;
+use adjoin_core::fake::FakeAws;
+use adjoin_core::ids::Region;
+use adjoin_core::testing::{account, instance_id, region_named, tools_tag};
+use adjoin_testkit::samples::{CONFIG_TABLE, Seeded};
+use adjoin_testkit::{HOME_ACCOUNT, Moto};
 
-use super::{MEMBER, PASSWORD, REGION, tempdir, workspace};
+use super::{MEMBER, REGION, adjoin, seeded};
 
 fn check(moto: &Moto, seeded: &Seeded, account: &str, instance: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adjoin"))
-        .args(["check", "--account", account, "--instance", instance])
-        .envs(moto.env(REGION))
-        .envs(seeded.env.iter().cloned())
-        .output()
-        .expect("adjoin runs")
+    let args = ["check", "--account", account, "--instance", instance];
+    adjoin(moto, &seeded.env, args)
 }
 
 fn line<'a>(report: &'a str, name: &str) -> &'a str {
@@ -35,7 +33,7 @@ fn line<'a>(report: &'a str, name: &str) -> &'a str {
 /// stands in for them, because moto does not implement DescribeInstanceInformation.
 struct FakeAgents {
     real: adjoin_aws::admin::AwsAdminSessions,
-    agents: FakeAdmin,
+    agents: FakeAws,
 }
 
 #[async_trait::async_trait]
@@ -68,16 +66,7 @@ impl AdminSessions for FakeAgents {
 /// fake of the agent port (and the real adapters for everything else) passes whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_preflight_of_the_sample_instances() {
-    let moto = Moto::start_private().expect("moto");
-    let bed = Bed::new(&moto, REGION).await;
-    let seeded = samples::seed(
-        &bed,
-        &workspace().join("tests/events"),
-        &tempdir("check"),
-        PASSWORD,
-    )
-    .await
-    .expect("seeded");
+    let (moto, bed, seeded) = seeded("check").await;
     let linux = &seeded.ids["i-0a1b2c3d4e5f60001"];
 
     let out = check(&moto, &seeded, MEMBER, linux);
@@ -125,21 +114,11 @@ async fn the_preflight_of_the_sample_instances() {
 
     // With agents registered (in the fake), the same instance passes every check.
     let sdk = bed.as_account(HOME_ACCOUNT, REGION).await.expect("sdk");
-    let member = AccountId::parse(MEMBER).expect("valid");
-    let region = Region::parse(REGION).expect("valid");
-    let agents = FakeAdmin::new(AccountId::parse(HOME_ACCOUNT).expect("valid"));
-    agents.put_agent(
-        &member,
-        &region,
-        &InstanceId::parse(linux).expect("valid"),
-        online("Linux"),
-    );
-    agents.put_agent(
-        &AccountId::parse(HOME_ACCOUNT).expect("valid"),
-        &region,
-        &InstanceId::parse(&seeded.tools_host).expect("valid"),
-        online("Linux"),
-    );
+    let (home, region) = (account(HOME_ACCOUNT), region_named(REGION));
+    let agents = FakeAws::new(home.clone(), region.clone());
+    for (at, id) in [(account(MEMBER), linux), (home, &seeded.tools_host)] {
+        agents.put_agent(&at, &region, &instance_id(id), online("Linux"));
+    }
     let config =
         adjoin_aws::DynamoConfigStore::new(aws_sdk_dynamodb::Client::new(&sdk), CONFIG_TABLE);
     let sessions = adjoin_aws::AwsSessions::new(sdk.clone());
@@ -152,11 +131,7 @@ async fn the_preflight_of_the_sample_instances() {
         sessions: &sessions,
         admin: admin.as_ref(),
     };
-    let tag = TagMatch {
-        key: "adjoin:role".into(),
-        value: "ad-tools".into(),
-    };
-    let report = checks::preflight(&ports, MEMBER, linux, &region, &tag).await;
+    let report = checks::preflight(&ports, MEMBER, linux, &region, &tools_tag()).await;
     assert!(report.passed(), "{report:#?}");
     assert_eq!(
         report.get("SSM agent").map(|c| c.verdict),

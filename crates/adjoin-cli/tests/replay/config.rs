@@ -1,21 +1,16 @@
 //! `adjoin config` as operators run it, against the AWS API emulator.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
+use adjoin_testkit::Moto;
 use adjoin_testkit::samples::{CONFIG_TABLE, PASSWORD_PARAMETER};
-use adjoin_testkit::{Bed, Moto};
 use serde_json::Value;
 
-use super::{MEMBER, PASSWORD, REGION, tempdir};
+use super::{MEMBER, PASSWORD, REGION, adjoin, private_bed, tempdir};
 
 fn config(moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adjoin"))
-        .arg("config")
-        .args(args)
-        .envs(moto.env(REGION))
-        .env("ADJOIN_CONFIG_TABLE", CONFIG_TABLE)
-        .output()
-        .expect("adjoin runs")
+    let env = [("ADJOIN_CONFIG_TABLE", CONFIG_TABLE.to_owned())];
+    adjoin(moto, &env, ["config"].iter().chain(args))
 }
 
 fn text(out: &[u8]) -> String {
@@ -24,8 +19,7 @@ fn text(out: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn config_items_are_written_checked_listed_validated_and_deleted() {
-    let moto = Moto::start_private().expect("moto");
-    let bed = Bed::new(&moto, REGION).await;
+    let (moto, bed) = private_bed().await;
     bed.create_table(CONFIG_TABLE, "accountId")
         .await
         .expect("table");
@@ -178,20 +172,12 @@ async fn config_items_are_written_checked_listed_validated_and_deleted() {
     assert!(text(&absent.stdout).starts_with("✗ config item: no item for 999999999999"));
 
     // Delete: once, then there is nothing to delete.
-    assert_eq!(
-        config(&moto, &["delete", "222233334444"]).status.code(),
-        Some(0)
-    );
-    assert_eq!(
-        config(&moto, &["delete", "222233334444"]).status.code(),
-        Some(1)
-    );
-    assert_eq!(
-        config(&moto, &["get", "222233334444"]).status.code(),
-        Some(1)
-    );
-    assert_eq!(
-        config(&moto, &["get", "not-an-account"]).status.code(),
-        Some(2)
-    );
+    for (args, code) in [
+        (["delete", "222233334444"], 0),
+        (["delete", "222233334444"], 1),
+        (["get", "222233334444"], 1),
+        (["get", "not-an-account"], 2),
+    ] {
+        assert_eq!(config(&moto, &args).status.code(), Some(code), "{args:?}");
+    }
 }

@@ -2,6 +2,7 @@
 //! the sample events seeded as `tests/events/seed.json` says, and the operator commands
 //! (`config`, `status`, `check`) in the modules below.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -9,11 +10,8 @@ use adjoin_testkit::samples::{self, Seeded};
 use adjoin_testkit::{Bed, HOME_ACCOUNT, Moto};
 use serde_json::Value;
 
-#[path = "replay/check.rs"]
 mod check;
-#[path = "replay/config.rs"]
 mod config;
-#[path = "replay/status.rs"]
 mod status;
 
 const REGION: &str = "eu-west-1";
@@ -24,18 +22,62 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn replay(moto: &Moto, seeded: &Seeded, args: &[&str], files: &[PathBuf]) -> Output {
+/// Runs `adjoin` with `args` against the emulator, with `env` added to its environment.
+fn adjoin<A: AsRef<OsStr>>(
+    moto: &Moto,
+    env: &[(&'static str, String)],
+    args: impl IntoIterator<Item = A>,
+) -> Output {
     Command::new(env!("CARGO_BIN_EXE_adjoin"))
-        .arg("replay")
         .args(args)
-        .args(files)
         .envs(moto.env(REGION))
-        .envs(seeded.env.iter().cloned())
-        .env("RUST_LOG", "debug")
+        .envs(env.iter().cloned())
         .output()
         .expect("adjoin runs")
 }
 
+/// An emulator of the test's own, and the test bed on it.
+async fn private_bed() -> (Moto, Bed) {
+    let moto = Moto::start_private().expect("moto");
+    let bed = Bed::new(&moto, REGION).await;
+    (moto, bed)
+}
+
+/// Asserts that `adjoin` exited with `code`, showing its standard error otherwise.
+fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private emulator seeded with the sample accounts, instances and events (its own:
+/// the samples' fixed account must not meet other tests' data).
+async fn seeded(name: &str) -> (Moto, Bed, Seeded) {
+    let (moto, bed) = private_bed().await;
+    let seeded = samples::seed(
+        &bed,
+        &workspace().join("tests/events"),
+        &tempdir(name),
+        PASSWORD,
+    )
+    .await
+    .expect("seeded");
+    (moto, bed, seeded)
+}
+
+fn replay(moto: &Moto, seeded: &Seeded, args: &[&str], files: &[PathBuf]) -> Output {
+    let mut env = seeded.env.clone();
+    env.push(("RUST_LOG", "debug".into()));
+    let args = std::iter::once(OsStr::new("replay"))
+        .chain(args.iter().map(OsStr::new))
+        .chain(files.iter().map(|f| f.as_os_str()));
+    adjoin(moto, &env, args)
+}
+
+/// The JSON lines of `adjoin`'s standard output.
 fn lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -62,22 +104,14 @@ fn dlq_url(seeded: &samples::Seeded) -> &str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replaying_the_sample_events() {
-    // Its own emulator: the samples' fixed account must not meet other tests' data.
-    let moto = Moto::start_private().expect("moto");
-    let bed = Bed::new(&moto, REGION).await;
-    let out_dir = tempdir("replay");
-    let seeded = samples::seed(&bed, &workspace().join("tests/events"), &out_dir, PASSWORD)
-        .await
-        .expect("seeded");
+    let (moto, bed, seeded) = seeded("replay").await;
+    let out_dir = seeded.files[0]
+        .parent()
+        .expect("the seeded files' directory");
 
     // A dry run reads everything, sends nothing, and shows the rendered commands.
     let dry = replay(&moto, &seeded, &["--dry-run"], &seeded.files);
-    assert_eq!(
-        dry.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&dry.stderr)
-    );
+    assert_exit(&dry, 3);
     let dry_lines = lines(&dry);
     let join = dry_lines
         .iter()

@@ -1,44 +1,22 @@
 //! `adjoin status` against the AWS API emulator: the ledger after a replay.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use adjoin_core::ledger::{JoinRecord, JoinStatus};
 use adjoin_core::ports::Ledger as _;
-use adjoin_testkit::samples::{self, LEDGER_TABLE, Seeded};
-use adjoin_testkit::{Bed, Moto};
+use adjoin_testkit::Moto;
+use adjoin_testkit::samples::{LEDGER_TABLE, Seeded};
 use serde_json::Value;
 
-use super::{MEMBER, PASSWORD, REGION, replay, tempdir, workspace};
+use super::{MEMBER, adjoin, assert_exit, lines, replay, seeded};
 
 fn status(moto: &Moto, seeded: &Seeded, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_adjoin"))
-        .arg("status")
-        .args(args)
-        .envs(moto.env(REGION))
-        .envs(seeded.env.iter().cloned())
-        .output()
-        .expect("adjoin runs")
-}
-
-fn rows(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
+    adjoin(moto, &seeded.env, ["status"].iter().chain(args))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_shows_the_ledger_and_the_commands_state_in_ssm() {
-    let moto = Moto::start_private().expect("moto");
-    let bed = Bed::new(&moto, REGION).await;
-    let seeded = samples::seed(
-        &bed,
-        &workspace().join("tests/events"),
-        &tempdir("status"),
-        PASSWORD,
-    )
-    .await
-    .expect("seeded");
+    let (moto, bed, seeded) = seeded("status").await;
     let linux = seeded
         .files
         .iter()
@@ -49,21 +27,15 @@ async fn status_shows_the_ledger_and_the_commands_state_in_ssm() {
     let linux_id = &seeded.ids["i-0a1b2c3d4e5f60001"];
     // A record last updated long ago, in another account.
     let old = JoinRecord {
-        instance_id: "i-0eeeeeeeeeeeeeee0".into(),
-        account: "222233334444".into(),
-        region: REGION.into(),
         status: JoinStatus::Failed,
         computer_name: "IOLD".into(),
-        message_id: "m".into(),
-        event_id: "e".into(),
-        command_id: None,
         attempts: 3,
         exit_code: Some(13),
         output: Some("adjoin: no domain controller answers".into()),
         created_at: "2020-01-01T00:00:00Z".into(),
         updated_at: "2020-01-01T00:10:00Z".into(),
-        expires_at: None,
         version: 4,
+        ..adjoin_core::testing::record("i-0eeeeeeeeeeeeeee0", "222233334444")
     };
     assert!(
         bed.ledger(LEDGER_TABLE)
@@ -73,13 +45,8 @@ async fn status_shows_the_ledger_and_the_commands_state_in_ssm() {
     );
 
     let all = status(&moto, &seeded, &["--json"]);
-    assert_eq!(
-        all.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&all.stderr)
-    );
-    let all = rows(&all);
+    assert_exit(&all, 0);
+    let all = lines(&all);
     // The join replayed, the seeded joined record of the terminated instance, the old one.
     assert_eq!(all.len(), 3, "{all:?}");
     let joining = all
@@ -106,16 +73,16 @@ async fn status_shows_the_ledger_and_the_commands_state_in_ssm() {
     );
 
     // Filters: the Scan's, by time and account, and one instance by key.
-    let recent = rows(&status(&moto, &seeded, &["--json", "--since", "1h"]));
+    let recent = lines(&status(&moto, &seeded, &["--json", "--since", "1h"]));
     assert_eq!(recent.len(), 2);
     assert!(recent.iter().all(|r| r["account"] == MEMBER));
-    let other = rows(&status(
+    let other = lines(&status(
         &moto,
         &seeded,
         &["--json", "--account", "222233334444"],
     ));
     assert_eq!(other.len(), 1);
-    let one = rows(&status(&moto, &seeded, &["--json", "--instance", linux_id]));
+    let one = lines(&status(&moto, &seeded, &["--json", "--instance", linux_id]));
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["instance_id"], linux_id.as_str());
 

@@ -1,11 +1,12 @@
-//! In-memory fakes of the operator ports.
+//! The operator ports on the one in-memory world, [`FakeAws`].
 //!
-//! [`FakeAdmin`] holds config items, ledger records, SSM agents and password references
-//! per account and Region, and hands out [`AdminPorts`] for any account like
-//! [`crate::fake::FakeAws`] does for the worker's ports.
+//! The world's config items and ledger are the ones the worker's ports read and write;
+//! SSM agents and password references are kept per account and Region, and
+//! [`AdminPorts`] are handed out for any account like [`FakeAws::account`] does for the
+//! worker's ports. Assuming a role through [`AdminSessions`] is not recorded in
+//! [`FakeAws::assumed`] (that lists the worker's sessions).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -15,47 +16,11 @@ use crate::admin::{
 };
 use crate::config::{ConfigItem, PasswordRef, RoleTarget};
 use crate::error::Error;
+use crate::fake::FakeAws;
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::ledger::JoinRecord;
-use crate::ports::ConfigStore;
 
-#[derive(Default)]
-struct State {
-    config: BTreeMap<String, ConfigItem>,
-    ledger: BTreeMap<String, JoinRecord>,
-    agents: BTreeMap<(AccountId, Region, InstanceId), AgentInfo>,
-    references: BTreeSet<(AccountId, Region, String)>,
-    /// References whose existence was asked about: the fake never has a value to read.
-    probed: Vec<String>,
-}
-
-/// All fake operator state, shared by the ports it hands out.
-#[derive(Clone)]
-pub struct FakeAdmin {
-    home_account: AccountId,
-    state: Arc<Mutex<State>>,
-}
-
-impl FakeAdmin {
-    pub fn new(home_account: AccountId) -> Self {
-        FakeAdmin {
-            home_account,
-            state: Arc::default(),
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub fn put_record(&self, record: JoinRecord) {
-        self.state()
-            .ledger
-            .insert(record.instance_id.clone(), record);
-    }
-
+impl FakeAws {
     /// Registers an SSM agent for `instance` in `account`/`region`.
     pub fn put_agent(
         &self,
@@ -67,6 +32,13 @@ impl FakeAdmin {
         self.state()
             .agents
             .insert((account.clone(), region.clone(), instance.clone()), info);
+    }
+
+    /// Unregisters the SSM agent of `instance` in `account`/`region`.
+    pub fn remove_agent(&self, account: &AccountId, region: &Region, instance: &InstanceId) {
+        self.state()
+            .agents
+            .remove(&(account.clone(), region.clone(), instance.clone()));
     }
 
     /// Makes a parameter name or secret ARN exist in `account`/`region`.
@@ -81,9 +53,9 @@ impl FakeAdmin {
         self.state().probed.clone()
     }
 
-    fn scoped(&self, account: &AccountId, region: &Region) -> AdminPorts {
+    fn admin_ports(&self, account: &AccountId, region: &Region) -> AdminPorts {
         let scoped = Arc::new(FakeAdminAccount {
-            admin: self.clone(),
+            aws: self.clone(),
             account: account.clone(),
             region: region.clone(),
         });
@@ -107,14 +79,7 @@ pub fn online(platform_type: &str) -> AgentInfo {
 }
 
 #[async_trait]
-impl ConfigStore for FakeAdmin {
-    async fn get(&self, account: &AccountId) -> Result<Option<ConfigItem>, Error> {
-        Ok(self.state().config.get(account.as_str()).cloned())
-    }
-}
-
-#[async_trait]
-impl ConfigAdmin for FakeAdmin {
+impl ConfigAdmin for FakeAws {
     async fn put(&self, item: &ConfigItem) -> Result<(), Error> {
         let key = match item.get("accountId") {
             Some(serde_json::Value::String(s)) => s.clone(),
@@ -139,7 +104,7 @@ impl ConfigAdmin for FakeAdmin {
 }
 
 #[async_trait]
-impl LedgerQuery for FakeAdmin {
+impl LedgerQuery for FakeAws {
     async fn scan(&self, filter: &LedgerFilter) -> Result<Vec<JoinRecord>, Error> {
         Ok(self
             .state()
@@ -152,18 +117,19 @@ impl LedgerQuery for FakeAdmin {
 }
 
 #[async_trait]
-impl AdminSessions for FakeAdmin {
+impl AdminSessions for FakeAws {
     async fn home_in(&self, region: &Region) -> Result<AdminPorts, Error> {
-        Ok(self.scoped(&self.home_account, region))
+        Ok(self.admin_ports(self.home_account(), region))
     }
 
     async fn assume(&self, role: &RoleTarget, region: &Region) -> Result<AdminPorts, Error> {
-        Ok(self.scoped(&role.account, region))
+        Ok(self.admin_ports(&role.account, region))
     }
 }
 
+/// The fake SSM agents and password references of one account and Region.
 struct FakeAdminAccount {
-    admin: FakeAdmin,
+    aws: FakeAws,
     account: AccountId,
     region: Region,
 }
@@ -172,7 +138,7 @@ struct FakeAdminAccount {
 impl AgentStatus for FakeAdminAccount {
     async fn agent(&self, instance: &InstanceId) -> Result<Option<AgentInfo>, Error> {
         Ok(self
-            .admin
+            .aws
             .state()
             .agents
             .get(&(self.account.clone(), self.region.clone(), instance.clone()))
@@ -186,7 +152,7 @@ impl SecretProbe for FakeAdminAccount {
         let reference = match reference {
             PasswordRef::SsmParameter(r) | PasswordRef::SecretsManager(r) => r.clone(),
         };
-        let mut state = self.admin.state();
+        let mut state = self.aws.state();
         state.probed.push(reference.clone());
         Ok(state
             .references

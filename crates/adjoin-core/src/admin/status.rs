@@ -149,64 +149,33 @@ async fn open(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::admin::fake::FakeAdmin;
-    use crate::fake::FakeAws;
     use crate::ledger::JoinStatus;
     use crate::ports::CommandResult;
-    use serde_json::json;
+    use crate::testing::{MEMBER, record, world};
 
-    pub(crate) fn record(id: &str, account: &str) -> JoinRecord {
-        JoinRecord {
-            instance_id: id.into(),
-            account: account.into(),
-            region: "eu-west-1".into(),
-            status: JoinStatus::Joined,
-            computer_name: "I0ABC".into(),
-            message_id: "m".into(),
-            event_id: "e".into(),
-            command_id: None,
-            attempts: 1,
-            exit_code: Some(0),
-            output: None,
-            created_at: "2026-01-02T09:00:00Z".into(),
-            updated_at: "2026-01-02T09:00:00Z".into(),
-            expires_at: None,
-            version: 1,
-        }
-    }
-
-    const MEMBER: &str = "111122223333";
-
-    fn world() -> (FakeAws, FakeAdmin) {
-        let home = AccountId::parse("123456789012").expect("valid");
-        let aws = FakeAws::new(home.clone(), Region::parse("eu-west-1").expect("valid"));
-        aws.put_config(
-            &AccountId::parse(MEMBER).expect("valid"),
-            json!({
-                "accountId": MEMBER, "dnsName": "corp.example.com", "dnsIP1": "10.0.0.1",
-                "adJoinUserName": "svc", "adJoinUserPwParam": "/adjoin/pw",
-                "assumeRoleARN": format!("arn:aws:iam::{MEMBER}:role/adjoin-member"),
-            })
-            .as_object()
-            .cloned()
-            .expect("object"),
-        );
-        (aws, FakeAdmin::new(home))
+    /// The status of every record, the world's ports answering.
+    async fn status_of(aws: &crate::fake::FakeAws, selection: &Selection) -> Vec<StatusRow> {
+        let ports = StatusPorts {
+            ledger: aws,
+            query: aws,
+            config: aws,
+            sessions: aws,
+        };
+        status(&ports, selection).await.expect("rows")
     }
 
     #[tokio::test]
     async fn rows_carry_the_commands_state_in_ssm_and_its_output() {
-        let (aws, admin) = world();
+        let aws = world();
         let mut failed = record("i-0abc1234def567890", MEMBER);
         failed.status = JoinStatus::Failed;
         failed.command_id = Some("cmd-1".into());
         failed.output = Some("ledger output".into());
         failed.updated_at = "2026-01-02T10:00:00Z".into();
-        admin.put_record(failed.clone());
-        admin.put_record(record("i-0abc1234def567891", MEMBER));
         aws.put_record(failed);
+        aws.put_record(record("i-0abc1234def567891", MEMBER));
         aws.set_result(
             "cmd-1",
             CommandResult {
@@ -216,15 +185,7 @@ pub(crate) mod tests {
                 stderr: String::new(),
             },
         );
-        let ports = StatusPorts {
-            ledger: &aws,
-            query: &admin,
-            config: &aws,
-            sessions: &aws,
-        };
-        let rows = status(&ports, &Selection::Filter(LedgerFilter::default()))
-            .await
-            .expect("rows");
+        let rows = status_of(&aws, &Selection::Filter(LedgerFilter::default())).await;
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].instance_id, "i-0abc1234def567890", "newest first");
         assert_eq!(rows[0].command_status.as_deref(), Some("Failed"));
@@ -236,34 +197,25 @@ pub(crate) mod tests {
         assert_eq!(rows[1].command_status, None, "no command, nothing asked");
         assert_eq!(aws.assumed().len(), 1, "the member role, assumed once");
 
-        let one = status(
-            &ports,
+        let one = status_of(
+            &aws,
             &Selection::Instance(InstanceId::parse("i-0abc1234def567890").expect("valid")),
         )
-        .await
-        .expect("rows");
+        .await;
         assert_eq!(one.len(), 1);
     }
 
     #[tokio::test]
     async fn the_ledgers_output_shows_when_ssm_has_none_and_errors_are_shown_not_fatal() {
-        let (aws, admin) = world();
+        let aws = world();
         let mut joining = record("i-0abc1234def567890", MEMBER);
         joining.command_id = Some("unknown-to-ssm".into());
         joining.output = Some("from the ledger".into());
-        admin.put_record(joining);
+        aws.put_record(joining);
         let mut stranger = record("i-0abc1234def567892", "999988887777");
         stranger.command_id = Some("cmd-2".into());
-        admin.put_record(stranger);
-        let ports = StatusPorts {
-            ledger: &aws,
-            query: &admin,
-            config: &aws,
-            sessions: &aws,
-        };
-        let rows = status(&ports, &Selection::Filter(LedgerFilter::default()))
-            .await
-            .expect("rows");
+        aws.put_record(stranger);
+        let rows = status_of(&aws, &Selection::Filter(LedgerFilter::default())).await;
         let by_id = |id: &str| rows.iter().find(|r| r.instance_id == id).expect("row");
         let joining = by_id("i-0abc1234def567890");
         assert_eq!(joining.command_status.as_deref(), Some("Pending"));

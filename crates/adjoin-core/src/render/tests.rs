@@ -241,7 +241,7 @@ fn join_and_leave_carry_the_owner_stamp_and_the_leave_the_ou() {
         let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
         assert_eq!(params["OWNER_STAMP"], stamp, "{platform:?}");
 
-        let tools = crate::instance::test_instance("i-0fffffffffffffff0", "running", platform, &[]);
+        let tools = crate::testing::instance("i-0fffffffffffffff0", "running", platform, &[]);
         let c = leave_command(
             &tools,
             &config(),
@@ -271,8 +271,7 @@ fn join_and_leave_carry_the_owner_stamp_and_the_leave_the_ou() {
     }
     let mut no_ou = config();
     no_ou.ou_path = None;
-    let tools =
-        crate::instance::test_instance("i-0fffffffffffffff0", "running", Platform::Linux, &[]);
+    let tools = crate::testing::instance("i-0fffffffffffffff0", "running", Platform::Linux, &[]);
     let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
     let c = leave_command(&tools, &no_ou, &region(), &region(), &gone, "IABC", "ev");
     let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();

@@ -302,9 +302,8 @@ impl Worker {
         let tag = job
             .group
             .config
-            .tools_host_tag
-            .clone()
-            .unwrap_or_else(|| self.settings.tools_host_tag.clone());
+            .tools_host_tag(&self.settings.tools_host_tag)
+            .clone();
         let (home, tools) = match self.tools_host(&tag, job.message.receive_count).await {
             Ok(found) => found,
             Err(fate) => return fate,

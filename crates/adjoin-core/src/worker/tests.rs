@@ -8,93 +8,45 @@ use serde_json::json;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::config::TagMatch;
 use crate::fake::FakeAws;
-use crate::faults::{Fault, Faults, Faulty, Op};
-use crate::ids::{AccountId, InstanceId, Region};
-use crate::instance::Instance;
-use crate::instance::Platform;
+use crate::faults::{Fault, Faults, Op};
+use crate::ids::{InstanceId, Region};
+use crate::instance::{Instance, Platform};
 use crate::ledger::{self, JoinRecord, JoinStatus};
 use crate::outcome::Outcome;
 use crate::ports::{AccountPorts, CommandStatus};
 use crate::render::CommandRequest;
 use crate::render::decode_params;
-
-const HOME: &str = "123456789012";
-const MEMBER: &str = "111122223333";
-const REGION: &str = "eu-west-1";
-const LINUX: &str = "i-0aaaaaaaaaaaaaaa1";
-const WINDOWS: &str = "i-0bbbbbbbbbbbbbbb2";
-const TOOLS: &str = "i-0ccccccccccccccc3";
-
-fn account(a: &str) -> AccountId {
-    AccountId::parse(a).expect("valid")
-}
-fn region() -> Region {
-    Region::parse(REGION).expect("valid")
-}
-
-fn instance(id: &str, state: &str, platform: Platform, tags: &[(&str, &str)]) -> Instance {
-    crate::instance::test_instance(id, state, platform, tags)
-}
-
-fn member_item() -> crate::config::ConfigItem {
-    json!({
-        "accountId": MEMBER, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",
-        "dnsName": "example.test", "dnsIP1": "10.200.0.1", "dnsIP2": "10.200.0.4",
-        "assumeRoleARN": format!("arn:aws:iam::{MEMBER}:role/adjoin-member"), "externalId": "ext-42"
-    })
-    .as_object()
-    .cloned()
-    .expect("object")
-}
-
-/// A fake world: the member account with a Linux and a Windows instance, and a tools host at home.
-fn world() -> FakeAws {
-    let aws = FakeAws::new(account(HOME), region());
-    aws.put_config(&account(MEMBER), member_item());
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(
-            LINUX,
-            "running",
-            Platform::Linux,
-            &[("adGroupName", "linux-admins")],
-        ),
-    );
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(WINDOWS, "running", Platform::Windows, &[]),
-    );
-    aws.put_instance(
-        &account(HOME),
-        &region(),
-        instance(
-            TOOLS,
-            "running",
-            Platform::Linux,
-            &[("adjoin:role", "ad-tools")],
-        ),
-    );
-    aws
-}
+use crate::testing::{
+    HOME, LINUX, MEMBER, REGION, TOOLS, WINDOWS, account, instance, member_item, region, settings,
+    world,
+};
 
 fn worker_on(aws: &FakeAws, faults: &Faults) -> Worker {
-    let ports = Ports {
-        config: Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone())),
-        sessions: Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone())),
-        ledger: Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone())),
-        queue: Some(Arc::new(Faulty::new(Arc::new(aws.clone()), faults.clone()))),
-    };
-    Worker::new(
-        ports,
-        Settings::new(TagMatch {
-            key: "adjoin:role".into(),
-            value: "ad-tools".into(),
-        }),
-    )
+    crate::testing::worker(aws, faults)
+}
+
+/// A worker on `aws` whose ports are the fake's, but for `change`'s.
+fn worker_with(aws: &FakeAws, change: impl FnOnce(&mut Ports, &mut Settings)) -> Worker {
+    let (mut ports, mut settings) = (aws.ports(), settings());
+    change(&mut ports, &mut settings);
+    Worker::new(ports, settings)
+}
+
+/// Puts an instance in the member account, in the world's Region.
+fn put_member(aws: &FakeAws, instance: Instance) {
+    aws.put_instance(&account(MEMBER), &region(), instance);
+}
+
+/// Makes EC2 report the member's `id` as `state`, untagged.
+fn now_in_state(aws: &FakeAws, id: &str, state: &str, platform: Platform) {
+    put_member(aws, instance(id, state, platform, &[]));
+}
+
+/// The member's Linux instance terminated after it was joined.
+fn terminated_after_join(aws: &FakeAws) {
+    now_in_state(aws, LINUX, "terminated", Platform::Linux);
+    joined(aws, LINUX);
 }
 
 /// An event that happened just now.
@@ -124,12 +76,7 @@ fn message(id: &str, body: String) -> Message {
 
 /// A ledger record saying the instance was joined by an earlier message.
 fn joined(aws: &FakeAws, instance: &str) {
-    let now = SystemTime::now();
     aws.put_record(JoinRecord {
-        instance_id: instance.into(),
-        account: MEMBER.into(),
-        region: REGION.into(),
-        status: JoinStatus::Joined,
         computer_name: crate::computer_name::computer_name(
             &InstanceId::parse(instance).expect("valid"),
             None,
@@ -137,13 +84,8 @@ fn joined(aws: &FakeAws, instance: &str) {
         message_id: "earlier".into(),
         event_id: "ev-earlier".into(),
         command_id: Some("fake-command-0".into()),
-        attempts: 1,
-        exit_code: Some(0),
-        output: None,
-        created_at: ledger::format_time(now),
-        updated_at: ledger::format_time(now),
-        expires_at: None,
         version: 2,
+        ..crate::testing::record_now(instance, MEMBER)
     });
 }
 
@@ -189,12 +131,7 @@ async fn running_windows_instance_is_joined_with_powershell() {
 #[tokio::test]
 async fn terminated_instance_leaves_through_the_tools_host_in_the_home_account() {
     let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(LINUX, "terminated", Platform::Linux, &[]),
-    );
-    joined(&aws, LINUX);
+    terminated_after_join(&aws);
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(
         (r[0].action, r[0].outcome),
@@ -212,7 +149,7 @@ async fn terminated_instance_leaves_through_the_tools_host_in_the_home_account()
 
 #[tokio::test]
 async fn missing_tools_host_fails_the_message_so_sqs_retries_it() {
-    let aws = FakeAws::new(account(HOME), region());
+    let aws = crate::testing::bare_world();
     aws.put_config(&account(MEMBER), member_item());
     joined(&aws, LINUX);
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
@@ -229,9 +166,8 @@ async fn missing_tools_host_fails_the_message_so_sqs_retries_it() {
 #[tokio::test]
 async fn opted_out_stopped_and_gone_instances_are_skipped() {
     let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
+    put_member(
+        &aws,
         instance(
             "i-0ddddddddddddddd4",
             "running",
@@ -239,11 +175,7 @@ async fn opted_out_stopped_and_gone_instances_are_skipped() {
             &[("autoadjoin", "false")],
         ),
     );
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance("i-0eeeeeeeeeeeeeee5", "stopped", Platform::Linux, &[]),
-    );
+    now_in_state(&aws, "i-0eeeeeeeeeeeeeee5", "stopped", Platform::Linux);
     let r = run(
         &aws,
         &[
@@ -314,9 +246,8 @@ async fn config_without_role_for_a_foreign_account_is_rejected() {
 async fn a_malformed_record_does_not_disturb_the_other_nine() {
     let aws = world();
     for n in 0..9 {
-        aws.put_instance(
-            &account(MEMBER),
-            &region(),
+        put_member(
+            &aws,
             instance(&format!("i-0{n:016x}"), "running", Platform::Linux, &[]),
         );
     }
@@ -463,11 +394,7 @@ async fn a_message_that_keeps_failing_ends_on_the_dlq_instead_of_retrying_foreve
     let faults = Faults::default();
     faults.inject(Op::SendCommand, Fault::ServerError, None);
     let mut m = message("m1", body(MEMBER, LINUX, "running"));
-    m.receive_count = Settings::new(TagMatch {
-        key: "k".into(),
-        value: "v".into(),
-    })
-    .max_attempts;
+    m.receive_count = settings().max_attempts;
     let r = worker_on(&aws, &faults).handle_batch(&[m]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
     assert!(
@@ -539,21 +466,23 @@ async fn every_log_line_of_a_message_names_its_message_account_region_and_instan
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(WINDOWS, "shutting-down", Platform::Windows, &[]),
-    );
-    joined(&aws, WINDOWS);
-    let r = run(
-        &aws,
-        &[
+    let batch = || async {
+        let aws = world();
+        now_in_state(&aws, WINDOWS, "shutting-down", Platform::Windows);
+        joined(&aws, WINDOWS);
+        let messages = [
             message("m-linux", body(MEMBER, LINUX, "running")),
             message("m-leave", body(MEMBER, WINDOWS, "terminated")),
-        ],
-    )
-    .await;
+        ];
+        run(&aws, &messages).await
+    };
+    // tracing caches whether a span or event is wanted when another test's thread first
+    // reaches it, which may be before this subscriber was set: reach every one once,
+    // then have the cache computed again, with this subscriber, and log from scratch.
+    batch().await;
+    tracing::callsite::rebuild_interest_cache();
+    captured.0.lock().expect("lock").clear();
+    let r = batch().await;
     assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
     let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
     let lines: Vec<serde_json::Value> = text
@@ -596,9 +525,8 @@ async fn a_forged_terminated_event_for_a_running_instance_deletes_nothing() {
 async fn a_group_tag_that_would_rewrite_sssd_conf_is_refused() {
     let aws = world();
     for value in ["admins\n[domain/evil]", "admins,domain users"] {
-        aws.put_instance(
-            &account(MEMBER),
-            &region(),
+        put_member(
+            &aws,
             instance(LINUX, "running", Platform::Linux, &[("adGroupName", value)]),
         );
         let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
@@ -650,19 +578,9 @@ impl Sessions for HangingSessions {
 #[tokio::test]
 async fn messages_unfinished_at_the_deadline_fail_and_the_rest_are_still_settled() {
     let aws = world();
-    let ports = Ports {
-        config: Arc::new(aws.clone()),
-        sessions: Arc::new(HangingSessions(aws.clone())),
-        ledger: Arc::new(aws.clone()),
-        queue: Some(Arc::new(aws.clone())),
-    };
-    let worker = Worker::new(
-        ports,
-        Settings::new(TagMatch {
-            key: "adjoin:role".into(),
-            value: "ad-tools".into(),
-        }),
-    );
+    let worker = worker_with(&aws, |ports, _| {
+        ports.sessions = Arc::new(HangingSessions(aws.clone()));
+    });
     let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
     let messages = [
         message("hangs", body(MEMBER, LINUX, "running")),
@@ -848,11 +766,7 @@ async fn a_failing_join_is_retried_then_recorded_failed_with_its_exit_code_and_o
 async fn a_terminate_for_an_instance_never_joined_deletes_nothing_and_stops_its_late_running_event()
 {
     let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(LINUX, "terminated", Platform::Linux, &[]),
-    );
+    now_in_state(&aws, LINUX, "terminated", Platform::Linux);
     let r = run(&aws, &[message("t1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(
         (r[0].action, r[0].outcome),
@@ -865,11 +779,7 @@ async fn a_terminate_for_an_instance_never_joined_deletes_nothing_and_stops_its_
     );
     // The delayed running event arrives after the terminate. Even if EC2 still
     // answered "running" (a stale read), the ledger stops it.
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(LINUX, "running", Platform::Linux, &[]),
-    );
+    now_in_state(&aws, LINUX, "running", Platform::Linux);
     let late = body_at(
         MEMBER,
         LINUX,
@@ -892,11 +802,7 @@ async fn a_terminate_for_an_instance_never_joined_deletes_nothing_and_stops_its_
 #[tokio::test]
 async fn events_of_one_instance_in_one_batch_are_handled_in_the_order_they_happened() {
     let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(LINUX, "terminated", Platform::Linux, &[]),
-    );
+    now_in_state(&aws, LINUX, "terminated", Platform::Linux);
     let now = SystemTime::now();
     // The terminate is first in the batch but happened second.
     let r = run(
@@ -926,12 +832,7 @@ async fn events_of_one_instance_in_one_batch_are_handled_in_the_order_they_happe
 #[tokio::test]
 async fn a_leave_is_sent_once_and_recorded() {
     let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(LINUX, "terminated", Platform::Linux, &[]),
-    );
-    joined(&aws, LINUX);
+    terminated_after_join(&aws);
     let r = run(&aws, &[message("t1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched);
     assert!(!r[0].comes_back, "leaves are not verified");
@@ -1067,18 +968,9 @@ impl Ledger for StaleReads {
 async fn a_claim_lost_to_a_concurrent_delivery_sends_nothing_and_comes_back() {
     let aws = world();
     joined(&aws, LINUX);
-    let worker = Worker::new(
-        Ports {
-            config: Arc::new(aws.clone()),
-            sessions: Arc::new(aws.clone()),
-            ledger: Arc::new(StaleReads(aws.clone())),
-            queue: Some(Arc::new(aws.clone())),
-        },
-        Settings::new(TagMatch {
-            key: "adjoin:role".into(),
-            value: "ad-tools".into(),
-        }),
-    );
+    let worker = worker_with(&aws, |ports, _| {
+        ports.ledger = Arc::new(StaleReads(aws.clone()));
+    });
     let r = worker
         .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
         .await;
@@ -1201,11 +1093,7 @@ async fn the_tools_host_found_once_serves_later_batches() {
         } else {
             Platform::Windows
         };
-        aws.put_instance(
-            &account(MEMBER),
-            &region(),
-            instance(id, "terminated", platform, &[]),
-        );
+        put_member(&aws, instance(id, "terminated", platform, &[]));
         joined(&aws, id);
     }
     let faults = Faults::default();
@@ -1298,12 +1186,7 @@ async fn every_port_fault_ends_in_the_right_outcome_and_loses_nothing() {
     for (op, fault, state, expected) in cases {
         let aws = world();
         if state == "terminated" {
-            aws.put_instance(
-                &account(MEMBER),
-                &region(),
-                instance(LINUX, "terminated", Platform::Linux, &[]),
-            );
-            joined(&aws, LINUX);
+            terminated_after_join(&aws);
         }
         let faults = Faults::default();
         faults.inject(op, fault, None);
@@ -1345,30 +1228,13 @@ async fn a_failed_visibility_change_still_brings_the_message_back() {
 
 /// A worker with `leave_unrecorded` on.
 fn leaving_unrecorded(aws: &FakeAws) -> Worker {
-    let mut settings = Settings::new(TagMatch {
-        key: "adjoin:role".into(),
-        value: "ad-tools".into(),
-    });
-    settings.leave_unrecorded = true;
-    Worker::new(
-        Ports {
-            config: Arc::new(aws.clone()),
-            sessions: Arc::new(aws.clone()),
-            ledger: Arc::new(aws.clone()),
-            queue: Some(Arc::new(aws.clone())),
-        },
-        settings,
-    )
+    worker_with(aws, |_, settings| settings.leave_unrecorded = true)
 }
 
 #[tokio::test]
 async fn with_leave_unrecorded_a_terminate_without_a_record_still_deletes_the_object() {
     let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(LINUX, "terminated", Platform::Linux, &[]),
-    );
+    now_in_state(&aws, LINUX, "terminated", Platform::Linux);
     let worker = leaving_unrecorded(&aws);
     let r = worker
         .handle_batch(&[message("t1", body(MEMBER, LINUX, "terminated"))])
@@ -1469,12 +1335,7 @@ async fn a_forged_terminate_for_an_instance_unknown_everywhere_records_nothing_s
 #[tokio::test]
 async fn a_leave_deletes_the_computer_name_the_ledger_recorded() {
     let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(LINUX, "terminated", Platform::Linux, &[]),
-    );
-    joined(&aws, LINUX);
+    terminated_after_join(&aws);
     let mut record = aws.record(LINUX).expect("joined");
     record.computer_name = "WEB-0AAAAAAAA1".into();
     aws.put_record(record);
@@ -1497,9 +1358,8 @@ async fn a_leave_deletes_the_computer_name_the_ledger_recorded() {
 #[tokio::test]
 async fn an_instance_opted_out_after_its_join_is_still_left() {
     let aws = world();
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
+    put_member(
+        &aws,
         instance(
             LINUX,
             "terminated",
@@ -1603,7 +1463,7 @@ proptest::proptest! {
         }
         aws.put_config(&account(MEMBER), item);
         let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        aws.put_instance(&account(MEMBER), &region(), instance(LINUX, "running", Platform::Linux, &tags));
+        put_member(&aws, instance(LINUX, "running", Platform::Linux, &tags));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::{Fate, Worker, error_fate};
 use crate::config::TagMatch;
-use crate::instance::Instance;
+use crate::instance::{Instance, tools_host_of};
 use crate::ports::AccountPorts;
 
 /// Tools hosts found, by tag, each kept for `ttl`.
@@ -39,7 +39,7 @@ impl ToolsHosts {
         {
             return Ok(Some(host.clone()));
         }
-        let host = find.await?.into_iter().min_by(|a, b| a.id.cmp(&b.id));
+        let host = tools_host_of(find.await?);
         if let Some(host) = &host {
             found.insert(tag.clone(), (host.clone(), Instant::now()));
         }

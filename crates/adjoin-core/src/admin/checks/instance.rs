@@ -237,10 +237,7 @@ pub async fn preflight(
         }
     }
 
-    let tag = cfg
-        .tools_host_tag
-        .clone()
-        .unwrap_or_else(|| tools_host_tag.clone());
+    let tag = cfg.tools_host_tag(tools_host_tag).clone();
     let home = ports.sessions.home().await;
     let host = match &home {
         Err(e) => {
@@ -252,26 +249,24 @@ pub async fn preflight(
             None
         }
         Ok(home) => match home.instances.find_running_by_tag(&tag).await {
-            Ok(mut hosts) => {
-                hosts.sort_by(|a, b| a.id.cmp(&b.id));
-                match hosts.into_iter().next() {
-                    Some(h) => {
-                        report.push(Check::pass(
-                            "tools host",
-                            format!(
-                                "{} ({}) tagged {}={} in {} {}",
-                                h.id,
-                                h.platform.as_str(),
-                                tag.key,
-                                tag.value,
-                                home.account,
-                                home.region
-                            ),
-                        ));
-                        Some(h)
-                    }
-                    None => {
-                        report.push(Check::fail(
+            Ok(hosts) => match crate::instance::tools_host_of(hosts) {
+                Some(h) => {
+                    report.push(Check::pass(
+                        "tools host",
+                        format!(
+                            "{} ({}) tagged {}={} in {} {}",
+                            h.id,
+                            h.platform.as_str(),
+                            tag.key,
+                            tag.value,
+                            home.account,
+                            home.region
+                        ),
+                    ));
+                    Some(h)
+                }
+                None => {
+                    report.push(Check::fail(
                             "tools host",
                             format!(
                                 "no running instance tagged {}={} in {} {}",
@@ -282,10 +277,9 @@ pub async fn preflight(
                                 tag.key, tag.value
                             ),
                         ));
-                        None
-                    }
+                    None
                 }
-            }
+            },
             Err(e) => {
                 report.push(Check::fail(
                     "tools host",

@@ -1,95 +1,26 @@
 //! Each check's pass and fail, on the in-memory fakes.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::json;
 
 use super::*;
-use crate::admin::fake::{FakeAdmin, online};
-use crate::admin::{AdminFaults, AdminOp, FaultyAdmin};
+use crate::admin::fake::online;
 use crate::fake::FakeAws;
 use crate::faults::{Fault, Faults, Faulty, Op};
+use crate::testing::{
+    EXTERNAL_ID, HOME, LINUX as INSTANCE, MEMBER, PASSWORD_PARAMETER, TOOLS, account, bare_world,
+    instance, instance_id as id, member_item as item, region, region_named, tools_tag, world,
+};
 
-const HOME: &str = "123456789012";
-const MEMBER: &str = "111122223333";
-const INSTANCE: &str = "i-0abc1234def567890";
-const TOOLS: &str = "i-0000000000000000a";
-
-fn account(a: &str) -> AccountId {
-    AccountId::parse(a).expect("valid")
+/// `aws`, with its operator ports failing at `op`, access denied.
+fn denied(aws: &FakeAws, op: Op) -> Faulty<FakeAws> {
+    let faults = Faults::default();
+    faults.inject(op, Fault::AccessDenied, None);
+    Faulty::new(Arc::new(aws.clone()), faults)
 }
 
-fn region() -> Region {
-    Region::parse("eu-west-1").expect("valid")
-}
-
-fn id(i: &str) -> InstanceId {
-    InstanceId::parse(i).expect("valid")
-}
-
-fn item() -> ConfigItem {
-    json!({
-        "accountId": MEMBER, "dnsName": "corp.example.com", "dnsIP1": "10.0.0.1", "dnsIP2": "10.0.1.1",
-        "adJoinUserName": "svc", "adJoinUserPwParam": "/adjoin/pw",
-        "assumeRoleARN": format!("arn:aws:iam::{MEMBER}:role/adjoin-member"), "externalId": "x",
-    })
-    .as_object()
-    .cloned()
-    .expect("object")
-}
-
-fn instance(i: &str, state: &str, platform: Platform, tags: &[(&str, &str)]) -> Instance {
-    Instance {
-        id: id(i),
-        state: state.into(),
-        platform,
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-    }
-}
-
-fn tools_tag() -> TagMatch {
-    TagMatch {
-        key: "adjoin:role".into(),
-        value: "ad-tools".into(),
-    }
-}
-
-/// A world where every check passes.
-fn world() -> (FakeAws, FakeAdmin) {
-    let aws = FakeAws::new(account(HOME), region());
-    let admin = FakeAdmin::new(account(HOME));
-    aws.put_config(&account(MEMBER), item());
-    aws.put_instance(
-        &account(MEMBER),
-        &region(),
-        instance(
-            INSTANCE,
-            "running",
-            Platform::Linux,
-            &[("adGroupName", "linux-admins")],
-        ),
-    );
-    aws.put_instance(
-        &account(HOME),
-        &region(),
-        instance(
-            TOOLS,
-            "running",
-            Platform::Linux,
-            &[("adjoin:role", "ad-tools")],
-        ),
-    );
-    admin.put_agent(&account(MEMBER), &region(), &id(INSTANCE), online("Linux"));
-    admin.put_agent(&account(HOME), &region(), &id(TOOLS), online("Linux"));
-    admin.put_reference(&account(MEMBER), &region(), "/adjoin/pw");
-    (aws, admin)
-}
-
-async fn run_validate(aws: &FakeAws, admin: &FakeAdmin) -> Report {
+async fn run_validate(aws: &FakeAws, admin: &FakeAws) -> Report {
     let ports = CheckPorts {
         config: aws,
         sessions: aws,
@@ -98,13 +29,38 @@ async fn run_validate(aws: &FakeAws, admin: &FakeAdmin) -> Report {
     validate(&ports, MEMBER, &region()).await
 }
 
-async fn run_preflight(aws: &FakeAws, admin: &FakeAdmin) -> Report {
+async fn run_preflight(aws: &FakeAws, admin: &FakeAws) -> Report {
     let ports = CheckPorts {
         config: aws,
         sessions: aws,
         admin,
     };
     preflight(&ports, MEMBER, INSTANCE, &region(), &tools_tag()).await
+}
+
+/// The names of the report's checks, in order.
+fn names(report: &Report) -> String {
+    let names: Vec<_> = report.checks.iter().map(|c| c.name).collect();
+    names.join(", ")
+}
+
+/// The check `name` of `report`, which failed.
+fn failed<'a>(report: &'a Report, name: &str) -> &'a Check {
+    let line = report
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in {report:?}"));
+    assert_eq!(line.verdict, Verdict::Fail, "{name}: {report:#?}");
+    line
+}
+
+/// The check `name` of `report`, which failed with a fix that mentions `text`.
+fn fails_with_fix<'a>(report: &'a Report, name: &str, text: &str) -> &'a Check {
+    let line = failed(report, name);
+    assert!(
+        line.fix.as_deref().is_some_and(|f| f.contains(text)),
+        "{line:?}"
+    );
+    line
 }
 
 fn verdict(report: &Report, name: &str) -> Verdict {
@@ -116,30 +72,22 @@ fn verdict(report: &Report, name: &str) -> Verdict {
 
 #[tokio::test]
 async fn a_good_item_validates_and_its_password_is_only_probed() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let report = run_validate(&aws, &admin).await;
     assert!(report.passed(), "{report:#?}");
     assert_eq!(
-        report.checks.iter().map(|c| c.name).collect::<Vec<_>>(),
-        [
-            "config item",
-            "account id",
-            "role ARN",
-            "DC IPs",
-            "DNS name",
-            "item valid",
-            "role assumable",
-            "password reference"
-        ]
+        names(&report),
+        "config item, account id, role ARN, DC IPs, DNS name, item valid, role assumable, password reference"
     );
-    assert_eq!(aws.assumed()[0].external_id.as_deref(), Some("x"));
-    assert_eq!(admin.probed(), ["/adjoin/pw"]);
+    assert_eq!(aws.assumed()[0].external_id.as_deref(), Some(EXTERNAL_ID));
+    assert_eq!(admin.probed(), [PASSWORD_PARAMETER]);
 }
 
 #[tokio::test]
 async fn a_missing_item_fails_and_the_rest_is_skipped() {
-    let aws = FakeAws::new(account(HOME), region());
-    let admin = FakeAdmin::new(account(HOME));
+    let aws = bare_world();
+    let admin = aws.clone();
     let report = run_validate(&aws, &admin).await;
     assert_eq!(verdict(&report, "config item"), Verdict::Fail);
     assert!(
@@ -172,7 +120,8 @@ async fn each_attribute_check_fails_on_its_own_attribute() {
         ("adJoinUserName", json!(""), "item valid"),
     ];
     for (attribute, value, check) in cases {
-        let (aws, admin) = world();
+        let aws = world();
+        let admin = aws.clone();
         let mut bad = item();
         bad.insert(attribute.into(), value);
         aws.put_config(&account(MEMBER), bad);
@@ -196,7 +145,8 @@ async fn each_attribute_check_fails_on_its_own_attribute() {
 
 #[tokio::test]
 async fn a_role_that_cannot_be_assumed_fails_with_the_trust_fix() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let faults = Faults::default();
     faults.inject(Op::AssumeRole, Fault::AccessDenied, None);
     let sessions = Faulty::new(Arc::new(aws.clone()), faults);
@@ -206,53 +156,36 @@ async fn a_role_that_cannot_be_assumed_fails_with_the_trust_fix() {
         admin: &admin,
     };
     let report = validate(&ports, MEMBER, &region()).await;
-    let role = report.get("role assumable").expect("line");
-    assert_eq!(role.verdict, Verdict::Fail);
-    assert!(
-        role.fix
-            .as_deref()
-            .is_some_and(|f| f.contains("externalId"))
-    );
+    fails_with_fix(&report, "role assumable", "externalId");
     assert_eq!(verdict(&report, "password reference"), Verdict::Skip);
 }
 
 #[tokio::test]
 async fn a_missing_password_reference_fails_and_so_does_a_denied_probe() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let mut other = item();
     other.insert("adJoinUserPwParam".into(), json!("/adjoin/other"));
     aws.put_config(&account(MEMBER), other);
     let report = run_validate(&aws, &admin).await;
-    let line = report.get("password reference").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
-    assert!(
-        line.fix
-            .as_deref()
-            .is_some_and(|f| f.contains("put-parameter"))
-    );
+    fails_with_fix(&report, "password reference", "put-parameter");
 
-    let (aws, admin) = world();
-    let faults = AdminFaults::default();
-    faults.fail(AdminOp::ProbeSecret);
-    let denied = FaultyAdmin::new(Arc::new(admin), faults);
+    let aws = world();
+    let admin = aws.clone();
+    let denied = denied(&admin, Op::ProbeSecret);
     let ports = CheckPorts {
         config: &aws,
         sessions: &aws,
         admin: &denied,
     };
     let report = validate(&ports, MEMBER, &region()).await;
-    let line = report.get("password reference").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
-    assert!(
-        line.fix
-            .as_deref()
-            .is_some_and(|f| f.contains("ssm:DescribeParameters"))
-    );
+    fails_with_fix(&report, "password reference", "ssm:DescribeParameters");
 }
 
 #[tokio::test]
 async fn a_secret_arn_is_probed_in_its_own_region() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let arn = format!("arn:aws:secretsmanager:us-east-1:{MEMBER}:secret:adjoin/join-AbCdEf");
     let mut with_secret = item();
     with_secret.insert("secretArn".into(), json!(arn));
@@ -262,17 +195,14 @@ async fn a_secret_arn_is_probed_in_its_own_region() {
         Verdict::Fail,
         "not in eu-west-1"
     );
-    admin.put_reference(
-        &account(MEMBER),
-        &Region::parse("us-east-1").expect("valid"),
-        &arn,
-    );
+    admin.put_reference(&account(MEMBER), &region_named("us-east-1"), &arn);
     assert!(run_validate(&aws, &admin).await.passed());
 }
 
 #[tokio::test]
 async fn a_central_parameter_is_probed_in_the_home_account_and_a_foreign_one_is_not() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let arn = format!("arn:aws:ssm:eu-west-1:{HOME}:parameter/adjoin/central");
     let mut central = item();
     central.insert("adJoinUserPwParam".into(), json!(arn));
@@ -287,42 +217,32 @@ async fn a_central_parameter_is_probed_in_the_home_account_and_a_foreign_one_is_
     );
     aws.put_config(&account(MEMBER), foreign);
     let report = run_validate(&aws, &admin).await;
-    let line = report.get("password reference").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
+    let line = failed(&report, "password reference");
     assert!(line.detail.contains("444455556666"));
 }
 
 #[tokio::test]
 async fn a_ready_instance_passes_the_preflight() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let report = run_preflight(&aws, &admin).await;
     assert!(report.passed(), "{report:#?}");
     assert_eq!(
-        report.checks.iter().map(|c| c.name).collect::<Vec<_>>(),
-        [
-            "config item",
-            "role assumable",
-            "instance running",
-            "SSM agent",
-            "platform",
-            "opt-out tag",
-            "adGroupName",
-            "tools host",
-            "tools host agent"
-        ]
+        names(&report),
+        "config item, role assumable, instance running, SSM agent, platform, opt-out tag, adGroupName, tools host, tools host agent"
     );
 }
 
 #[tokio::test]
 async fn an_invalid_item_fails_the_preflight_with_every_problem() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let mut bad = item();
     bad.insert("dnsName".into(), json!("nodots"));
     bad.remove("dnsIP1");
     aws.put_config(&account(MEMBER), bad);
     let report = run_preflight(&aws, &admin).await;
-    let line = report.get("config item").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
+    let line = failed(&report, "config item");
     assert!(line.detail.contains("dnsName") && line.detail.contains("dnsIP1"));
     assert!(
         report.checks[1..]
@@ -333,18 +253,19 @@ async fn an_invalid_item_fails_the_preflight_with_every_problem() {
 
 #[tokio::test]
 async fn a_missing_or_stopped_instance_fails() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     aws.put_instance(
         &account(MEMBER),
         &region(),
         instance(INSTANCE, "stopped", Platform::Linux, &[]),
     );
     let report = run_preflight(&aws, &admin).await;
-    let line = report.get("instance running").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
+    let line = failed(&report, "instance running");
     assert!(line.detail.contains("stopped"));
 
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let ports = CheckPorts {
         config: &aws,
         sessions: &aws,
@@ -365,24 +286,17 @@ async fn a_missing_or_stopped_instance_fails() {
 
 #[tokio::test]
 async fn an_agent_that_is_unregistered_or_offline_fails() {
-    let (aws, _) = world();
-    let admin = FakeAdmin::new(account(HOME));
-    admin.put_agent(&account(HOME), &region(), &id(TOOLS), online("Linux"));
+    let aws = world();
+    let admin = aws.clone();
+    admin.remove_agent(&account(MEMBER), &region(), &id(INSTANCE));
     let report = run_preflight(&aws, &admin).await;
-    let line = report.get("SSM agent").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
-    assert!(
-        line.fix
-            .as_deref()
-            .is_some_and(|f| f.contains("AmazonSSMManagedInstanceCore"))
-    );
+    fails_with_fix(&report, "SSM agent", "AmazonSSMManagedInstanceCore");
 
     let mut lost = online("Linux");
     lost.ping_status = "ConnectionLost".into();
     admin.put_agent(&account(MEMBER), &region(), &id(INSTANCE), lost);
     let report = run_preflight(&aws, &admin).await;
-    let line = report.get("SSM agent").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
+    let line = failed(&report, "SSM agent");
     assert!(line.detail.contains("ConnectionLost"));
 }
 
@@ -445,7 +359,8 @@ fn group_tags_with_commas_control_characters_or_too_long_fail() {
 
 #[tokio::test]
 async fn a_missing_tools_host_fails_and_its_agent_is_skipped() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     aws.put_instance(
         &account(HOME),
         &region(),
@@ -457,19 +372,14 @@ async fn a_missing_tools_host_fails_and_its_agent_is_skipped() {
         ),
     );
     let report = run_preflight(&aws, &admin).await;
-    let line = report.get("tools host").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
-    assert!(
-        line.fix
-            .as_deref()
-            .is_some_and(|f| f.contains("Key=adjoin:role,Value=ad-tools"))
-    );
+    fails_with_fix(&report, "tools host", "Key=adjoin:role,Value=ad-tools");
     assert_eq!(verdict(&report, "tools host agent"), Verdict::Skip);
 }
 
 #[tokio::test]
 async fn the_items_tools_host_tag_overrides_the_default_and_its_agent_is_checked() {
-    let (aws, admin) = world();
+    let aws = world();
+    let admin = aws.clone();
     let mut custom = item();
     custom.insert("toolsHostTag".into(), json!("role=other-tools"));
     aws.put_config(&account(MEMBER), custom);
@@ -501,21 +411,14 @@ async fn the_items_tools_host_tag_overrides_the_default_and_its_agent_is_checked
 
 #[tokio::test]
 async fn a_denied_agent_lookup_fails_with_the_permission_to_add() {
-    let (aws, admin) = world();
-    let faults = AdminFaults::default();
-    faults.fail(AdminOp::DescribeAgent);
-    let denied = FaultyAdmin::new(Arc::new(admin), faults);
+    let aws = world();
+    let admin = aws.clone();
+    let denied = denied(&admin, Op::DescribeAgent);
     let ports = CheckPorts {
         config: &aws,
         sessions: &aws,
         admin: &denied,
     };
     let report = preflight(&ports, MEMBER, INSTANCE, &region(), &tools_tag()).await;
-    let line = report.get("SSM agent").expect("line");
-    assert_eq!(line.verdict, Verdict::Fail);
-    assert!(
-        line.fix
-            .as_deref()
-            .is_some_and(|f| f.contains("ssm:DescribeInstanceInformation"))
-    );
+    fails_with_fix(&report, "SSM agent", "ssm:DescribeInstanceInformation");
 }

@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::ids::{AccountId, InstanceId, Region};
-use crate::instance::test_instance;
 use crate::ledger::JoinStatus;
+use crate::testing::instance as test_instance;
 
 const ACCOUNT: &str = "111122223333";
 const REGION: &str = "eu-west-1";

@@ -1,0 +1,355 @@
+//! Joins on every distribution family, and the group tag's rules.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+
+use crate::sandbox::{PACKAGE_MANAGER, Sandbox};
+use crate::{PASSWORD, STAMP, join};
+
+pub(crate) struct Distribution {
+    name: &'static str,
+    os_release: &'static str,
+    /// Stand-ins present before the join (the package manager, PAM tool, AWS CLI).
+    preinstalled: &'static [&'static str],
+    /// Packages the distribution does not offer.
+    unavailable: &'static str,
+    package_call: &'static str,
+    pam_call: &'static str,
+    /// How the AWS CLI arrives: "" preinstalled, else the package or bundle call.
+    aws_cli_call: &'static str,
+}
+
+pub(crate) const DNF_CALL: &str =
+    "dnf install -y -q sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir";
+pub(crate) const APT_CALL: &str = "apt-get -o DPkg::Lock::Timeout=60 install -y -q sssd sssd-tools libnss-sss libpam-sss adcli krb5-user samba-common-bin";
+pub(crate) const AUTHSELECT_CALL: &str = "authselect select sssd with-mkhomedir --force";
+pub(crate) const PAM_AUTH_UPDATE_CALL: &str = "pam-auth-update --enable mkhomedir";
+/// AWS's bundled installer, run from the state directory.
+pub(crate) const AWS_BUNDLE_CALL: &str = "install --install-dir";
+pub(crate) const APT_AWSCLI_CALL: &str = "apt-get -o DPkg::Lock::Timeout=60 install -y -q awscli";
+
+pub(crate) const DISTRIBUTIONS: &[Distribution] = &[
+    Distribution {
+        name: "Amazon Linux 2",
+        os_release: "NAME=\"Amazon Linux\"\nID=\"amzn\"\nVERSION_ID=\"2\"\nID_LIKE=\"centos rhel fedora\"\n",
+        preinstalled: &["yum", "authconfig", "aws"],
+        unavailable: "",
+        package_call: "yum install -y -q sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir",
+        pam_call: "authconfig --enablesssd --enablesssdauth --enablemkhomedir --update",
+        aws_cli_call: "",
+    },
+    Distribution {
+        name: "Amazon Linux 2023",
+        os_release: "NAME=\"Amazon Linux\"\nID=\"amzn\"\nVERSION_ID=\"2023\"\nID_LIKE=\"fedora\"\n",
+        preinstalled: &["dnf", "authselect", "aws"],
+        unavailable: "",
+        package_call: DNF_CALL,
+        pam_call: AUTHSELECT_CALL,
+        aws_cli_call: "",
+    },
+    Distribution {
+        name: "RHEL 9",
+        os_release: "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nVERSION_ID=\"9.4\"\nID_LIKE=\"fedora\"\n",
+        preinstalled: &["dnf", "authselect", "curl"],
+        unavailable: "",
+        package_call: DNF_CALL,
+        pam_call: AUTHSELECT_CALL,
+        aws_cli_call: AWS_BUNDLE_CALL,
+    },
+    Distribution {
+        name: "Rocky Linux 8",
+        os_release: "NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"8.10\"\nID_LIKE=\"rhel centos fedora\"\n",
+        preinstalled: &["dnf", "authselect", "curl"],
+        unavailable: "",
+        package_call: DNF_CALL,
+        pam_call: AUTHSELECT_CALL,
+        aws_cli_call: AWS_BUNDLE_CALL,
+    },
+    Distribution {
+        name: "AlmaLinux 9",
+        os_release: "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nVERSION_ID=\"9.4\"\nID_LIKE=\"rhel centos fedora\"\n",
+        preinstalled: &["dnf", "authselect", "curl"],
+        unavailable: "",
+        package_call: DNF_CALL,
+        pam_call: AUTHSELECT_CALL,
+        aws_cli_call: AWS_BUNDLE_CALL,
+    },
+    Distribution {
+        name: "Ubuntu 22.04",
+        os_release: "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\"\n",
+        preinstalled: &["apt-get", "pam-auth-update"],
+        unavailable: "",
+        package_call: APT_CALL,
+        pam_call: PAM_AUTH_UPDATE_CALL,
+        aws_cli_call: APT_AWSCLI_CALL,
+    },
+    Distribution {
+        name: "Ubuntu 24.04",
+        os_release: "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.04\"\n",
+        preinstalled: &["apt-get", "pam-auth-update"],
+        unavailable: "awscli\n",
+        package_call: APT_CALL,
+        pam_call: PAM_AUTH_UPDATE_CALL,
+        aws_cli_call: AWS_BUNDLE_CALL,
+    },
+    Distribution {
+        name: "Debian 12",
+        os_release: "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        preinstalled: &["apt-get", "pam-auth-update"],
+        unavailable: "",
+        package_call: APT_CALL,
+        pam_call: PAM_AUTH_UPDATE_CALL,
+        aws_cli_call: APT_AWSCLI_CALL,
+    },
+    Distribution {
+        name: "SLES 15",
+        os_release: "NAME=\"SLES\"\nID=\"sles\"\nID_LIKE=\"suse\"\nVERSION_ID=\"15.6\"\n",
+        preinstalled: &["zypper", "pam-config"],
+        unavailable: "",
+        package_call: "zypper --non-interactive install sssd sssd-ad sssd-tools adcli krb5-client samba-client",
+        pam_call: "pam-config -a --sss --mkhomedir",
+        aws_cli_call: "zypper --non-interactive install aws-cli",
+    },
+];
+
+pub(crate) fn distribution_sandbox(d: &Distribution) -> Sandbox {
+    let sandbox = Sandbox::new(d.os_release);
+    for tool in d.preinstalled {
+        match *tool {
+            "aws" | "curl" => sandbox.preinstall(tool),
+            "yum" | "dnf" | "apt-get" | "zypper" => {
+                sandbox.tool(&format!("bin/{tool}"), PACKAGE_MANAGER)
+            }
+            _ => sandbox.tool(&format!("bin/{tool}"), ""),
+        }
+    }
+    sandbox.flag("unavailable", d.unavailable);
+    sandbox
+}
+
+/// Debian 12: the distribution the cases below use.
+pub(crate) fn debian_sandbox() -> Sandbox {
+    let debian = DISTRIBUTIONS.iter().find(|d| d.name == "Debian 12");
+    distribution_sandbox(debian.expect("Debian 12 is listed"))
+}
+
+#[test]
+pub(crate) fn every_distribution_installs_joins_and_configures() {
+    for d in DISTRIBUTIONS {
+        let sandbox = distribution_sandbox(d);
+        let (code, out) = sandbox.run(&join("linux-admins"));
+        let calls = sandbox.calls();
+        let name = d.name;
+        assert_eq!(code, 0, "{name}: {out}\n{calls}");
+        assert!(calls.contains(d.package_call), "{name}: {calls}");
+        assert!(calls.contains(d.pam_call), "{name}: {calls}");
+        if d.aws_cli_call.is_empty() {
+            assert!(
+                !calls.contains("awscli") && !calls.contains("curl"),
+                "{name}: {calls}"
+            );
+        } else {
+            assert!(calls.contains(d.aws_cli_call), "{name}: {calls}");
+        }
+        if d.aws_cli_call == AWS_BUNDLE_CALL {
+            // AWS's bundle: fetched, unpacked and run under the state directory, not /tmp.
+            let state = sandbox.path("state").display().to_string();
+            assert!(
+                calls.contains(&format!(
+                    "{state}/awscli-install/aws/install --install-dir {state}/aws-cli"
+                )),
+                "{name}: {calls}"
+            );
+        }
+        let outside = calls.replace(&sandbox.dir.path().display().to_string(), "SANDBOX");
+        assert!(
+            !outside.contains("/tmp/"),
+            "{name}: nothing runs from /tmp: {calls}"
+        );
+        let keytab = sandbox.path("etc/krb5.keytab");
+        assert!(
+            calls.contains(&format!(
+                "adcli join --domain=example.test --domain-realm=EXAMPLE.TEST \
+                 --domain-controller=10.200.0.1 --login-user=svc-join --stdin-password \
+                 --computer-name=I0ABCD1234EF567 --host-fqdn=i0abcd1234ef567.example.test \
+                 --host-keytab={} --description={STAMP} \
+                 --domain-ou=OU=Servers,DC=example,DC=test",
+                keytab.display()
+            )),
+            "{name}: {calls}"
+        );
+        assert!(
+            calls.contains("adcli add-member") && calls.contains("gmsa-hosts I0ABCD1234EF567$")
+        );
+        assert!(calls.contains("sssd -D --logger=files"), "{name}: {calls}");
+        // The password reaches adcli on stdin only: never in an argument, never printed.
+        assert!(!calls.contains(PASSWORD), "{name}: password in argv");
+        assert!(!out.contains(PASSWORD), "{name}: password printed");
+        assert_eq!(
+            sandbox.read("stdin.log"),
+            format!("{PASSWORD}\n{PASSWORD}\n")
+        );
+
+        let krb5 = sandbox.read("etc/krb5.conf");
+        assert!(krb5.contains("default_realm = EXAMPLE.TEST"), "{krb5}");
+        assert!(krb5.contains("kdc = 10.200.0.1") && krb5.contains("kdc = 10.200.0.4"));
+        let sssd = sandbox.read("etc/sssd/sssd.conf");
+        assert!(sssd.contains("krb5_realm = EXAMPLE.TEST"), "{sssd}");
+        assert!(
+            sssd.contains("ad_server = dc1.example.test,dc2.example.test"),
+            "{sssd}"
+        );
+        assert!(sssd.contains("access_provider = simple\nsimple_allow_groups = linux-admins"));
+        let mode = fs::metadata(sandbox.path("etc/sssd/sssd.conf")).expect("sssd.conf");
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600, "{name}");
+        let hosts = sandbox.read("etc/hosts");
+        assert!(
+            hosts.contains("10.200.0.1 dc1.example.test dc1\n10.200.0.4 dc2.example.test dc2\n"),
+            "{hosts}"
+        );
+        assert!(
+            sandbox
+                .read("etc/nsswitch.conf")
+                .contains("passwd: files sss\n")
+        );
+    }
+}
+
+#[test]
+pub(crate) fn a_held_package_lock_is_waited_out() {
+    let sandbox = debian_sandbox();
+    sandbox.flag("lock-held", "");
+    let (code, out) = sandbox.run(&join("linux-admins"));
+    let calls = sandbox.calls();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("attempt 1 of apt-get"), "{out}");
+    assert!(calls.contains("sleep 10"), "{calls}");
+}
+
+#[test]
+pub(crate) fn a_second_run_keeps_the_join_and_reads_no_password() {
+    let sandbox = debian_sandbox();
+    assert_eq!(sandbox.run(&join("linux-admins")).0, 0);
+    fs::remove_file(sandbox.path("calls.log")).expect("log");
+    let (code, out) = sandbox.run(&join("linux-admins"));
+    let calls = sandbox.calls();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("already joined to example.test as I0ABCD1234EF567"),
+        "{out}"
+    );
+    assert!(
+        !calls.contains("adcli join") && !calls.contains("aws "),
+        "{calls}"
+    );
+    // The pinned block is rewritten, not appended again.
+    assert_eq!(
+        sandbox.read("etc/hosts").matches("# adjoin: begin").count(),
+        1
+    );
+}
+
+#[test]
+pub(crate) fn failures_have_their_own_exit_codes() {
+    let unsupported = Sandbox::new("ID=plan9\n");
+    let (code, out) = unsupported.run(&join("g"));
+    assert_eq!(code, 11, "{out}");
+    assert!(out.contains("unsupported distribution 'plan9'"), "{out}");
+
+    for (flag, group, expected, says) in [
+        ("dc-down", "g", 13, "no domain controller answers"),
+        ("refuse-join", "g", 14, "adcli join refused (exit 6)"),
+        ("member-exists", "g", 0, "already in group 'gmsa-hosts'"),
+        (
+            "member-denied",
+            "g",
+            16,
+            "not added to group(s): gmsa-hosts",
+        ),
+        ("", "admins,everyone", 10, "contains a comma"),
+    ] {
+        let sandbox = debian_sandbox();
+        if !flag.is_empty() {
+            sandbox.flag(flag, "");
+        }
+        let (code, out) = sandbox.run(&join(group));
+        assert_eq!(code, expected, "{flag}: {out}");
+        assert!(out.contains(says), "{flag}: {out}");
+        assert!(!out.contains(PASSWORD), "{flag}: password printed");
+        if expected == 16 {
+            // The join itself stands and is configured; the failure is reported.
+            let sssd = sandbox.read("etc/sssd/sssd.conf");
+            assert!(sssd.contains("simple_allow_groups = g"), "{sssd}");
+        }
+    }
+}
+
+#[test]
+pub(crate) fn no_group_tag_means_no_directory_logins() {
+    let sandbox = debian_sandbox();
+    let (code, out) = sandbox.run(&join(""));
+    assert_eq!(code, 0, "{out}");
+    let sssd = sandbox.read("etc/sssd/sssd.conf");
+    assert!(sssd.contains("access_provider = deny"), "{sssd}");
+    assert!(!sssd.contains("simple_allow_groups"), "{sssd}");
+}
+
+#[test]
+pub(crate) fn a_hostile_group_tag_is_written_as_data_and_never_runs() {
+    let sandbox = debian_sandbox();
+    let canary = sandbox.path("pwned");
+    let c = canary.display();
+    let hostile = format!("x$(touch {c})`touch {c}`';touch {c};'\"; touch {c} #");
+    let (code, out) = sandbox.run(&join(&hostile));
+    assert_eq!(code, 0, "{out}");
+    assert!(!canary.exists(), "a tag value was executed");
+    let sssd = sandbox.read("etc/sssd/sssd.conf");
+    assert!(
+        sssd.contains(&format!("simple_allow_groups = {hostile}\n")),
+        "{sssd}"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Any tag value (up to EC2's 256 characters): quotes, `$()`, backticks, `;`, unicode,
+    /// newlines. The script either refuses it (exit 10: commas and control characters, which
+    /// sssd.conf cannot hold) or writes it verbatim as the one allowed group; no command of
+    /// the value ever runs.
+    #[test]
+    fn any_group_tag_is_one_value_and_never_runs(
+        tail in r#"([a-zA-Z0-9 ._\-é中]|[\$`'";|&<>(){}\\*?!#~]){0,160}"#,
+        refused in proptest::option::of("[,\n\t\r]"),
+    ) {
+        let sandbox = debian_sandbox();
+        let canary = sandbox.path("ran");
+        let mut value = format!("g$(touch {c})`touch {c}`;touch {c}{tail}", c = canary.display());
+        if let Some(separator) = refused {
+            let mut at = value.len() / 2;
+            while !value.is_char_boundary(at) {
+                at -= 1;
+            }
+            value.insert_str(at, &format!("{separator}touch {}", canary.display()));
+        }
+        let (code, out) = sandbox.run(&join(&value));
+        proptest::prop_assert!(!canary.exists(), "a tag value was executed: {value:?}");
+        let refusable = value.chars().any(|c| c.is_control() || c == ',');
+        if refusable {
+            proptest::prop_assert_eq!(code, 10, "{}", out);
+        } else {
+            proptest::prop_assert_eq!(code, 0, "{}", out);
+            let sssd = sandbox.read("etc/sssd/sssd.conf");
+            let expected = format!("\nsimple_allow_groups = {value}\n");
+            proptest::prop_assert!(sssd.contains(&expected), "{}", sssd);
+        }
+        // What the stand-ins received: only the expected commands, never the value's.
+        for call in sandbox.calls().lines() {
+            let tool = call.split(' ').next().unwrap_or_default();
+            proptest::prop_assert!(
+                ["apt-get", "pam-auth-update", "adcli", "aws", "getent", "sssd", "sleep"].contains(&tool),
+                "unexpected command {call:?}"
+            );
+        }
+    }
+}
