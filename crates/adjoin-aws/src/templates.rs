@@ -4,11 +4,9 @@
 //! does not know which API a PowerShell cmdlet calls, and runs each stack in its own
 //! account and Region, so the collisions and gaps between stacks are checked here.
 //!
-//! serde_yaml is not a dependency: [`parse`] reads the YAML subset the templates use
-//! (block maps and sequences, flow collections, quoted and plain scalars, `|` blocks and
-//! CloudFormation's short-form tags such as `!Ref`), and [`Env`] evaluates conditions
-//! and rule assertions the way CloudFormation does, for given parameters, account and
-//! Region.
+//! [`parse`] reads a template with serde_norway into [`Node`]s (CloudFormation's
+//! short-form tags such as `!Ref` kept), and [`Env`] evaluates conditions and rule
+//! assertions the way CloudFormation does, for given parameters, account and Region.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,10 +44,11 @@ const SCRIPTS: &[(&str, &str)] = &[
     ),
 ];
 
-// ------------------------------------------------------------------ a small YAML reader
+// ------------------------------------------------------------------ the templates as nodes
 
-/// A YAML node. Scalars stay text (numbers and booleans too, as CloudFormation passes
-/// parameter values); a short-form tag wraps the node it applies to.
+/// A YAML node as the checks read it. Scalars stay text (numbers and booleans too, as
+/// CloudFormation passes parameter values; an empty value is ""); a short-form tag such
+/// as `!Ref` wraps the node it applies to. Long-form `Fn::` functions stay maps.
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Str(String),
@@ -115,361 +114,29 @@ impl Node {
     }
 }
 
+/// `text` read by serde_norway, as a [`Node`].
 fn parse(text: &str) -> Node {
-    let mut p = Parser {
-        lines: text.lines().collect(),
-        pos: 0,
-    };
-    let node = p.block(0);
-    if let Some((indent, line)) = p.peek() {
-        panic!("unparsed line {} (indent {indent}): {line}", p.pos + 1);
-    }
-    node
+    node(serde_norway::from_str(text).expect("YAML"))
 }
 
-struct Parser<'a> {
-    lines: Vec<&'a str>,
-    pos: usize,
-}
-
-fn indent_of(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
-}
-
-fn is_seq_item(text: &str) -> bool {
-    text == "-" || text.starts_with("- ")
-}
-
-/// `text` without a trailing ` # comment` (outside quotes).
-fn strip_comment(text: &str) -> &str {
-    let (mut single, mut double) = (false, false);
-    let mut prev = ' ';
-    for (i, c) in text.char_indices() {
-        match c {
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            '#' if !single && !double && prev.is_whitespace() => return text[..i].trim_end(),
-            _ => {}
-        }
-        prev = c;
-    }
-    text.trim_end()
-}
-
-/// `key: rest` → (key, rest): the first `: ` (or a final `:`) outside quotes.
-fn split_key(text: &str) -> Option<(String, &str)> {
-    if text.starts_with(['!', '[', '{', '|', '>', '-']) {
-        return None;
-    }
-    if let Some(quote) = text.chars().next().filter(|c| *c == '"' || *c == '\'') {
-        let end = text[1..].find(quote)? + 1;
-        let rest = text[end + 1..].strip_prefix(':')?;
-        return (rest.is_empty() || rest.starts_with(' '))
-            .then(|| (text[1..end].to_owned(), rest.trim_start()));
-    }
-    let bytes = text.as_bytes();
-    (0..bytes.len())
-        .find(|&i| bytes[i] == b':' && (i + 1 == bytes.len() || bytes[i + 1] == b' '))
-        .map(|i| (text[..i].to_owned(), text[i + 1..].trim_start()))
-}
-
-impl<'a> Parser<'a> {
-    /// The next significant line (not blank, not a comment) as (indent, trimmed text),
-    /// skipping what comes before it.
-    fn peek(&mut self) -> Option<(usize, &'a str)> {
-        while let Some(line) = self.lines.get(self.pos) {
-            let t = line.trim();
-            if t.is_empty() || t.starts_with('#') {
-                self.pos += 1;
-            } else {
-                return Some((indent_of(line), strip_comment(line.trim_start())));
-            }
-        }
-        None
-    }
-
-    fn block(&mut self, min_indent: usize) -> Node {
-        match self.peek() {
-            Some((indent, text)) if indent >= min_indent => {
-                if is_seq_item(text) {
-                    self.seq(indent)
-                } else {
-                    self.map(indent, None)
-                }
-            }
-            _ => Node::Str(String::new()),
-        }
-    }
-
-    fn seq(&mut self, indent: usize) -> Node {
-        let mut items = Vec::new();
-        while let Some((i, text)) = self.peek() {
-            if i != indent || !is_seq_item(text) {
-                break;
-            }
-            self.pos += 1;
-            let rest = text[1..].trim_start();
-            let column = indent + (text.len() - rest.len());
-            items.push(if rest.is_empty() {
-                self.block(indent + 1)
-            } else if let Some(first) = split_key(rest) {
-                self.map(column, Some(first))
-            } else {
-                self.value(rest, indent, false)
-            });
-        }
-        Node::Seq(items)
-    }
-
-    fn map(&mut self, indent: usize, first: Option<(String, &'a str)>) -> Node {
-        let mut entries = Vec::new();
-        if let Some((key, rest)) = first {
-            let value = self.value(rest, indent, true);
-            entries.push((key, value));
-        }
-        while let Some((i, text)) = self.peek() {
-            if i != indent || is_seq_item(text) {
-                break;
-            }
-            let Some((key, rest)) = split_key(text) else {
-                panic!("line {}: expected `key:`: {text}", self.pos + 1);
-            };
-            self.pos += 1;
-            let value = self.value(rest, indent, true);
-            entries.push((key, value));
-        }
-        Node::Map(entries)
-    }
-
-    /// The value `rest` of a line at `parent` indentation, with the lines below it.
-    /// `in_map`: a sequence may start at the parent's own indentation (`key:\n- a`).
-    fn value(&mut self, rest: &'a str, parent: usize, in_map: bool) -> Node {
-        let rest = strip_comment(rest).trim();
-        if rest.is_empty() {
-            return match self.peek() {
-                Some((i, _)) if i > parent => self.block(i),
-                Some((i, t)) if in_map && i == parent && is_seq_item(t) => self.seq(i),
-                _ => Node::Str(String::new()),
-            };
-        }
-        if rest.starts_with('!') {
-            let (tag, arg) = rest.split_once(' ').unwrap_or((rest, ""));
-            return Node::Tag(tag.to_owned(), Box::new(self.value(arg, parent, in_map)));
-        }
-        if rest.starts_with(['|', '>']) {
-            let mut lines = Vec::new();
-            while let Some(line) = self.lines.get(self.pos) {
-                if !line.trim().is_empty() && indent_of(line) <= parent {
-                    break;
-                }
-                lines.push(*line);
-                self.pos += 1;
-            }
-            let cut = lines
-                .iter()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| indent_of(l))
-                .min()
-                .unwrap_or(0);
-            let body: Vec<&str> = lines.iter().map(|l| l.get(cut..).unwrap_or("")).collect();
-            return Node::Str(body.join("\n").trim_end().to_owned() + "\n");
-        }
-        if rest.starts_with(['[', '{']) {
-            let mut text = rest.to_owned();
-            while !balanced(&text) {
-                let line = self
-                    .lines
-                    .get(self.pos)
-                    .unwrap_or_else(|| panic!("unclosed flow collection: {text}"));
-                text.push(' ');
-                text.push_str(strip_comment(line.trim()));
-                self.pos += 1;
-            }
-            let mut flow = Flow {
-                chars: text.chars().collect(),
-                pos: 0,
-            };
-            let node = flow.node();
-            flow.ws();
-            assert_eq!(flow.pos, flow.chars.len(), "trailing text after {text}");
-            return node;
-        }
-        if rest.starts_with(['"', '\'']) {
-            let mut flow = Flow {
-                chars: rest.chars().collect(),
-                pos: 0,
-            };
-            return flow.node();
-        }
-        // A plain scalar, folded over deeper continuation lines.
-        let mut text = rest.to_owned();
-        while let Some((i, t)) = self.peek() {
-            if i <= parent {
-                break;
-            }
-            text.push(' ');
-            text.push_str(t);
-            self.pos += 1;
-        }
-        Node::Str(text)
-    }
-}
-
-fn balanced(text: &str) -> bool {
-    let (mut depth, mut single, mut double) = (0i32, false, false);
-    for c in text.chars() {
-        match c {
-            '\'' if !double => single = !single,
-            '"' if !single => double = !double,
-            '[' | '{' if !single && !double => depth += 1,
-            ']' | '}' if !single && !double => depth -= 1,
-            _ => {}
-        }
-    }
-    depth == 0
-}
-
-struct Flow {
-    chars: Vec<char>,
-    pos: usize,
-}
-
-impl Flow {
-    fn ws(&mut self) {
-        while self.chars.get(self.pos).is_some_and(|c| c.is_whitespace()) {
-            self.pos += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn expect(&mut self, c: char) {
-        self.ws();
-        assert_eq!(self.peek(), Some(c), "at {} of {:?}", self.pos, self.text());
-        self.pos += 1;
-    }
-
-    fn text(&self) -> String {
-        self.chars.iter().collect()
-    }
-
-    fn node(&mut self) -> Node {
-        self.ws();
-        match self.peek() {
-            Some('[') => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                loop {
-                    self.ws();
-                    if self.peek() == Some(']') {
-                        self.pos += 1;
-                        break;
-                    }
-                    items.push(self.node());
-                    self.ws();
-                    match self.peek() {
-                        Some(',') => self.pos += 1,
-                        Some(']') => {}
-                        other => panic!("{other:?} in a flow sequence: {}", self.text()),
-                    }
-                }
-                Node::Seq(items)
-            }
-            Some('{') => {
-                self.pos += 1;
-                let mut entries = Vec::new();
-                loop {
-                    self.ws();
-                    if self.peek() == Some('}') {
-                        self.pos += 1;
-                        break;
-                    }
-                    let key = match self.node() {
-                        Node::Str(k) => k,
-                        other => panic!("flow map key {other:?}"),
-                    };
-                    self.expect(':');
-                    let value = self.node();
-                    entries.push((key, value));
-                    self.ws();
-                    match self.peek() {
-                        Some(',') => self.pos += 1,
-                        Some('}') => {}
-                        other => panic!("{other:?} in a flow map: {}", self.text()),
-                    }
-                }
-                Node::Map(entries)
-            }
-            Some('!') => {
-                let start = self.pos;
-                while self
-                    .peek()
-                    .is_some_and(|c| !c.is_whitespace() && !",[]{}".contains(c))
-                {
-                    self.pos += 1;
-                }
-                let tag: String = self.chars[start..self.pos].iter().collect();
-                self.ws();
-                let arg = match self.peek() {
-                    None | Some(',' | ']' | '}') => Node::Str(String::new()),
-                    _ => self.node(),
-                };
-                Node::Tag(tag, Box::new(arg))
-            }
-            Some(quote @ ('"' | '\'')) => {
-                self.pos += 1;
-                let mut s = String::new();
-                loop {
-                    let c = self
-                        .peek()
-                        .unwrap_or_else(|| panic!("unclosed quote: {}", self.text()));
-                    self.pos += 1;
-                    if c == quote {
-                        if quote == '\'' && self.peek() == Some('\'') {
-                            self.pos += 1;
-                            s.push('\'');
-                            continue;
-                        }
-                        break;
-                    }
-                    if quote == '"' && c == '\\' {
-                        let e = self.peek().unwrap_or('\\');
-                        self.pos += 1;
-                        s.push(match e {
-                            'n' => '\n',
-                            't' => '\t',
-                            other => other,
-                        });
-                        continue;
-                    }
-                    s.push(c);
-                }
-                Node::Str(s)
-            }
-            _ => {
-                let start = self.pos;
-                while let Some(c) = self.peek() {
-                    let pair = c == ':'
-                        && self
-                            .chars
-                            .get(self.pos + 1)
-                            .is_none_or(|n| n.is_whitespace());
-                    if ",]}".contains(c) || pair {
-                        break;
-                    }
-                    self.pos += 1;
-                }
-                Node::Str(
-                    self.chars[start..self.pos]
-                        .iter()
-                        .collect::<String>()
-                        .trim()
-                        .to_owned(),
-                )
-            }
-        }
+fn node(value: serde_norway::Value) -> Node {
+    use serde_norway::Value;
+    match value {
+        Value::Null => Node::Str(String::new()),
+        Value::Bool(b) => Node::Str(b.to_string()),
+        Value::Number(n) => Node::Str(n.to_string()),
+        Value::String(s) => Node::Str(s),
+        Value::Sequence(items) => Node::Seq(items.into_iter().map(node).collect()),
+        Value::Mapping(entries) => Node::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| match node(k) {
+                    Node::Str(k) => (k, node(v)),
+                    other => panic!("a map key {other:?}"),
+                })
+                .collect(),
+        ),
+        Value::Tagged(t) => Node::Tag(t.tag.to_string(), Box::new(node(t.value))),
     }
 }
 
