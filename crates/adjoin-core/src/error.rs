@@ -65,33 +65,20 @@ impl Error {
 
     /// The same error, its message naming the resource the call was about (`table
     /// adjoin-config`, `queue https://…`), so that "not found" says what is missing.
-    pub fn about(self, resource: &str) -> Self {
-        let name = |message: String| format!("{resource}: {message}");
+    pub fn about(mut self, resource: &str) -> Self {
+        let message = self.message_mut();
+        *message = format!("{resource}: {message}");
+        self
+    }
+
+    fn message_mut(&mut self) -> &mut String {
         match self {
-            Error::Throttled { operation, message } => Error::Throttled {
-                operation,
-                message: name(message),
-            },
-            Error::Unavailable { operation, message } => Error::Unavailable {
-                operation,
-                message: name(message),
-            },
-            Error::AgentNotReady { operation, message } => Error::AgentNotReady {
-                operation,
-                message: name(message),
-            },
-            Error::AccessDenied { operation, message } => Error::AccessDenied {
-                operation,
-                message: name(message),
-            },
-            Error::NotFound { operation, message } => Error::NotFound {
-                operation,
-                message: name(message),
-            },
-            Error::Invalid { operation, message } => Error::Invalid {
-                operation,
-                message: name(message),
-            },
+            Error::Throttled { message, .. }
+            | Error::Unavailable { message, .. }
+            | Error::AgentNotReady { message, .. }
+            | Error::AccessDenied { message, .. }
+            | Error::NotFound { message, .. }
+            | Error::Invalid { message, .. } => message,
         }
     }
 

@@ -154,11 +154,9 @@ async fn missing_tools_host_fails_the_message_so_sqs_retries_it() {
     joined(&aws, LINUX);
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(r[0].outcome, Outcome::Failed);
-    assert!(
-        r[0].reason
-            .contains("no running AD tools host tagged adjoin:role=ad-tools"),
-        "{}",
-        r[0].reason
+    assert_reason(
+        &r[0],
+        "no running AD tools host tagged adjoin:role=ad-tools",
     );
     assert!(aws.sent().is_empty());
 }
@@ -222,11 +220,7 @@ async fn role_of_another_account_is_rejected_and_never_assumed() {
     aws.put_config(&account(MEMBER), item);
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
-    assert!(
-        r[0].reason.contains("belongs to account 999988887777"),
-        "{}",
-        r[0].reason
-    );
+    assert_reason(&r[0], "belongs to account 999988887777");
     assert!(aws.assumed().is_empty());
     assert!(aws.sent().is_empty());
 }
@@ -239,7 +233,7 @@ async fn config_without_role_for_a_foreign_account_is_rejected() {
     aws.put_config(&account(MEMBER), item);
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
-    assert!(r[0].reason.contains("no assumeRoleARN"), "{}", r[0].reason);
+    assert_reason(&r[0], "no assumeRoleARN");
 }
 
 #[tokio::test]
@@ -512,11 +506,7 @@ async fn a_forged_terminated_event_for_a_running_instance_deletes_nothing() {
     let aws = world();
     let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected);
-    assert!(
-        r[0].reason.contains("EC2 reports the instance running"),
-        "{}",
-        r[0].reason
-    );
+    assert_reason(&r[0], "EC2 reports the instance running");
     assert!(aws.sent().is_empty());
     assert_eq!(aws.dead_letters().len(), 1);
 }
@@ -592,7 +582,7 @@ async fn messages_unfinished_at_the_deadline_fail_and_the_rest_are_still_settled
         .await
         .expect("the deadline stopped the work");
     assert_eq!(r[0].outcome, Outcome::Failed);
-    assert!(r[0].reason.contains("deadline"), "{}", r[0].reason);
+    assert_reason(&r[0], "deadline");
     assert_eq!(
         r[1].outcome,
         Outcome::Rejected,
@@ -627,11 +617,7 @@ async fn a_duplicate_running_event_in_a_later_batch_is_skipped() {
     // EventBridge delivers the same event again, as a new SQS message.
     let again = run(&aws, &[message("m2", body(MEMBER, LINUX, "running"))]).await;
     assert_eq!(again[0].outcome, Outcome::Skipped, "{again:?}");
-    assert!(
-        again[0].reason.contains("already being joined"),
-        "{}",
-        again[0].reason
-    );
+    assert_reason(&again[0], "already being joined");
     assert_eq!(aws.sent().len(), 1);
 }
 
@@ -665,11 +651,7 @@ async fn the_delivery_that_sent_a_join_comes_back_and_records_it_joined() {
     // A later restart's running event finds it joined.
     let restart = run(&aws, &[message("m3", body(MEMBER, LINUX, "running"))]).await;
     assert_eq!(restart[0].outcome, Outcome::Skipped);
-    assert!(
-        restart[0].reason.contains("already joined"),
-        "{}",
-        restart[0].reason
-    );
+    assert_reason(&restart[0], "already joined");
     assert_eq!(aws.sent().len(), 1);
 }
 
@@ -719,7 +701,7 @@ async fn a_failing_join_is_retried_then_recorded_failed_with_its_exit_code_and_o
                 (Action::Verify, Outcome::Dispatched),
                 "{r:?}"
             );
-            assert!(r[0].reason.contains("exit code 13"), "{}", r[0].reason);
+            assert_reason(&r[0], "exit code 13");
             assert_eq!(
                 (record.status, record.attempts),
                 (JoinStatus::Joining, attempt + 1)
@@ -731,16 +713,8 @@ async fn a_failing_join_is_retried_then_recorded_failed_with_its_exit_code_and_o
             );
         } else {
             assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
-            assert!(
-                r[0].reason.contains("failed after 3 attempt(s)"),
-                "{}",
-                r[0].reason
-            );
-            assert!(
-                r[0].reason.contains("cannot reach the domain"),
-                "{}",
-                r[0].reason
-            );
+            assert_reason(&r[0], "failed after 3 attempt(s)");
+            assert_reason(&r[0], "cannot reach the domain");
             assert_eq!(
                 (record.status, record.exit_code),
                 (JoinStatus::Failed, Some(13))
@@ -772,7 +746,7 @@ async fn a_terminate_for_an_instance_never_joined_deletes_nothing_and_stops_its_
         (r[0].action, r[0].outcome),
         (Action::Leave, Outcome::Skipped)
     );
-    assert!(r[0].reason.contains("nothing to delete"), "{}", r[0].reason);
+    assert_reason(&r[0], "nothing to delete");
     assert_eq!(
         aws.record(LINUX).expect("tombstone").status,
         JoinStatus::Left
@@ -788,7 +762,7 @@ async fn a_terminate_for_an_instance_never_joined_deletes_nothing_and_stops_its_
     );
     let r = run(&aws, &[message("r1", late)]).await;
     assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
-    assert!(r[0].reason.contains("terminated before"), "{}", r[0].reason);
+    assert_reason(&r[0], "terminated before");
     assert!(aws.sent().is_empty());
     // And a second terminate is skipped too.
     let r = run(&aws, &[message("t2", body(MEMBER, LINUX, "terminated"))]).await;
@@ -841,7 +815,7 @@ async fn a_leave_is_sent_once_and_recorded() {
     assert!(record.expires_at.is_some(), "left records expire");
     let r = run(&aws, &[message("t2", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(r[0].outcome, Outcome::Skipped);
-    assert!(r[0].reason.contains("already left"), "{}", r[0].reason);
+    assert_reason(&r[0], "already left");
     assert_eq!(aws.sent().len(), 1);
 }
 
@@ -865,11 +839,7 @@ async fn an_agent_that_never_registers_is_rejected_once_the_event_is_too_old() {
         "{}",
         r[0].reason
     );
-    assert!(
-        r[0].reason.contains("instance not ready"),
-        "{}",
-        r[0].reason
-    );
+    assert_reason(&r[0], "instance not ready");
     assert_eq!(aws.dead_letters()[0].reason, r[0].reason);
     // The same failure on a young event is only deferred.
     let r = worker_on(&aws, &faults)
@@ -975,7 +945,7 @@ async fn a_claim_lost_to_a_concurrent_delivery_sends_nothing_and_comes_back() {
         .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
         .await;
     assert_eq!(r[0].outcome, Outcome::Failed, "{r:?}");
-    assert!(r[0].reason.contains("changed while"), "{}", r[0].reason);
+    assert_reason(&r[0], "changed while");
     assert!(aws.sent().is_empty());
     assert_eq!(aws.record(LINUX).expect("kept").status, JoinStatus::Joined);
 }
@@ -1276,12 +1246,9 @@ async fn a_terminate_naming_a_joined_instance_in_another_region_deletes_nothing_
     )
     .await;
     assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
-    assert!(
-        r[0].reason.contains(&format!(
-            "ledger records the instance in account {MEMBER} {REGION}"
-        )),
-        "{}",
-        r[0].reason
+    assert_reason(
+        &r[0],
+        &format!("ledger records the instance in account {MEMBER} {REGION}"),
     );
     assert!(aws.sent().is_empty(), "no leave command");
     assert_eq!(aws.record(LINUX), Some(before), "the ledger is unchanged");
@@ -1303,7 +1270,7 @@ async fn a_terminate_naming_a_joined_instance_in_another_configured_account_dele
     joined(&aws, LINUX);
     let r = run(&aws, &[message("forged", body(OTHER, LINUX, "terminated"))]).await;
     assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
-    assert!(r[0].reason.contains(MEMBER), "{}", r[0].reason);
+    assert_reason(&r[0], MEMBER);
     assert!(aws.sent().is_empty());
     assert_eq!(aws.record(LINUX).expect("kept").status, JoinStatus::Joined);
 }
@@ -1323,7 +1290,7 @@ async fn a_forged_terminate_for_an_instance_unknown_everywhere_records_nothing_s
     )
     .await;
     assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
-    assert!(r[0].reason.contains("nothing to delete"), "{}", r[0].reason);
+    assert_reason(&r[0], "nothing to delete");
     assert!(
         aws.record(LINUX).is_none(),
         "no tombstone to block the join"
@@ -1411,7 +1378,7 @@ async fn an_event_id_of_multibyte_characters_is_refused_not_a_panic() {
     )
     .await;
     assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
-    assert!(r[0].reason.contains("event id"), "{}", r[0].reason);
+    assert_reason(&r[0], "event id");
     assert_eq!(r[1].outcome, Outcome::Dispatched, "{r:?}");
 }
 
@@ -1515,5 +1482,15 @@ async fn a_leave_names_the_owner_stamp_of_the_instances_own_region() {
     assert_eq!(
         params["OWNER_STAMP"],
         format!("adjoin {MEMBER} us-east-1 {LINUX}")
+    );
+}
+
+/// The report's reason says `expected`.
+#[track_caller]
+fn assert_reason(report: &Report, expected: &str) {
+    assert!(
+        report.reason.contains(expected),
+        "{expected:?} is not in the reason {:?}",
+        report.reason
     );
 }
