@@ -1,6 +1,13 @@
-//! Developer commands: `cargo xtask demo | test | e2e | package | bench`.
+//! Developer commands: `cargo xtask setup | demo | test | e2e | package | bench`.
 //!
-//! - `demo`: installs the AWS API emulator if needed, then runs `adjoin-demo`, which
+//! The Python tools (the AWS API emulator moto, the AWS CLI, cfn-lint, cargo-lambda) live
+//! in a virtual environment of the project, `<target>/venv`, created on first use:
+//! nothing is installed into the system Python (which refuses it on Debian 12 and
+//! Ubuntu 24.04 anyway). Every command xtask runs finds them first on its PATH.
+//!
+//! - `setup`: creates that environment and installs the Python tools (every other task
+//!   does this first when needed).
+//! - `demo [--keep]`: runs `adjoin-demo`, which
 //!   starts it, seeds the sample account, instances and AD tools host, and replays
 //!   `tests/events/` with `adjoin replay`.
 //! - `test`: format check, clippy, shellcheck, cfn-lint, every test and the end-to-end
@@ -20,18 +27,21 @@
 //!   batches counting every AWS call, measures the bootstrap's cold start against a
 //!   minimal Lambda Runtime API, and prints the table.
 
+use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask demo | test | e2e | package | bench [--no-cold-start]";
+const USAGE: &str =
+    "usage: cargo xtask setup | demo [--keep] | test | e2e | package | bench [--no-cold-start]";
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
-        "demo" => demo(),
+        "setup" => ensure_python_tools(),
+        "demo" => demo(std::env::args().nth(2).as_deref() == Some("--keep")),
         "test" => test(),
         "e2e" => e2e(),
         "package" => package(),
@@ -55,9 +65,79 @@ fn root() -> PathBuf {
 }
 
 fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut c = tool(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
     c
+}
+
+/// A command that finds the project's Python tools first on its PATH.
+fn tool(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.env("PATH", path_with_venv());
+    c
+}
+
+/// The project's Python virtual environment.
+fn venv() -> PathBuf {
+    target_dir().join("venv")
+}
+
+/// PATH with the virtual environment's `bin` first.
+fn path_with_venv() -> OsString {
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    let paths = std::iter::once(venv().join("bin")).chain(std::env::split_paths(&inherited));
+    std::env::join_paths(paths).unwrap_or(inherited)
+}
+
+/// The Python tools every task may need: the AWS API emulator, the AWS CLI (1.29 is the
+/// first that honours AWS_ENDPOINT_URL) and the template linter.
+const PYTHON_TOOLS: &[&str] = &["moto[server]>=5,<6", "awscli>=1.29", "cfn-lint>=1,<2"];
+
+/// Creates `<target>/venv` if needed and installs `PYTHON_TOOLS` into it (again only
+/// when the list changed). pip runs with PIP_REQUIRE_VIRTUALENV, so it can never
+/// install into the system Python.
+fn ensure_python_tools() -> Result {
+    ensure_in_venv(PYTHON_TOOLS, "tools")
+}
+
+fn ensure_in_venv(requirements: &[&str], name: &str) -> Result {
+    let stamp = venv().join(format!(".adjoin-{name}"));
+    let wanted = requirements.join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+        return Ok(());
+    }
+    let python = venv().join("bin/python");
+    if !python.exists() {
+        let system = if have("python3") { "python3" } else { "python" };
+        run(
+            &format!("create the Python virtual environment {}", venv().display()),
+            Command::new(system).arg("-m").arg("venv").arg(venv()),
+        )
+        .map_err(|e| {
+            format!(
+                "{e}: Python's venv module is missing (Debian/Ubuntu: apt-get install python3-venv)"
+            )
+        })?;
+    }
+    run(
+        &format!(
+            "install {} into {}",
+            requirements.join(", "),
+            venv().display()
+        ),
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--progress-bar",
+                "off",
+            ])
+            .args(requirements)
+            .env("PIP_REQUIRE_VIRTUALENV", "true"),
+    )?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("{}: {e}", stamp.display()))
 }
 
 fn run(what: &str, command: &mut Command) -> Result {
@@ -71,39 +151,19 @@ fn run(what: &str, command: &mut Command) -> Result {
 }
 
 fn have(program: &str) -> bool {
-    Command::new("sh")
+    tool("sh")
         .args(["-c", "command -v \"$1\"", "sh", program])
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
 
-/// Installs a Python tool from PyPI when it is not on PATH.
-fn ensure_pip(program: &str, requirement: &str) -> Result {
-    if have(program) {
-        return Ok(());
-    }
-    let python = if have("python3") { "python3" } else { "python" };
-    run(
-        &format!("install {requirement}"),
-        Command::new(python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            requirement,
-        ]),
-    )
-}
-
-fn demo() -> Result {
-    ensure_pip("moto_server", "moto[server]>=5,<6")?;
+fn demo(keep: bool) -> Result {
+    ensure_python_tools()?;
     run(
         "build adjoin",
         cargo().args([
             "build",
-            "--quiet",
             "-p",
             "adjoin-cli",
             "-p",
@@ -112,26 +172,21 @@ fn demo() -> Result {
         ]),
     )?;
     let adjoin = target_dir().join("debug/adjoin");
-    run(
-        "demo",
-        Command::new(target_dir().join("debug/adjoin-demo")).arg(adjoin),
-    )
+    let mut demo = tool(target_dir().join("debug/adjoin-demo"));
+    demo.arg(adjoin);
+    if keep {
+        demo.arg("--keep");
+    }
+    run("demo", &mut demo)
 }
 
 fn bench(cold_start: bool) -> Result {
-    ensure_pip("moto_server", "moto[server]>=5,<6")?;
+    ensure_python_tools()?;
     run(
         "build adjoin-bench",
-        cargo().args([
-            "build",
-            "--quiet",
-            "-p",
-            "adjoin-testkit",
-            "--bin",
-            "adjoin-bench",
-        ]),
+        cargo().args(["build", "-p", "adjoin-testkit", "--bin", "adjoin-bench"]),
     )?;
-    let mut bench = Command::new(target_dir().join("debug/adjoin-bench"));
+    let mut bench = tool(target_dir().join("debug/adjoin-bench"));
     if cold_start {
         run(
             "build the release bootstrap (cargo build --release -p adjoin-lambda)",
@@ -145,8 +200,7 @@ fn bench(cold_start: bool) -> Result {
 }
 
 fn test() -> Result {
-    ensure_pip("moto_server", "moto[server]>=5,<6")?;
-    ensure_pip("cfn-lint", "cfn-lint>=1,<2")?;
+    ensure_python_tools()?;
     if !have("shellcheck") {
         return Err("shellcheck is not installed (apt-get install shellcheck)".into());
     }
@@ -156,13 +210,13 @@ fn test() -> Result {
     )?;
     run(
         "shellcheck",
-        Command::new("sh")
+        tool("sh")
             .current_dir(root())
             .args(["-c", "shellcheck scripts/linux/*.sh tests/e2e/*.sh"]),
     )?;
     run(
         "cfn-lint",
-        Command::new("sh")
+        tool("sh")
             .current_dir(root())
             .args(["-c", "cfn-lint infra/*.yaml"]),
     )?;
@@ -172,7 +226,6 @@ fn test() -> Result {
             "clippy",
             "--workspace",
             "--all-targets",
-            "--quiet",
             "--",
             "-D",
             "warnings",
@@ -214,9 +267,7 @@ fn e2e() -> Result {
 /// The end-to-end test; `build`: build the `adjoin` binary first, else run the one in
 /// the target directory.
 fn end_to_end(build: bool) -> Result {
-    ensure_pip("moto_server", "moto[server]>=5,<6")?;
-    // 1.29 is the first AWS CLI that honours AWS_ENDPOINT_URL.
-    ensure_pip("aws", "awscli>=1.29")?;
+    ensure_python_tools()?;
     let missing: Vec<&str> = E2E_PACKAGES
         .iter()
         .filter(|(program, _)| !have(program))
@@ -226,7 +277,7 @@ fn end_to_end(build: bool) -> Result {
         let packages = missing.join(" ");
         run(
             "apt-get install (end-to-end test)",
-            Command::new("sh").args([
+            tool("sh").args([
                 "-c",
                 "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $0",
                 &packages,
@@ -236,12 +287,12 @@ fn end_to_end(build: bool) -> Result {
     if build {
         run(
             "build adjoin",
-            cargo().args(["build", "--quiet", "-p", "adjoin-cli", "--bin", "adjoin"]),
+            cargo().args(["build", "-p", "adjoin-cli", "--bin", "adjoin"]),
         )?;
     }
     run(
         "end to end: tests/e2e/samba-ad.sh",
-        Command::new("bash")
+        tool("bash")
             .arg(root().join("tests/e2e/samba-ad.sh"))
             .arg(target_dir().join("debug/adjoin")),
     )
@@ -327,7 +378,7 @@ fn ensure_rust_target(triple: &str) -> Result {
 }
 
 fn package() -> Result {
-    ensure_pip("cargo-lambda", "cargo-lambda")?;
+    ensure_in_venv(&["cargo-lambda"], "cargo-lambda")?;
     let lambda_dir = target_dir().join("lambda");
     let mut built = Vec::new();
     for (arch, flag, triple) in ARCHITECTURES {

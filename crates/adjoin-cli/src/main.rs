@@ -33,8 +33,8 @@ enum Command {
     ///
     /// Each FILE is an SQS event ({"Records":[...]}), a single EventBridge event, or an SNS
     /// notification; each file is one batch. Prints one JSON line per message. Exit status:
-    /// 0 when every message was dispatched, verified or skipped, 3 when any was deferred,
-    /// failed or rejected, 2 for usage errors.
+    /// 0 when every message was dispatched, planned (--dry-run), verified or skipped, 3 when
+    /// any was deferred, failed or rejected, 2 for usage errors.
     #[command(after_help = replay::ENVIRONMENT)]
     Replay(replay::Args),
     /// Write, read, list, validate and delete account config items (ADJOIN_CONFIG_TABLE).

@@ -116,7 +116,7 @@ pub async fn run(args: Args) -> ExitCode {
         for report in reports {
             all_handled &= matches!(
                 report.outcome,
-                Outcome::Dispatched | Outcome::Verified | Outcome::Skipped
+                Outcome::Dispatched | Outcome::Planned | Outcome::Verified | Outcome::Skipped
             );
             let line =
                 serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));

@@ -40,7 +40,8 @@ pub fn emf(reports: &[Report], latency: Duration, now: SystemTime) -> Vec<Value>
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let mut counts: BTreeMap<(String, &'static str), BTreeMap<&'static str, u64>> = BTreeMap::new();
-    for r in reports {
+    // Dry runs send nothing: they are not counted.
+    for r in reports.iter().filter(|r| r.outcome != Outcome::Planned) {
         let account = r.account.clone().unwrap_or_else(|| "unknown".to_owned());
         let name = OUTCOMES
             .iter()
@@ -112,6 +113,7 @@ mod tests {
             command_id: None,
             command: None,
             comes_back: false,
+            dry_run: false,
         }
     }
 

@@ -13,6 +13,8 @@ pub enum Outcome {
     Dispatched,
     /// The join command this message sent succeeded: the ledger says `joined`.
     Verified,
+    /// A dry run's join or leave: the command that would be sent; nothing was sent.
+    Planned,
     /// Nothing to do.
     Skipped,
     /// Try again later: the message comes back after a back-off.
@@ -80,4 +82,8 @@ pub struct Report {
     /// dispatched join that comes back for verification.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub comes_back: bool,
+    /// A dry run: read everything, sent nothing (no command, no DLQ message, no
+    /// visibility change).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }

@@ -8,7 +8,7 @@ mod moto;
 pub mod samples;
 mod seed;
 
-pub use moto::Moto;
+pub use moto::{DetachedMoto, Moto};
 pub use seed::{Bed, HOME_ACCOUNT, RecordedCommand, event};
 
 /// What can go wrong setting up the test bed. All permanent for the run.

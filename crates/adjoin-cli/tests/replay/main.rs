@@ -117,7 +117,13 @@ async fn replaying_the_sample_events() {
         .iter()
         .find(|l| l["action"] == "join")
         .expect("a join");
-    assert_eq!(join["outcome"], "dispatched");
+    assert_eq!(join["outcome"], "planned");
+    assert!(
+        dry_lines
+            .iter()
+            .all(|l| l["dry_run"] == true && l["outcome"] != "dispatched"),
+        "every line of a dry run says so: {dry_lines:?}"
+    );
     assert!(
         join["command"]["parameters"]["DOMAIN"] == "example.test",
         "{join}"

@@ -96,7 +96,12 @@ impl Worker {
                 if let Some(delay) = verify_after {
                     comes_back = self.retry_after(message, delay, later);
                 }
-                (Outcome::Dispatched, note, command_id, command)
+                if self.settings.dry_run {
+                    let note = "dry run: this command would be sent; nothing was sent".to_owned();
+                    (Outcome::Planned, note, command_id, command)
+                } else {
+                    (Outcome::Dispatched, note, command_id, command)
+                }
             }
             Fate::Verified(reason) => (Outcome::Verified, reason, None, None),
             Fate::Skipped(reason) => (Outcome::Skipped, reason, None, None),
@@ -110,6 +115,12 @@ impl Worker {
                     None,
                 )
             }
+            Fate::Rejected(reason) if self.settings.dry_run => (
+                Outcome::Rejected,
+                format!("{reason} (dry run: not sent to the DLQ)"),
+                None,
+                None,
+            ),
             Fate::Rejected(reason) => match self.dead_letter(message, &reason).await {
                 Ok(()) => (Outcome::Rejected, reason, None, None),
                 Err(e) => (
@@ -122,7 +133,7 @@ impl Worker {
         };
         let comes_back = comes_back || outcome.is_batch_item_failure();
         match outcome {
-            Outcome::Dispatched | Outcome::Verified | Outcome::Skipped => {
+            Outcome::Dispatched | Outcome::Planned | Outcome::Verified | Outcome::Skipped => {
                 info!(outcome = ?outcome, reason = %reason, "done")
             }
             _ => warn!(outcome = ?outcome, reason = %reason, "done"),
@@ -138,6 +149,7 @@ impl Worker {
             command_id,
             command,
             comes_back,
+            dry_run: self.settings.dry_run,
         }
     }
 

@@ -423,7 +423,12 @@ async fn dry_run_sends_nothing_and_shows_the_command() {
             message("bad", "x".into()),
         ])
         .await;
-    assert_eq!(r[0].outcome, Outcome::Dispatched);
+    // Every line says it is a dry run; nothing is called dispatched that was not sent.
+    assert_eq!(r[0].outcome, Outcome::Planned);
+    assert!(r.iter().all(|r| r.dry_run), "{r:?}");
+    assert_reason(&r[0], "nothing was sent");
+    assert_eq!(r[1].outcome, Outcome::Rejected);
+    assert_reason(&r[1], "dry run: not sent to the DLQ");
     assert_eq!(
         r[0].command.as_ref().map(|c| c.document),
         Some("AWS-RunShellScript")

@@ -1,5 +1,7 @@
-//! `adjoin-demo ADJOIN_BINARY`: starts the AWS API emulator, seeds it for the sample
-//! events, and runs `adjoin replay` on them. `cargo xtask demo` builds and runs it.
+//! `adjoin-demo ADJOIN_BINARY [--keep]`: starts the AWS API emulator, seeds it for the
+//! sample events, and runs `adjoin replay` on them. `cargo xtask demo` builds and runs
+//! it. With `--keep` the emulator keeps running afterwards, and the environment to try
+//! every `adjoin` command against it is written to `target/demo.env`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -12,9 +14,16 @@ async fn main() -> ExitCode {
         eprintln!("usage: adjoin-demo PATH-TO-adjoin");
         return ExitCode::from(2);
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let moto = match adjoin_testkit::Moto::start_private() {
-        Ok(moto) => moto,
+    let keep = std::env::args().nth(2).as_deref() == Some("--keep");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = manifest.canonicalize().unwrap_or(manifest);
+    let started = if keep {
+        adjoin_testkit::DetachedMoto::start().map(|d| (d.moto, Some(d.pid)))
+    } else {
+        adjoin_testkit::Moto::start_private().map(|m| (m, None))
+    };
+    let (moto, kept_pid) = match started {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("demo: {e}");
             return ExitCode::FAILURE;
@@ -58,6 +67,9 @@ async fn main() -> ExitCode {
             eprintln!(
                 "\ndemo: done; rejected messages are on the emulator's DLQ with their reasons"
             );
+            if let Some(pid) = kept_pid {
+                return keep_sandbox(&root, &moto, pid, &seeded);
+            }
             ExitCode::SUCCESS
         }
         other => {
@@ -65,4 +77,53 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes the environment of the kept emulator to `target/demo.env` and says how to
+/// try each command against it.
+fn keep_sandbox(
+    root: &Path,
+    moto: &adjoin_testkit::Moto,
+    pid: u32,
+    seeded: &adjoin_testkit::samples::Seeded,
+) -> ExitCode {
+    let venv_bin = root.join("target/venv/bin");
+    let mut lines: Vec<String> = moto
+        .env(REGION)
+        .into_iter()
+        .chain(seeded.env.iter().cloned())
+        .map(|(name, value)| format!("export {name}='{value}'"))
+        .collect();
+    // The `adjoin` the demo built, and the project's Python tools (the AWS CLI).
+    lines.push(format!(
+        "export PATH='{}':'{}':\"$PATH\"",
+        root.join("target/debug").display(),
+        venv_bin.display()
+    ));
+    lines.push(format!("export ADJOIN_DEMO_MOTO_PID={pid}"));
+    let env_file = root.join("target/demo.env");
+    if let Err(e) = std::fs::write(&env_file, lines.join("\n") + "\n") {
+        eprintln!("demo: cannot write {}: {e}", env_file.display());
+        return ExitCode::FAILURE;
+    }
+    let linux = seeded
+        .files
+        .first()
+        .map(|f| f.display().to_string())
+        .unwrap_or_default();
+    let instance = seeded.ids.values().next().cloned().unwrap_or_default();
+    eprintln!(
+        "
+demo: the emulator keeps running (pid {pid}). Try adjoin by hand against it:
+
+  . target/demo.env
+  adjoin replay {linux}        # again: reads the join's result, outcome verified
+  adjoin status
+  adjoin check --account 111122223333 --instance {instance}
+  adjoin config list
+  adjoin config validate 111122223333
+  kill $ADJOIN_DEMO_MOTO_PID       # stop the emulator
+"
+    );
+    ExitCode::SUCCESS
 }
