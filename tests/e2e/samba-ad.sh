@@ -501,6 +501,10 @@ LDIF
   agent tools "$TOOLS_ID" leave >"$LOGS/leave-2.log" 2>&1 || die "second leave (exit $?)"
   grep -q "nothing to delete" "$LOGS/leave-2.log" || die "second leave did not report 'nothing to delete'"
   ok "second leave: nothing to delete"
+  [ "$(ledger_status)" = leaving ] || die "ledger: $(ledger_status), not leaving before the leave is verified"
+  out=$(replay terminated)
+  grep -q '"outcome":"verified"' <<<"$out" || die "the leave's return was not verified: $out"
+  ok "the terminate's message comes back: the leave command succeeded, verified"
   [ "$(ledger_status)" = left ] || die "ledger: $(ledger_status), not left"
   out=$(replay running late)
   grep -q '"outcome":"skipped"' <<<"$out" || die "a late running event was not skipped: $out"

@@ -8,7 +8,8 @@
 //! (none) ──running──▶ joining ──verified──▶ joined
 //!                        │  └──failed, attempts left──▶ joining (next attempt)
 //!                        └──failed, last attempt──▶ failed
-//! joining | joined | failed ──terminated──▶ leaving ──leave command sent──▶ left
+//! joining | joined | failed ──terminated──▶ leaving ──leave command succeeded──▶ left
+//!                                             └──failed, last attempt (or not ours)──▶ leaveFailed
 //! (none) ──terminated──▶ left      (never joined: nothing to delete; a late running event is skipped)
 //! ```
 //!
@@ -36,10 +37,14 @@ pub enum JoinStatus {
     Joined,
     /// Every join attempt failed; the exit code and output say why.
     Failed,
-    /// A leave command is being sent.
+    /// A leave command is being sent, or was sent and its result is not known yet.
     Leaving,
-    /// The leave command was sent, or the instance terminated without ever being joined.
+    /// The leave command succeeded, or the instance terminated without ever being joined.
     Left,
+    /// Every leave attempt failed, or the computer object was not ours; the exit code
+    /// and output say why. A new terminated event (the message redriven) tries again.
+    #[serde(rename = "leaveFailed")]
+    LeaveFailed,
 }
 
 impl JoinStatus {
@@ -50,6 +55,7 @@ impl JoinStatus {
             JoinStatus::Failed => "failed",
             JoinStatus::Leaving => "leaving",
             JoinStatus::Left => "left",
+            JoinStatus::LeaveFailed => "leaveFailed",
         }
     }
 }
@@ -68,10 +74,14 @@ pub struct JoinRecord {
     pub message_id: String,
     /// The EventBridge event that message carries.
     pub event_id: String,
-    /// The last command sent (join, or leave once `left`).
+    /// The last command sent (join, or leave once `leaving`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_id: Option<String>,
-    /// Join commands sent for the current join.
+    /// The instance that command runs on, when it is not the instance itself (the AD
+    /// tools host of a leave).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_target: Option<String>,
+    /// Join (or leave) commands sent for the current join (or leave).
     #[serde(default)]
     pub attempts: u32,
     /// The join script's exit code, once known.
@@ -120,8 +130,11 @@ pub enum Step {
     Join { attempt: u32 },
     /// This delivery sent `command_id`: read its result.
     Verify { command_id: String },
-    /// Claim the record and send the leave command.
-    Leave,
+    /// This delivery sent the leave command `command_id` to the tools host `target`:
+    /// read its result.
+    VerifyLeave { command_id: String, target: String },
+    /// Claim the record and send leave attempt number `attempt`.
+    Leave { attempt: u32 },
     /// Record the instance as left without sending anything: it was never joined.
     Tombstone,
     /// Nothing to do.
@@ -162,7 +175,7 @@ pub fn on_running(record: Option<&JoinRecord>, who: &Handler<'_>) -> Step {
                 .map_or_else(|| "unknown".to_owned(), |c| c.to_string())
         )),
         JoinStatus::Failed => Step::Join { attempt: 1 },
-        JoinStatus::Leaving | JoinStatus::Left => Step::Skip(format!(
+        JoinStatus::Leaving | JoinStatus::Left | JoinStatus::LeaveFailed => Step::Skip(format!(
             "instance terminated before this running event was handled (record is {})",
             r.status.as_str()
         )),
@@ -175,11 +188,31 @@ pub fn on_terminated(record: Option<&JoinRecord>, who: &Handler<'_>) -> Step {
         return Step::Tombstone;
     };
     match r.status {
-        JoinStatus::Joining | JoinStatus::Joined | JoinStatus::Failed => Step::Leave,
-        JoinStatus::Leaving if who.holds(r) || who.is_stale(r) => Step::Leave,
+        JoinStatus::Joining | JoinStatus::Joined | JoinStatus::Failed => Step::Leave { attempt: 1 },
+        JoinStatus::Leaving if who.holds(r) => match (&r.command_id, &r.command_target) {
+            (Some(command_id), Some(target)) => Step::VerifyLeave {
+                command_id: command_id.clone(),
+                target: target.clone(),
+            },
+            // Claimed, but the command was not sent (or its id not recorded): send it.
+            _ => Step::Leave {
+                attempt: r.attempts.max(1),
+            },
+        },
+        JoinStatus::Leaving if who.is_stale(r) => Step::Leave { attempt: 1 },
         JoinStatus::Leaving => {
             Step::Skip(format!("already being removed by message {}", r.message_id))
         }
+        // The delivery that recorded the failure does not try again; a new terminated
+        // event (the message redriven from the DLQ) does.
+        JoinStatus::LeaveFailed if who.holds(r) => Step::Skip(format!(
+            "leave failed after {} attempts (command {}, exit code {})",
+            r.attempts,
+            r.command_id.as_deref().unwrap_or("none"),
+            r.exit_code
+                .map_or_else(|| "unknown".to_owned(), |c| c.to_string())
+        )),
+        JoinStatus::LeaveFailed => Step::Leave { attempt: 1 },
         JoinStatus::Left => Step::Skip(match &r.command_id {
             Some(id) => format!("already left (command {id})"),
             None => "already recorded as left; it was never joined".to_owned(),
@@ -253,6 +286,7 @@ mod tests {
             message_id: message_id.into(),
             event_id: "ev-1".into(),
             command_id: command.map(str::to_owned),
+            command_target: None,
             attempts: 1,
             exit_code: None,
             output: None,
@@ -328,10 +362,16 @@ mod tests {
         assert_eq!(on_terminated(None, &by("m9")), Step::Tombstone);
         for status in [JoinStatus::Joining, JoinStatus::Joined, JoinStatus::Failed] {
             let r = record(status, "m1", Some("c1"));
-            assert_eq!(on_terminated(Some(&r), &by("m9")), Step::Leave);
+            assert_eq!(
+                on_terminated(Some(&r), &by("m9")),
+                Step::Leave { attempt: 1 }
+            );
         }
         let leaving = record(JoinStatus::Leaving, "m9", None);
-        assert_eq!(on_terminated(Some(&leaving), &by("m9")), Step::Leave);
+        assert_eq!(
+            on_terminated(Some(&leaving), &by("m9")),
+            Step::Leave { attempt: 1 }
+        );
         assert!(matches!(
             on_terminated(Some(&leaving), &by("m8")),
             Step::Skip(_)

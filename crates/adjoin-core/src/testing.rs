@@ -106,6 +106,7 @@ pub fn record(instance: &str, account: &str) -> JoinRecord {
         message_id: "m".into(),
         event_id: "e".into(),
         command_id: None,
+        command_target: None,
         attempts: 1,
         exit_code: Some(0),
         output: None,

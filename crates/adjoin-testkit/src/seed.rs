@@ -154,6 +154,7 @@ impl Bed {
             message_id: "seeded".into(),
             event_id: "seeded".into(),
             command_id: None,
+            command_target: None,
             attempts: 1,
             exit_code: Some(0),
             output: None,

@@ -291,11 +291,27 @@ async fn terminated_instance_leaves_on_the_tools_host_found_by_tag() {
         .iter()
         .find(|c| Some(&c.command_id) == r[0].command_id.as_ref())
         .expect("leave command recorded");
-    assert_eq!(leave.instance_ids, vec![tools]);
+    assert_eq!(leave.instance_ids, vec![tools.clone()]);
     assert_eq!(leave.document, "AWS-RunShellScript");
     assert_eq!(params(&leave.commands)["INSTANCE_ID"], id);
     assert!(w.member_commands().await.is_empty());
     let ledger = w.bed.ledger(LEDGER_TABLE);
+    let record = &ledger
+        .get_many(&[InstanceId::parse(&id).expect("id")])
+        .await
+        .expect("ledger")[0];
+    assert_eq!(
+        (record.status, record.command_target.as_deref()),
+        (JoinStatus::Leaving, Some(tools.as_str())),
+        "left only once the tools host's command succeeded"
+    );
+    // The same message again (the return of a live delivery): the command's result.
+    let verified = w.run(vec![w.event(&id, "terminated")]).await;
+    assert_eq!(
+        (verified[0].action, verified[0].outcome),
+        (Action::Verify, Outcome::Verified),
+        "{verified:?}"
+    );
     let record = &ledger
         .get_many(&[InstanceId::parse(&id).expect("id")])
         .await

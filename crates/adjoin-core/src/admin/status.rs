@@ -74,16 +74,27 @@ pub async fn status(
     for record in records {
         let mut row = row_of(&record);
         if let Some(command_id) = &record.command_id {
-            let key = (record.account.clone(), record.region.clone());
+            // A leave ran on the AD tools host (`commandTarget`), in the service's own
+            // account; a join on the instance, in its account.
+            let (key, target) = match &record.command_target {
+                Some(host) => ((String::new(), String::new()), host.as_str()),
+                None => (
+                    (record.account.clone(), record.region.clone()),
+                    record.instance_id.as_str(),
+                ),
+            };
             if !sessions.contains_key(&key) {
-                let opened = open(ports, &record.account, &record.region).await;
+                let opened = match &record.command_target {
+                    Some(_) => ports.sessions.home().await.map_err(|e| e.to_string()),
+                    None => open(ports, &record.account, &record.region).await,
+                };
                 sessions.insert(key.clone(), opened);
             }
             let session = sessions
                 .get(&key)
                 .ok_or_else(|| "no session".to_owned())
                 .and_then(|s| s.as_ref().map_err(Clone::clone));
-            match (session, InstanceId::parse(&record.instance_id)) {
+            match (session, InstanceId::parse(target)) {
                 (Ok(account), Ok(id)) => match account.commands.result(command_id, &id).await {
                     Ok(result) => {
                         row.command_status = Some(

@@ -13,14 +13,14 @@ use crate::event::InstanceEvent;
 use crate::ledger::{self, Handler, JoinRecord, JoinStatus};
 use crate::outcome::Action;
 use crate::ports::CommandStatus;
-use crate::render::{CommandRequest, join_command, leave_command};
+use crate::render::{CommandRequest, join_command};
 use crate::text::clip_end;
 
 /// One event being handled: its message, the event, its account/Region group.
-struct Job<'a> {
-    message: &'a Message,
-    event: &'a InstanceEvent,
-    group: &'a Group,
+pub(super) struct Job<'a> {
+    pub message: &'a Message,
+    pub event: &'a InstanceEvent,
+    pub group: &'a Group,
 }
 
 impl Worker {
@@ -94,7 +94,13 @@ impl Worker {
                 }
                 None => Fate::Failed("internal: a join planned without an instance".into()),
             },
-            Plan::Leave { computer_name } => self.leave(job, &computer_name, record).await,
+            Plan::Leave {
+                computer_name,
+                attempt,
+            } => self.leave(job, &computer_name, record, attempt, None).await,
+            Plan::VerifyLeave { command_id, target } => {
+                self.verify_leave(job, record, &command_id, &target).await
+            }
             Plan::Tombstone => self.tombstone(job, computer_name, record).await,
             Plan::Skip(reason) => Fate::Skipped(reason.to_string()),
             Plan::Reject(reason) => {
@@ -291,100 +297,9 @@ impl Worker {
         }
     }
 
-    /// Claims the record, sends the leave command for `computer_name` to the AD tools
-    /// host, records it.
-    async fn leave(
-        &self,
-        job: &Job<'_>,
-        computer_name: &str,
-        record: &mut Option<JoinRecord>,
-    ) -> Fate {
-        let tag = job
-            .group
-            .config
-            .tools_host_tag(&self.settings.tools_host_tag)
-            .clone();
-        let (home, tools) = match self.tools_host(&tag, job.message.receive_count).await {
-            Ok(found) => found,
-            Err(fate) => return fate,
-        };
-        info!(%computer_name, tools_host = %tools.id, "leaving");
-        let request = leave_command(
-            &tools,
-            &job.group.config,
-            &home.region,
-            &job.event.region,
-            &job.event.instance_id,
-            computer_name,
-            &job.event.event_id,
-        );
-        if self.settings.dry_run {
-            return dry_run(&request);
-        }
-        let claim = self.next_record(job, record.as_ref(), computer_name, |r| {
-            r.status = JoinStatus::Leaving;
-        });
-        if let Err(fate) = self.write(record, claim).await {
-            return fate;
-        }
-        match home.commands.send(&request).await {
-            Ok(command_id) => {
-                info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
-                let expires = ledger::epoch_seconds(self.now() + ledger::LEFT_RECORD_TTL);
-                let left = self.next_record(job, record.as_ref(), computer_name, |r| {
-                    r.status = JoinStatus::Left;
-                    r.command_id = Some(command_id.clone());
-                    r.expires_at = Some(expires);
-                });
-                if let Err(fate) = self.write(record, left).await {
-                    warn!(reason = %fate.reason(), "leave command sent, but not recorded");
-                }
-                Fate::Dispatched {
-                    command_id: Some(command_id),
-                    command: None,
-                    verify_after: None,
-                    note: format!(
-                        "leave command sent to the AD tools host {}; the ledger says left",
-                        tools.id
-                    ),
-                }
-            }
-            Err(e) => {
-                // The host may have stopped or been replaced: look it up afresh next time.
-                self.tools_hosts.forget(&tag).await;
-                error_fate(e, job.message.receive_count, &self.settings)
-            }
-        }
-    }
-
-    /// A terminated instance that was never joined: nothing to delete, but the record
-    /// says `left` so that its delayed running event is skipped.
-    async fn tombstone(
-        &self,
-        job: &Job<'_>,
-        computer_name: &str,
-        record: &mut Option<JoinRecord>,
-    ) -> Fate {
-        let reason = "no join recorded for the instance: nothing to delete";
-        if self.settings.dry_run {
-            return Fate::Skipped(reason.to_owned());
-        }
-        let expires = ledger::epoch_seconds(self.now() + ledger::LEFT_RECORD_TTL);
-        let left = self.next_record(job, record.as_ref(), computer_name, |r| {
-            r.status = JoinStatus::Left;
-            r.expires_at = Some(expires);
-        });
-        match self.write(record, left).await {
-            Ok(()) => Fate::Skipped(format!(
-                "{reason}; recorded as left, so a late running event is skipped"
-            )),
-            Err(fate) => fate,
-        }
-    }
-
     /// The next version of the instance's record, held by this message and event; a new
     /// record names `computer_name`.
-    fn next_record(
+    pub(super) fn next_record(
         &self,
         job: &Job<'_>,
         record: Option<&JoinRecord>,
@@ -403,6 +318,7 @@ impl Worker {
                 message_id: String::new(),
                 event_id: String::new(),
                 command_id: None,
+                command_target: None,
                 attempts: 0,
                 exit_code: None,
                 output: None,
@@ -421,7 +337,11 @@ impl Worker {
     }
 
     /// Writes `new` over `record` if nobody changed it meanwhile.
-    async fn write(&self, record: &mut Option<JoinRecord>, new: JoinRecord) -> Result<(), Fate> {
+    pub(super) async fn write(
+        &self,
+        record: &mut Option<JoinRecord>,
+        new: JoinRecord,
+    ) -> Result<(), Fate> {
         match self
             .ports
             .ledger
@@ -441,7 +361,7 @@ impl Worker {
     }
 
     /// Whether this message can be made to come back (a live SQS delivery).
-    fn can_come_back(&self, message: &Message) -> bool {
+    pub(super) fn can_come_back(&self, message: &Message) -> bool {
         self.ports.queue.is_some()
             && message.receipt_handle.is_some()
             && message.source_queue_arn.is_some()
@@ -449,7 +369,7 @@ impl Worker {
 }
 
 /// The dry run's result: the command that would be sent.
-fn dry_run(request: &CommandRequest) -> Fate {
+pub(super) fn dry_run(request: &CommandRequest) -> Fate {
     Fate::Dispatched {
         command_id: None,
         command: Some(request.into()),

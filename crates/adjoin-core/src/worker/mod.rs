@@ -19,6 +19,7 @@
 
 mod act;
 mod intake;
+mod leave;
 pub mod plan;
 mod settle;
 mod tools_host;

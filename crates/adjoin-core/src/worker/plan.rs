@@ -46,9 +46,12 @@ pub enum Plan {
     Verify { command_id: String },
     /// Claim the record and send join attempt `attempt` to the instance.
     Join { platform: Platform, attempt: u32 },
-    /// Claim the record and send the leave command for `computer_name` to the AD tools
-    /// host.
-    Leave { computer_name: String },
+    /// Claim the record and send leave attempt `attempt` for `computer_name` to the AD
+    /// tools host.
+    Leave { computer_name: String, attempt: u32 },
+    /// This delivery sent the leave command `command_id` to the tools host `target`:
+    /// read its result.
+    VerifyLeave { command_id: String, target: String },
     /// Record the instance `left` without sending anything: it was never joined.
     Tombstone,
     /// Nothing to do.
@@ -202,14 +205,23 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
         },
         Step::Skip(reason) => Plan::Skip(SkipReason::Ledger(reason)),
         // on_running answers Join, Verify or Skip only.
-        Step::Verify { .. } | Step::Leave | Step::Tombstone => Plan::Skip(SkipReason::Ledger(
-            format!("no join for ledger step {step:?}"),
-        )),
+        Step::Verify { .. } | Step::VerifyLeave { .. } | Step::Leave { .. } | Step::Tombstone => {
+            Plan::Skip(SkipReason::Ledger(format!(
+                "no join for ledger step {step:?}"
+            )))
+        }
     };
     (Action::Join, plan)
 }
 
 fn plan_terminated(facts: &Facts<'_>) -> (Action, Plan) {
+    // The delivery that sent a leave verifies it.
+    if let Some(Step::VerifyLeave { command_id, target }) = facts
+        .record
+        .map(|r| ledger::on_terminated(Some(r), &facts.handler))
+    {
+        return (Action::Verify, Plan::VerifyLeave { command_id, target });
+    }
     // A terminated event for an instance EC2 still reports alive is forged or misrouted:
     // deleting its computer object would cut a live machine off.
     if let Some(i) = facts.instance
@@ -234,8 +246,9 @@ fn plan_leave(facts: &Facts<'_>) -> Plan {
         // says it is ending, or no longer knows it (EC2 forgets terminated instances
         // after about an hour).
         Some(record) => match ledger::on_terminated(Some(record), &facts.handler) {
-            Step::Leave => Plan::Leave {
+            Step::Leave { attempt } => Plan::Leave {
                 computer_name: record.computer_name.clone(),
+                attempt,
             },
             Step::Skip(reason) => Plan::Skip(SkipReason::Ledger(reason)),
             other => Plan::Skip(SkipReason::Ledger(format!(
@@ -246,6 +259,7 @@ fn plan_leave(facts: &Facts<'_>) -> Plan {
         // justifies a delete (of an object joined before the ledger existed) or a record.
         None if ending && facts.leave_unrecorded => Plan::Leave {
             computer_name: facts.computer_name.to_owned(),
+            attempt: 1,
         },
         None if ending => Plan::Tombstone,
         None => Plan::Skip(SkipReason::UnknownTerminated),

@@ -84,6 +84,7 @@ fn joined(aws: &FakeAws, instance: &str) {
         message_id: "earlier".into(),
         event_id: "ev-earlier".into(),
         command_id: Some("fake-command-0".into()),
+        command_target: None,
         version: 2,
         ..crate::testing::record_now(instance, MEMBER)
     });
@@ -814,7 +815,23 @@ async fn a_leave_is_sent_once_and_recorded() {
     terminated_after_join(&aws);
     let r = run(&aws, &[message("t1", body(MEMBER, LINUX, "terminated"))]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched);
-    assert!(!r[0].comes_back, "leaves are not verified");
+    assert!(
+        r[0].comes_back,
+        "the leave's message comes back to read its result"
+    );
+    let record = aws.record(LINUX).expect("recorded");
+    assert_eq!(
+        (record.status, record.command_target.as_deref()),
+        (JoinStatus::Leaving, Some(TOOLS)),
+        "left only once the tools host says so"
+    );
+    // The message comes back: the tools host's command succeeded.
+    let r = run(&aws, &[message("t1", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Verify, Outcome::Verified),
+        "{r:?}"
+    );
     let record = aws.record(LINUX).expect("recorded");
     assert_eq!(record.status, JoinStatus::Left);
     assert!(record.expires_at.is_some(), "left records expire");
@@ -1222,7 +1239,7 @@ async fn with_leave_unrecorded_a_terminate_without_a_record_still_deletes_the_ob
     assert_eq!(aws.sent()[0].request.target.as_str(), TOOLS);
     assert_eq!(
         aws.record(LINUX).expect("recorded").status,
-        JoinStatus::Left
+        JoinStatus::Leaving
     );
 }
 
@@ -1347,7 +1364,10 @@ async fn an_instance_opted_out_after_its_join_is_still_left() {
         "{r:?}"
     );
     assert_eq!(aws.sent()[0].request.target.as_str(), TOOLS);
-    assert_eq!(aws.record(LINUX).expect("left").status, JoinStatus::Left);
+    assert_eq!(
+        aws.record(LINUX).expect("leaving").status,
+        JoinStatus::Leaving
+    );
 }
 
 #[tokio::test]
@@ -1497,5 +1517,104 @@ fn assert_reason(report: &Report, expected: &str) {
         report.reason.contains(expected),
         "{expected:?} is not in the reason {:?}",
         report.reason
+    );
+}
+
+// ---- verified leaves ----
+
+#[tokio::test]
+async fn a_failing_leave_is_retried_then_recorded_leave_failed_with_its_output() {
+    let aws = world();
+    terminated_after_join(&aws);
+    let m = message("t1", body(MEMBER, LINUX, "terminated"));
+    run(&aws, std::slice::from_ref(&m)).await;
+    for attempt in 1..=3u32 {
+        aws.set_result(
+            &format!("fake-command-{attempt}"),
+            failed_result(
+                13,
+                &format!("attempt {attempt}\nadjoin: error: cannot reach the DC"),
+            ),
+        );
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        let record = aws.record(LINUX).expect("recorded");
+        if attempt < 3 {
+            assert_eq!(
+                (r[0].action, r[0].outcome),
+                (Action::Verify, Outcome::Dispatched),
+                "{r:?}"
+            );
+            assert_eq!(
+                (record.status, record.attempts, record.exit_code),
+                (JoinStatus::Leaving, attempt + 1, Some(13))
+            );
+        } else {
+            assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+            assert_reason(&r[0], "leave of");
+            assert_reason(&r[0], "failed after 3 attempt(s)");
+            assert_eq!(
+                (record.status, record.exit_code),
+                (JoinStatus::LeaveFailed, Some(13))
+            );
+            assert_eq!(
+                aws.dead_letters()[0].reason,
+                r[0].reason,
+                "the DLQ has the same reason"
+            );
+        }
+    }
+    assert_eq!(aws.sent().len(), 3, "three leave commands, then it gave up");
+    // The message redriven from the DLQ (a new delivery) tries again.
+    let redriven = run(&aws, &[message("t9", body(MEMBER, LINUX, "terminated"))]).await;
+    assert_eq!(redriven[0].outcome, Outcome::Dispatched, "{redriven:?}");
+}
+
+#[tokio::test]
+async fn a_leave_that_finds_an_object_not_ours_is_rejected_at_once_and_not_retried() {
+    let aws = world();
+    terminated_after_join(&aws);
+    let m = message("t1", body(MEMBER, LINUX, "terminated"));
+    run(&aws, std::slice::from_ref(&m)).await;
+    aws.set_result(
+        "fake-command-1",
+        failed_result(
+            15,
+            "adjoin: error: not ours: computer I0AAA was not deleted",
+        ),
+    );
+    let r = run(&aws, std::slice::from_ref(&m)).await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(&r[0], "not this instance's");
+    assert_eq!(
+        aws.record(LINUX).expect("recorded").status,
+        JoinStatus::LeaveFailed
+    );
+    assert_eq!(
+        aws.sent().len(),
+        1,
+        "no retry: the object stays someone else's"
+    );
+}
+
+#[tokio::test]
+async fn a_leave_still_running_is_read_again_later() {
+    let aws = world();
+    terminated_after_join(&aws);
+    let m = message("t1", body(MEMBER, LINUX, "terminated"));
+    run(&aws, std::slice::from_ref(&m)).await;
+    aws.set_result(
+        "fake-command-1",
+        crate::ports::CommandResult {
+            status: CommandStatus::InProgress,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        },
+    );
+    let r = run(&aws, std::slice::from_ref(&m)).await;
+    assert_eq!(r[0].outcome, Outcome::Deferred, "{r:?}");
+    assert_eq!(
+        aws.record(LINUX).expect("recorded").status,
+        JoinStatus::Leaving
     );
 }

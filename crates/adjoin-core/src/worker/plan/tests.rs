@@ -35,6 +35,7 @@ fn record(status: JoinStatus, account: &str, region: &str, message_id: &str) -> 
         message_id: message_id.into(),
         event_id: "e0".into(),
         command_id: Some("c-1".into()),
+        command_target: None,
         attempts: 1,
         exit_code: None,
         output: None,
@@ -89,7 +90,7 @@ fn check(case: &Case) {
         && match (want, &plan) {
             (Expect::Verify, Plan::Verify { .. }) => true,
             (Expect::Join, Plan::Join { .. }) => true,
-            (Expect::Leave(name), Plan::Leave { computer_name }) => computer_name == name,
+            (Expect::Leave(name), Plan::Leave { computer_name, .. }) => computer_name == name,
             (Expect::Tombstone, Plan::Tombstone) => true,
             (Expect::Skip(f), Plan::Skip(r)) => f(r),
             (Expect::Reject(f), Plan::Reject(r)) => f(r),

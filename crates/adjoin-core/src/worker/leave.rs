@@ -1,0 +1,232 @@
+//! Phase 3, leaves: claim the record, send the leave command to the AD tools host, and
+//! read its result when the message comes back — `left` only once the tools host says
+//! the computer object is gone.
+
+use tracing::{info, warn};
+
+use super::act::{Job, dry_run};
+use super::{Fate, Worker, error_fate};
+use crate::error::backoff;
+use crate::ids::InstanceId;
+use crate::ledger::{self, JoinRecord, JoinStatus};
+use crate::ports::CommandStatus;
+use crate::render::leave_command;
+use crate::text::clip_end;
+
+/// The leave script's exit code for a same-named computer object that is not ours: it
+/// is left in place, and trying again cannot change that.
+const NOT_OURS: i32 = 15;
+
+impl Worker {
+    /// Claims the record, sends leave attempt `attempt` for `computer_name` to the AD
+    /// tools host, records the command and the host. `last` is the previous attempt's
+    /// exit code and output, kept in the record.
+    pub(super) async fn leave(
+        &self,
+        job: &Job<'_>,
+        computer_name: &str,
+        record: &mut Option<JoinRecord>,
+        attempt: u32,
+        last: Option<(Option<i32>, String)>,
+    ) -> Fate {
+        let tag = job
+            .group
+            .config
+            .tools_host_tag(&self.settings.tools_host_tag)
+            .clone();
+        let (home, tools) = match self.tools_host(&tag, job.message.receive_count).await {
+            Ok(found) => found,
+            Err(fate) => return fate,
+        };
+        info!(%computer_name, tools_host = %tools.id, attempt, "leaving");
+        let request = leave_command(
+            &tools,
+            &job.group.config,
+            &home.region,
+            &job.event.region,
+            &job.event.instance_id,
+            computer_name,
+            &job.event.event_id,
+        );
+        if self.settings.dry_run {
+            return dry_run(&request);
+        }
+        let (exit_code, output) = last.map_or((None, None), |(c, o)| (c, Some(o)));
+        let claim = self.next_record(job, record.as_ref(), computer_name, |r| {
+            r.status = JoinStatus::Leaving;
+            r.command_id = None;
+            r.command_target = None;
+            r.attempts = attempt;
+            r.exit_code = exit_code;
+            r.output = output;
+        });
+        if let Err(fate) = self.write(record, claim).await {
+            return fate;
+        }
+        match home.commands.send(&request).await {
+            Ok(command_id) => {
+                info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
+                let sent = self.next_record(job, record.as_ref(), computer_name, |r| {
+                    r.command_id = Some(command_id.clone());
+                    r.command_target = Some(tools.id.to_string());
+                });
+                if let Err(fate) = self.write(record, sent).await {
+                    warn!(reason = %fate.reason(), "leave command sent, but not recorded");
+                }
+                let verify_after = self.can_come_back(job.message).then(|| {
+                    self.settings
+                        .verify_after
+                        .max(backoff(attempt, self.settings.max_backoff))
+                });
+                Fate::Dispatched {
+                    note: match verify_after {
+                        Some(d) => format!(
+                            "leave attempt {attempt} sent to the AD tools host {}; its result is read in {}s",
+                            tools.id,
+                            d.as_secs()
+                        ),
+                        None => format!(
+                            "leave attempt {attempt} sent to the AD tools host {}; not verified (no queue to bring the message back)",
+                            tools.id
+                        ),
+                    },
+                    command_id: Some(command_id),
+                    command: None,
+                    verify_after,
+                }
+            }
+            Err(e) => {
+                // The host may have stopped or been replaced: look it up afresh next time.
+                self.tools_hosts.forget(&tag).await;
+                error_fate(e, job.message.receive_count, &self.settings)
+            }
+        }
+    }
+
+    /// Reads the result of the leave this delivery sent to the tools host `target`:
+    /// records `left`, or sends the next attempt, or records `leaveFailed` and rejects the
+    /// message with the script's exit code and last output lines.
+    pub(super) async fn verify_leave(
+        &self,
+        job: &Job<'_>,
+        record: &mut Option<JoinRecord>,
+        command_id: &str,
+        target: &str,
+    ) -> Fate {
+        if self.settings.dry_run {
+            return Fate::Skipped(format!("would read the result of command {command_id}"));
+        }
+        let target = match InstanceId::parse(target) {
+            Ok(id) => id,
+            Err(e) => return Fate::Rejected(format!("the ledger's leave target: {e}")),
+        };
+        let home = match self.ports.sessions.home().await {
+            Ok(home) => home,
+            Err(e) => return error_fate(e, job.message.receive_count, &self.settings),
+        };
+        let result = match home.commands.result(command_id, &target).await {
+            Ok(result) => result,
+            Err(e) => return error_fate(e, job.message.receive_count, &self.settings),
+        };
+        let tail = ledger::output_tail(&result.stdout, &result.stderr, ledger::OUTPUT_LINES);
+        let (attempts, name) = record.as_ref().map_or((1, String::new()), |r| {
+            (r.attempts, r.computer_name.clone())
+        });
+        match result.status {
+            CommandStatus::Pending | CommandStatus::InProgress => Fate::Deferred {
+                reason: format!("command {command_id} has not finished yet"),
+                delay: self.settings.verify_after.min(backoff(
+                    job.message.receive_count,
+                    self.settings.max_backoff,
+                )),
+            },
+            CommandStatus::Success => {
+                let expires = ledger::epoch_seconds(self.now() + ledger::LEFT_RECORD_TTL);
+                let left = self.next_record(job, record.as_ref(), &name, |r| {
+                    r.status = JoinStatus::Left;
+                    r.exit_code = result.exit_code;
+                    r.output = Some(tail.clone());
+                    r.expires_at = Some(expires);
+                });
+                match self.write(record, left).await {
+                    Ok(()) => {
+                        info!(%command_id, computer_name = %name, "left");
+                        Fate::Verified(format!(
+                            "left: command {command_id} on the AD tools host {target} removed {name} (or found it gone)"
+                        ))
+                    }
+                    Err(fate) => fate,
+                }
+            }
+            CommandStatus::Failed(status) => {
+                let code = result
+                    .exit_code
+                    .map_or_else(|| "none".to_owned(), |c| c.to_string());
+                let why = format!("command {command_id} {status} with exit code {code}");
+                warn!(%command_id, exit_code = result.exit_code, output = %tail, "leave failed");
+                let not_ours = result.exit_code == Some(NOT_OURS);
+                if !not_ours && attempts < self.settings.join_attempts {
+                    let last = Some((result.exit_code, tail));
+                    return match self.leave(job, &name, record, attempts + 1, last).await {
+                        Fate::Dispatched {
+                            command_id,
+                            command,
+                            verify_after,
+                            note,
+                        } => Fate::Dispatched {
+                            note: format!("{why}; {note}"),
+                            command_id,
+                            command,
+                            verify_after,
+                        },
+                        other => other,
+                    };
+                }
+                let failed = self.next_record(job, record.as_ref(), &name, |r| {
+                    r.status = JoinStatus::LeaveFailed;
+                    r.exit_code = result.exit_code;
+                    r.output = Some(tail.clone());
+                });
+                if let Err(fate) = self.write(record, failed).await {
+                    return fate;
+                }
+                Fate::Rejected(if not_ours {
+                    format!(
+                        "the computer object {name} is not this instance's (no owner stamp, or outside the OU): left in place; {why}: {}",
+                        clip_end(&tail, 1000)
+                    )
+                } else {
+                    format!(
+                        "leave of {name} failed after {attempts} attempt(s): {why}: {}",
+                        clip_end(&tail, 1000)
+                    )
+                })
+            }
+        }
+    }
+
+    /// A terminated instance that was never joined: nothing to delete, but the record
+    /// says `left` so that its delayed running event is skipped.
+    pub(super) async fn tombstone(
+        &self,
+        job: &Job<'_>,
+        computer_name: &str,
+        record: &mut Option<JoinRecord>,
+    ) -> Fate {
+        let reason = "no join recorded for the instance: nothing to delete";
+        if self.settings.dry_run {
+            return Fate::Skipped(reason.to_owned());
+        }
+        let expires = ledger::epoch_seconds(self.now() + ledger::LEFT_RECORD_TTL);
+        let left = self.next_record(job, record.as_ref(), computer_name, |r| {
+            r.status = JoinStatus::Left;
+            r.expires_at = Some(expires);
+        });
+        match self.write(record, left).await {
+            Ok(()) => Fate::Skipped(format!(
+                "{reason}; recorded as left, so a late running event is skipped"
+            )),
+            Err(fate) => fate,
+        }
+    }
+}
