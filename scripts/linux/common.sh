@@ -26,6 +26,36 @@ param() {
   printf '%s' "${!var:-}" | base64 -d
 }
 
+# params NAME...: sets each variable NAME to `param NAME`.
+params() {
+  local name value
+  for name in "$@"; do
+    value=$(param "$name")
+    printf -v "$name" '%s' "$value"
+  done
+}
+
+# require WHAT NAME...: exit 10 unless every variable NAME is set; WHAT names them all.
+require() {
+  local what=$1 name; shift
+  for name in "$@"; do
+    [ -n "${!name}" ] || fail 10 "missing parameter ($what are required)"
+  done
+}
+
+# read_dcs: DCS, the domain controllers' IPs in DC_IPS; exit 10 when there is none.
+read_dcs() {
+  read -r -a DCS <<<"$DC_IPS"
+  [ "${#DCS[@]}" -ge 1 ] || fail 10 "no domain controller IP"
+}
+
+# dc_name IP: the host name the domain controller at IP gives for DOMAIN, over CLDAP (no
+# DNS needed); empty, or a failure, when it does not answer.
+dc_name() {
+  adcli info --domain-controller="$1" "$DOMAIN" 2>/dev/null |
+    sed -n 's/^domain-controller = //p' | head -n 1
+}
+
 # read_password: sets PASSWORD from Secrets Manager (PASSWORD_SECRET_ARN, JSON with a
 # "password" key) or SSM Parameter Store (PASSWORD_SSM_PARAMETER), read with this
 # host's own role. Exit 12 when it cannot; the messages never carry the value.

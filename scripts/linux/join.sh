@@ -18,25 +18,13 @@
 # of another joined machine carries that machine's keytab: its keytab is moved aside
 # (to $KEYTAB.adjoin-replaced) and the instance joins as itself, leaving the other
 # computer's object untouched.
-# Helpers (log, fail, param, read_password) and the shell options come from common.sh,
+# Helpers (log, fail, params, require, read_dcs, dc_name, read_password) and the shell options come from common.sh,
 # which the service sends ahead of this script.
 
-DOMAIN=$(param DOMAIN)
-REALM=$(param REALM)
-DC_IPS=$(param DC_IPS)
-JOIN_USER=$(param JOIN_USER)
-COMPUTER_NAME=$(param COMPUTER_NAME)
-OU_PATH=$(param OU_PATH)
-ALLOWED_GROUP=$(param ALLOWED_GROUP)
-COMPUTER_GROUPS=$(param COMPUTER_GROUPS)
-OWNER_STAMP=$(param OWNER_STAMP)
-
-if [ -z "$DOMAIN" ] || [ -z "$REALM" ] || [ -z "$JOIN_USER" ] || [ -z "$COMPUTER_NAME" ] ||
-  [ -z "$OWNER_STAMP" ]; then
-  fail 10 "missing parameter (domain, realm, join user, computer name and owner stamp are required)"
-fi
-read -r -a DCS <<<"$DC_IPS"
-[ "${#DCS[@]}" -ge 1 ] || fail 10 "no domain controller IP"
+params DOMAIN REALM DC_IPS JOIN_USER COMPUTER_NAME OU_PATH ALLOWED_GROUP COMPUTER_GROUPS OWNER_STAMP
+require "domain, realm, join user, computer name and owner stamp" \
+  DOMAIN REALM JOIN_USER COMPUTER_NAME OWNER_STAMP
+read_dcs
 HOST_FQDN="${COMPUTER_NAME,,}.${DOMAIN}"
 case $ALLOWED_GROUP in
   *[[:cntrl:],]*) fail 10 "adGroupName contains a comma or a control character" ;;
@@ -206,8 +194,7 @@ restart_sssd() {
 discover_dcs() {
   local ip name
   for ip in "${DCS[@]}"; do
-    name=$(adcli info --domain-controller="$ip" "$DOMAIN" 2>/dev/null |
-      sed -n 's/^domain-controller = //p' | head -n 1) || name=""
+    name=$(dc_name "$ip") || name=""
     if [ -z "$name" ]; then
       log "domain controller $ip does not answer for $DOMAIN"
       continue

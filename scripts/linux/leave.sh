@@ -18,22 +18,13 @@
 # ldap-utils missing, 12 password unreadable, 13 domain controller unreachable or the
 # join user cannot authenticate, 14 delete refused, 15 not ours: a computer of that name
 # exists but lacks the owner stamp or is outside the OU (left in place).
-# Helpers (log, fail, param, read_password, redact) and the shell options come from
+# Helpers (log, fail, params, require, read_dcs, dc_name, read_password, redact) and the shell options come from
 # common.sh, which the service sends ahead of this script.
 
-DOMAIN=$(param DOMAIN)
-REALM=$(param REALM)
-DC_IPS=$(param DC_IPS)
-JOIN_USER=$(param JOIN_USER)
-COMPUTER_NAME=$(param COMPUTER_NAME)
-INSTANCE_ID=$(param INSTANCE_ID)
-OU_PATH=$(param OU_PATH)
-OWNER_STAMP=$(param OWNER_STAMP)
+params DOMAIN REALM DC_IPS JOIN_USER COMPUTER_NAME INSTANCE_ID OU_PATH OWNER_STAMP
 ETC=${ADJOIN_ETC:-/etc}
 
-if [ -z "$DOMAIN" ] || [ -z "$JOIN_USER" ] || [ -z "$COMPUTER_NAME" ] || [ -z "$OWNER_STAMP" ]; then
-  fail 10 "missing parameter (domain, join user, computer name and owner stamp are required)"
-fi
+require "domain, join user, computer name and owner stamp" DOMAIN JOIN_USER COMPUTER_NAME OWNER_STAMP
 case $COMPUTER_NAME in
   *[!A-Za-z0-9-]*) fail 10 "computer name '$COMPUTER_NAME' is not a NetBIOS name" ;;
 esac
@@ -41,8 +32,7 @@ case $DOMAIN in
   *[!A-Za-z0-9.-]*) fail 10 "domain '$DOMAIN' is not a DNS name" ;;
 esac
 REALM=${REALM:-${DOMAIN^^}}
-read -r -a DCS <<<"$DC_IPS"
-[ "${#DCS[@]}" -ge 1 ] || fail 10 "no domain controller IP"
+read_dcs
 DC=${DCS[0]}
 for tool in adcli kinit ldapsearch ldapdelete; do
   command -v "$tool" >/dev/null || fail 11 "$tool is not installed on the tools host (adcli, krb5 and ldap-utils are needed)"
@@ -52,8 +42,7 @@ done
 norm_dn() { printf '%s' "$1" | sed -E 's/[[:space:]]*([,=])[[:space:]]*/\1/g' | tr '[:upper:]' '[:lower:]'; }
 
 # The domain controller's host name (Kerberos needs it: ldap/<name>), from CLDAP.
-DC_NAME=$(adcli info --domain-controller="$DC" "$DOMAIN" 2>/dev/null |
-  sed -n 's/^domain-controller = //p' | head -n 1) || DC_NAME=""
+DC_NAME=$(dc_name "$DC") || DC_NAME=""
 case $DC_NAME in
   ""|*[!A-Za-z0-9.-]*) fail 13 "domain controller $DC does not answer for $DOMAIN" ;;
 esac

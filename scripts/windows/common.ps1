@@ -30,6 +30,17 @@ function Get-AdjoinParameter([string] $Name) {
     return [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($encoded))
 }
 
+# The parameters both scripts take, set as script variables: $Domain, $DcIps (the
+# addresses in DC_IPS), $JoinUser, $ComputerName, $OuPath and $OwnerStamp.
+function Read-AdjoinCommonParameters {
+    $script:Domain = Get-AdjoinParameter 'DOMAIN'
+    $script:DcIps = @((Get-AdjoinParameter 'DC_IPS') -split ' ' | Where-Object { $_ })
+    $script:JoinUser = Get-AdjoinParameter 'JOIN_USER'
+    $script:ComputerName = Get-AdjoinParameter 'COMPUTER_NAME'
+    $script:OuPath = Get-AdjoinParameter 'OU_PATH'
+    $script:OwnerStamp = Get-AdjoinParameter 'OWNER_STAMP'
+}
+
 # The join user's credential, its password read with this host's own role from Secrets
 # Manager or SSM Parameter Store and kept as a SecureString. Exits 12 when it cannot.
 function Get-AdjoinCredential([string] $Domain, [string] $JoinUser) {

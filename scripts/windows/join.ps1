@@ -19,18 +19,13 @@
 # and membership; it leaves the domain locally (its object in the directory untouched),
 # reboots, and joins as itself on the next run.
 # Messages never carry an error's own text (it may quote the secret).
-# Get-AdjoinParameter, Get-AdjoinCredential and the error preferences come from
-# common.ps1, which the service sends ahead of this script.
+# Read-AdjoinCommonParameters, Get-AdjoinParameter, Get-AdjoinCredential and the error
+# preferences come from common.ps1, which the service sends ahead of this script.
 
-$Domain = Get-AdjoinParameter 'DOMAIN'
-$DcIps = @((Get-AdjoinParameter 'DC_IPS') -split ' ' | Where-Object { $_ })
-$JoinUser = Get-AdjoinParameter 'JOIN_USER'
-$ComputerName = Get-AdjoinParameter 'COMPUTER_NAME'
-$OuPath = Get-AdjoinParameter 'OU_PATH'
+Read-AdjoinCommonParameters
 $AllowedGroup = Get-AdjoinParameter 'ALLOWED_GROUP'
 $ComputerGroups = @((Get-AdjoinParameter 'COMPUTER_GROUPS') -split "`n" | Where-Object { $_ })
 $InstallRds = (Get-AdjoinParameter 'INSTALL_RDS_SESSION_HOST') -eq 'true'
-$OwnerStamp = Get-AdjoinParameter 'OWNER_STAMP'
 
 if (-not $Domain -or -not $JoinUser -or -not $ComputerName -or $DcIps.Count -eq 0 -or -not $OwnerStamp) {
     Stop-Adjoin 10 'missing parameter (domain, DC IPs, join user, computer name and owner stamp are required)'

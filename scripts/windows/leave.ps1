@@ -14,16 +14,11 @@
 # join user cannot authenticate, 14 delete failed, 15 not ours: a computer of that name
 # exists but lacks the owner stamp or is outside the OU (left in place).
 # Messages never carry an error's own text (it may quote the secret).
-# Get-AdjoinParameter, Get-AdjoinCredential and the error preferences come from
-# common.ps1, which the service sends ahead of this script.
+# Read-AdjoinCommonParameters, Get-AdjoinParameter, Get-AdjoinCredential and the error
+# preferences come from common.ps1, which the service sends ahead of this script.
 
-$Domain = Get-AdjoinParameter 'DOMAIN'
-$DcIps = @((Get-AdjoinParameter 'DC_IPS') -split ' ' | Where-Object { $_ })
-$JoinUser = Get-AdjoinParameter 'JOIN_USER'
-$ComputerName = Get-AdjoinParameter 'COMPUTER_NAME'
+Read-AdjoinCommonParameters
 $InstanceId = Get-AdjoinParameter 'INSTANCE_ID'
-$OuPath = Get-AdjoinParameter 'OU_PATH'
-$OwnerStamp = Get-AdjoinParameter 'OWNER_STAMP'
 
 if (-not $Domain -or -not $JoinUser -or $DcIps.Count -eq 0 -or $ComputerName -notmatch '^[A-Za-z0-9-]{1,15}$' -or
     -not $OwnerStamp) {

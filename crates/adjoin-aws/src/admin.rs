@@ -18,7 +18,7 @@ use adjoin_core::config::{ConfigItem, PasswordRef, RoleTarget};
 use adjoin_core::ids::{AccountId, InstanceId, Region};
 use adjoin_core::ledger::JoinRecord;
 
-use crate::error::map_sdk_error;
+use crate::error::{map_sdk_error, table_error};
 use crate::sessions::{assumed_config, caller_account, in_region};
 
 fn unreadable(
@@ -60,9 +60,7 @@ impl ConfigAdmin for DynamoConfigAdmin {
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|e| {
-                map_sdk_error("dynamodb:PutItem", e).about(&format!("table {}", self.table))
-            })?;
+            .map_err(|e| table_error("dynamodb:PutItem", &self.table, e))?;
         Ok(())
     }
 
@@ -76,9 +74,7 @@ impl ConfigAdmin for DynamoConfigAdmin {
             .send();
         let mut items = Vec::new();
         while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| {
-                map_sdk_error("dynamodb:Scan", e).about(&format!("table {}", self.table))
-            })?;
+            let item = item.map_err(|e| table_error("dynamodb:Scan", &self.table, e))?;
             match serde_dynamo::from_item(item)
                 .map_err(|e| unreadable("dynamodb:Scan", "a config item", e))?
             {
@@ -100,9 +96,7 @@ impl ConfigAdmin for DynamoConfigAdmin {
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| {
-                map_sdk_error("dynamodb:DeleteItem", e).about(&format!("table {}", self.table))
-            })?;
+            .map_err(|e| table_error("dynamodb:DeleteItem", &self.table, e))?;
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 }
@@ -145,9 +139,7 @@ impl LedgerQuery for DynamoLedgerQuery {
         let mut items = scan.into_paginator().items().send();
         let mut records = Vec::new();
         while let Some(item) = items.next().await {
-            let item = item.map_err(|e| {
-                map_sdk_error("dynamodb:Scan", e).about(&format!("table {}", self.table))
-            })?;
+            let item = item.map_err(|e| table_error("dynamodb:Scan", &self.table, e))?;
             records.push(
                 serde_dynamo::from_item(item)
                     .map_err(|e| unreadable("dynamodb:Scan", "a ledger record", e))?,
@@ -307,13 +299,8 @@ impl AdminSessions for AwsAdminSessions {
         role: &RoleTarget,
         region: &Region,
     ) -> Result<AdminPorts, adjoin_core::Error> {
-        let (config, _expires) = assumed_config(
-            &self.sts,
-            &in_region(&self.base, region),
-            role,
-            format!("adjoin-admin-{}", role.account),
-        )
-        .await?;
+        let (config, _expires) =
+            assumed_config(&self.sts, &self.base, region, role, "adjoin-admin").await?;
         Ok(Self::ports(&config, role.account.clone(), region.clone()))
     }
 }

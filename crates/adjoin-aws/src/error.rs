@@ -86,6 +86,18 @@ where
     }
 }
 
+/// [`map_sdk_error`] for a call on the DynamoDB table `table`, which the error names.
+pub(crate) fn table_error<E>(
+    operation: &'static str,
+    table: &str,
+    err: SdkError<E, HttpResponse>,
+) -> adjoin_core::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    map_sdk_error(operation, err).about(&format!("table {table}"))
+}
+
 /// Classifies a service error code.
 pub(crate) fn classify(operation: &'static str, code: &str, message: String) -> adjoin_core::Error {
     use adjoin_core::Error as E2;
@@ -111,30 +123,53 @@ mod tests {
 
     #[test]
     fn codes_map_to_the_right_kind() {
-        let k = |code: &str| classify("op", code, String::new());
-        assert!(matches!(
-            k("ThrottlingException"),
-            adjoin_core::Error::Throttled { .. }
-        ));
-        assert!(matches!(
-            k("InvalidInstanceId"),
-            adjoin_core::Error::AgentNotReady { .. }
-        ));
-        assert!(matches!(
-            k("AccessDenied"),
-            adjoin_core::Error::AccessDenied { .. }
-        ));
-        assert!(matches!(
-            k("ResourceNotFoundException"),
-            adjoin_core::Error::NotFound { .. }
-        ));
-        assert!(matches!(
-            k("InternalServerError"),
-            adjoin_core::Error::Unavailable { .. }
-        ));
-        assert!(matches!(
-            k("ValidationException"),
-            adjoin_core::Error::Invalid { .. }
-        ));
+        use adjoin_core::Error as E;
+        let m = String::new;
+        for (code, expected) in [
+            (
+                "ThrottlingException",
+                E::Throttled {
+                    operation: "op",
+                    message: m(),
+                },
+            ),
+            (
+                "InvalidInstanceId",
+                E::AgentNotReady {
+                    operation: "op",
+                    message: m(),
+                },
+            ),
+            (
+                "AccessDenied",
+                E::AccessDenied {
+                    operation: "op",
+                    message: m(),
+                },
+            ),
+            (
+                "ResourceNotFoundException",
+                E::NotFound {
+                    operation: "op",
+                    message: m(),
+                },
+            ),
+            (
+                "InternalServerError",
+                E::Unavailable {
+                    operation: "op",
+                    message: m(),
+                },
+            ),
+            (
+                "ValidationException",
+                E::Invalid {
+                    operation: "op",
+                    message: m(),
+                },
+            ),
+        ] {
+            assert_eq!(classify("op", code, String::new()), expected, "{code}");
+        }
     }
 }

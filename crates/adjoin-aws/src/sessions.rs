@@ -109,13 +109,8 @@ impl AwsSessions {
         role: &RoleTarget,
         region: &Region,
     ) -> Result<(AccountPorts, SystemTime), adjoin_core::Error> {
-        let (config, expires) = assumed_config(
-            &self.sts,
-            &in_region(&self.base, region),
-            role,
-            format!("adjoin-{}", role.account),
-        )
-        .await?;
+        let (config, expires) =
+            assumed_config(&self.sts, &self.base, region, role, "adjoin").await?;
         Ok((
             self.ports(&config, role.account.clone(), region.clone()),
             expires,
@@ -151,18 +146,19 @@ pub(crate) fn in_region(base: &SdkConfig, region: &Region) -> SdkConfig {
         .build()
 }
 
-/// AssumeRole with the role's external id: `config` with the session's credentials,
-/// and when they expire.
+/// AssumeRole with the role's external id, as session `<session_prefix>-<account>`:
+/// `base` in `region` with the session's credentials, and when they expire.
 pub(crate) async fn assumed_config(
     sts: &aws_sdk_sts::Client,
-    config: &SdkConfig,
+    base: &SdkConfig,
+    region: &Region,
     role: &RoleTarget,
-    session_name: String,
+    session_prefix: &str,
 ) -> Result<(SdkConfig, SystemTime), adjoin_core::Error> {
     let out = sts
         .assume_role()
         .role_arn(&role.arn)
-        .role_session_name(session_name)
+        .role_session_name(format!("{session_prefix}-{}", role.account))
         .set_external_id(role.external_id.clone())
         .duration_seconds(SESSION_DURATION.as_secs() as i32)
         .send()
@@ -182,7 +178,7 @@ pub(crate) async fn assumed_config(
         Some(expires),
         "adjoin-assume-role",
     );
-    let config = config
+    let config = in_region(base, region)
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build();

@@ -12,15 +12,8 @@ use crate::{EXIT_FAILED, EXIT_USAGE, home_region, print_report};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The member account the instance runs in.
-    #[arg(long)]
-    account: String,
-    /// The instance id.
-    #[arg(long)]
-    instance: String,
-    /// The instance's Region (default: the AWS_REGION of the environment).
-    #[arg(long)]
-    region: Option<String>,
+    #[command(flatten)]
+    which: crate::InstanceArgs,
     /// The config table (partition key accountId).
     #[arg(long, env = "ADJOIN_CONFIG_TABLE", hide_env_values = true)]
     table: Option<String>,
@@ -38,7 +31,7 @@ pub async fn run(args: Args) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     };
     let sdk = load_sdk_config().await;
-    let region = match home_region(&sdk, args.region.as_deref()) {
+    let region = match home_region(&sdk, args.which.region.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("adjoin check: {e}");
@@ -57,7 +50,14 @@ pub async fn run(args: Args) -> ExitCode {
         key: args.tools_host_tag_key,
         value: args.tools_host_tag_value,
     };
-    let report = checks::preflight(&ports, &args.account, &args.instance, &region, &tag).await;
+    let report = checks::preflight(
+        &ports,
+        &args.which.account,
+        &args.which.instance,
+        &region,
+        &tag,
+    )
+    .await;
     print_report(&report);
     if report.passed() {
         ExitCode::SUCCESS

@@ -2,6 +2,7 @@
 
 mod check;
 mod config;
+mod manual;
 mod replay;
 mod status;
 
@@ -37,6 +38,18 @@ enum Command {
     /// any was deferred, failed or rejected, 2 for usage errors.
     #[command(after_help = replay::ENVIRONMENT)]
     Replay(replay::Args),
+    /// Join one instance now, through the service's own path (a lost event, an opted-out
+    /// instance, a repair). Running it again reads the join's result.
+    ///
+    /// Exit status as replay's.
+    #[command(after_help = replay::ENVIRONMENT)]
+    Join(manual::JoinArgs),
+    /// Remove one terminated instance's computer object now, through the service's own
+    /// path (a lost event). Running it again reads the leave's result.
+    ///
+    /// Exit status as replay's.
+    #[command(after_help = replay::ENVIRONMENT)]
+    Leave(manual::Target),
     /// Write, read, list, validate and delete account config items (ADJOIN_CONFIG_TABLE).
     Config(config::Args),
     /// What the ledger and SSM know about instances: status, computer name, last command.
@@ -64,10 +77,26 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Replay(args) => replay::run(args).await,
+        Command::Join(args) => manual::join(args).await,
+        Command::Leave(target) => manual::leave(target).await,
         Command::Config(args) => config::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
     }
+}
+
+/// Which instance a command is about.
+#[derive(clap::Args)]
+pub(crate) struct InstanceArgs {
+    /// The member account the instance runs in.
+    #[arg(long)]
+    pub account: String,
+    /// The instance id.
+    #[arg(long)]
+    pub instance: String,
+    /// The instance's Region (default: the Region of the AWS configuration).
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 /// `--region`, else the Region of the SDK configuration (AWS_REGION, profile).

@@ -25,7 +25,7 @@ Environment:
 /// Exit status when any message would be a batch item failure or was rejected.
 const EXIT_NOT_ALL_HANDLED: u8 = 3;
 /// Exit status for usage errors (as clap's).
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -107,6 +107,15 @@ pub async fn run(args: Args) -> ExitCode {
         }
     }
     let worker = build_worker(&load_sdk_config().await, &env, args.dry_run);
+    handle_and_print(&worker, batches).await
+}
+
+/// Runs the worker on each batch and prints one JSON line per message. Exit status 0
+/// when every message was dispatched, planned, verified or skipped, 3 otherwise.
+pub(crate) async fn handle_and_print(
+    worker: &adjoin_core::worker::Worker,
+    batches: Vec<Vec<Message>>,
+) -> ExitCode {
     let mut all_handled = true;
     let progress = progress_bar(batches.len());
     let mut stdout = std::io::stdout().lock();

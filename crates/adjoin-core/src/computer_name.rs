@@ -90,12 +90,16 @@ mod tests {
 
     #[test]
     fn prefixes_are_checked() {
-        assert!(check_prefix("web").is_ok());
-        assert!(check_prefix("WEB-01").is_ok());
-        assert!(check_prefix("").is_err());
-        assert!(check_prefix("1web").is_err());
-        assert!(check_prefix("toolong").is_err());
-        assert!(check_prefix("we b").is_err());
+        for (prefix, valid) in [
+            ("web", true),
+            ("WEB-01", true),
+            ("", false),
+            ("1web", false),
+            ("toolong", false),
+            ("we b", false),
+        ] {
+            assert_eq!(check_prefix(prefix).is_ok(), valid, "{prefix:?}");
+        }
     }
 
     proptest! {

@@ -2,7 +2,8 @@
 //!
 //! Attribute names are those of the original blog's table, so existing tables keep working:
 //! `accountId`, `adJoinUserName`, `adJoinUserPwParam`, `dnsName`, `dnsIP1`, `dnsIP2`,
-//! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`, `secretArn`,
+//! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`,
+//! `allowedLoginGroups`, `secretArn`,
 //! `externalId`, `toolsHostTag`, `computerNamePrefix`, `installRdsSessionHost`,
 //! `commandLogGroup`, `commandOutputBucket`. Unknown attributes are ignored.
 
@@ -53,6 +54,9 @@ pub struct AccountConfig {
     pub role: Option<RoleTarget>,
     pub ou_path: Option<String>,
     pub computer_groups: Vec<String>,
+    /// `allowedLoginGroups`: the only AD groups an `adGroupName` tag may name; `None`:
+    /// any group but the privileged ones ([`crate::instance::PRIVILEGED_GROUPS`]).
+    pub allowed_login_groups: Option<Vec<String>>,
     pub tools_host_tag: Option<TagMatch>,
     pub computer_name_prefix: Option<String>,
     /// `installRdsSessionHost`: Windows instances also get the Remote Desktop Session
@@ -211,41 +215,17 @@ impl AccountConfig {
         };
 
         const FIX_GROUPS: &str = "set computerGroups to a list of group names";
-        let computer_groups = match item.get("computerGroups") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(values)) => {
-                let names: Vec<String> = values
-                    .iter()
-                    .filter_map(|v| match v {
-                        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-                        _ => None,
-                    })
-                    .collect();
-                if names.len() != values.len() {
-                    problems.add(
-                        "computerGroups",
-                        "computerGroups must be a list of group names",
-                        FIX_GROUPS,
-                    );
-                }
-                names
-            }
-            Some(Value::String(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            Some(_) => {
-                problems.add(
-                    "computerGroups",
-                    "computerGroups must be a list of group names",
-                    FIX_GROUPS,
-                );
-                Vec::new()
-            }
-        };
-
+        let computer_groups = group_list(item, "computerGroups", FIX_GROUPS, &mut problems);
+        let allowed_login_groups = item.get("allowedLoginGroups").filter(|v| !v.is_null()).map(
+            |_| {
+                group_list(
+                    item,
+                    "allowedLoginGroups",
+                    "set allowedLoginGroups to the list of AD groups an adGroupName tag may name",
+                    &mut problems,
+                )
+            },
+        );
         let tools_host_tag = match text("toolsHostTag") {
             Some(tag) => match tag.split_once('=') {
                 Some((k, v)) if !k.is_empty() && !v.is_empty() => Some(TagMatch {
@@ -321,6 +301,7 @@ impl AccountConfig {
                 role,
                 ou_path: text("ouPath"),
                 computer_groups,
+                allowed_login_groups,
                 tools_host_tag,
                 computer_name_prefix,
                 install_rds_session_host,
@@ -385,6 +366,42 @@ fn messages(problems: &[Problem]) -> String {
         .map(|p| p.message.as_str())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A list of AD group names: a JSON list of strings, or one comma-separated string.
+fn group_list(
+    item: &ConfigItem,
+    attribute: &'static str,
+    fix: &str,
+    problems: &mut Problems,
+) -> Vec<String> {
+    let malformed = format!("{attribute} must be a list of group names");
+    match item.get(attribute) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(values)) => {
+            let names: Vec<String> = values
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                    _ => None,
+                })
+                .collect();
+            if names.len() != values.len() {
+                problems.add(attribute, malformed, fix);
+            }
+            names
+        }
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Some(_) => {
+            problems.add(attribute, malformed, fix);
+            Vec::new()
+        }
+    }
 }
 
 #[derive(Default)]

@@ -169,11 +169,53 @@ impl<T: ?Sized> Faulty<T> {
     }
 }
 
-#[async_trait]
-impl<T: ConfigStore + ?Sized> ConfigStore for Faulty<T> {
-    async fn get(&self, account: &AccountId) -> Result<Option<ConfigItem>, Error> {
-        self.faults.check(Op::GetConfig)?;
-        self.inner.get(account).await
+/// Implements each port for `Faulty<T>`: every operation checks its fault (`= Op`), then
+/// calls the real port.
+macro_rules! faulty_ports {
+    ($($port:ident { $(fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $op:ident;)* })*) => {$(
+        #[async_trait]
+        impl<T: $port + ?Sized> $port for Faulty<T> {
+            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, Error> {
+                self.faults.check(Op::$op)?;
+                self.inner.$name($($arg),*).await
+            })*
+        }
+    )*};
+}
+
+faulty_ports! {
+    ConfigStore {
+        fn get(account: &AccountId) -> Option<ConfigItem> = GetConfig;
+    }
+    Instances {
+        fn describe(ids: &[InstanceId]) -> Vec<Instance> = DescribeInstances;
+        fn find_running_by_tag(tag: &TagMatch) -> Vec<Instance> = FindByTag;
+    }
+    Commands {
+        fn send(request: &CommandRequest) -> String = SendCommand;
+        fn result(command_id: &str, instance: &InstanceId) -> CommandResult = CommandResult;
+    }
+    Ledger {
+        fn get_many(ids: &[InstanceId]) -> Vec<JoinRecord> = ReadLedger;
+        fn put_if(record: &JoinRecord, expected: Option<u64>) -> bool = WriteLedger;
+    }
+    Queue {
+        fn send_to_dlq(letter: &DeadLetter) -> () = SendToDlq;
+        fn retry_after(queue_arn: &str, messages: &[(String, Duration)]) -> () = ChangeVisibility;
+    }
+    ConfigAdmin {
+        fn put(item: &ConfigItem) -> () = PutConfig;
+        fn list() -> Vec<ConfigItem> = ListConfig;
+        fn delete(account: &AccountId) -> bool = DeleteConfig;
+    }
+    LedgerQuery {
+        fn scan(filter: &LedgerFilter) -> Vec<JoinRecord> = ScanLedger;
+    }
+    AgentStatus {
+        fn agent(instance: &InstanceId) -> Option<AgentInfo> = DescribeAgent;
+    }
+    SecretProbe {
+        fn exists(reference: &PasswordRef) -> bool = ProbeSecret;
     }
 }
 
@@ -214,102 +256,6 @@ impl<T: Sessions + ?Sized> Sessions for Faulty<T> {
     async fn home_in(&self, region: &Region) -> Result<AccountPorts, Error> {
         self.faults.check(Op::HomeSession)?;
         Ok(self.wrap(self.inner.home_in(region).await?))
-    }
-}
-
-#[async_trait]
-impl<T: Instances + ?Sized> Instances for Faulty<T> {
-    async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, Error> {
-        self.faults.check(Op::DescribeInstances)?;
-        self.inner.describe(ids).await
-    }
-    async fn find_running_by_tag(&self, tag: &TagMatch) -> Result<Vec<Instance>, Error> {
-        self.faults.check(Op::FindByTag)?;
-        self.inner.find_running_by_tag(tag).await
-    }
-}
-
-#[async_trait]
-impl<T: Commands + ?Sized> Commands for Faulty<T> {
-    async fn send(&self, request: &CommandRequest) -> Result<String, Error> {
-        self.faults.check(Op::SendCommand)?;
-        self.inner.send(request).await
-    }
-    async fn result(
-        &self,
-        command_id: &str,
-        instance: &InstanceId,
-    ) -> Result<CommandResult, Error> {
-        self.faults.check(Op::CommandResult)?;
-        self.inner.result(command_id, instance).await
-    }
-}
-
-#[async_trait]
-impl<T: Ledger + ?Sized> Ledger for Faulty<T> {
-    async fn get_many(&self, ids: &[InstanceId]) -> Result<Vec<JoinRecord>, Error> {
-        self.faults.check(Op::ReadLedger)?;
-        self.inner.get_many(ids).await
-    }
-    async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error> {
-        self.faults.check(Op::WriteLedger)?;
-        self.inner.put_if(record, expected).await
-    }
-}
-
-#[async_trait]
-impl<T: Queue + ?Sized> Queue for Faulty<T> {
-    async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), Error> {
-        self.faults.check(Op::SendToDlq)?;
-        self.inner.send_to_dlq(letter).await
-    }
-    async fn retry_after(
-        &self,
-        queue_arn: &str,
-        messages: &[(String, Duration)],
-    ) -> Result<(), Error> {
-        self.faults.check(Op::ChangeVisibility)?;
-        self.inner.retry_after(queue_arn, messages).await
-    }
-}
-
-#[async_trait]
-impl<T: ConfigAdmin + ?Sized> ConfigAdmin for Faulty<T> {
-    async fn put(&self, item: &ConfigItem) -> Result<(), Error> {
-        self.faults.check(Op::PutConfig)?;
-        self.inner.put(item).await
-    }
-    async fn list(&self) -> Result<Vec<ConfigItem>, Error> {
-        self.faults.check(Op::ListConfig)?;
-        self.inner.list().await
-    }
-    async fn delete(&self, account: &AccountId) -> Result<bool, Error> {
-        self.faults.check(Op::DeleteConfig)?;
-        self.inner.delete(account).await
-    }
-}
-
-#[async_trait]
-impl<T: LedgerQuery + ?Sized> LedgerQuery for Faulty<T> {
-    async fn scan(&self, filter: &LedgerFilter) -> Result<Vec<JoinRecord>, Error> {
-        self.faults.check(Op::ScanLedger)?;
-        self.inner.scan(filter).await
-    }
-}
-
-#[async_trait]
-impl<T: AgentStatus + ?Sized> AgentStatus for Faulty<T> {
-    async fn agent(&self, instance: &InstanceId) -> Result<Option<AgentInfo>, Error> {
-        self.faults.check(Op::DescribeAgent)?;
-        self.inner.agent(instance).await
-    }
-}
-
-#[async_trait]
-impl<T: SecretProbe + ?Sized> SecretProbe for Faulty<T> {
-    async fn exists(&self, reference: &PasswordRef) -> Result<bool, Error> {
-        self.faults.check(Op::ProbeSecret)?;
-        self.inner.exists(reference).await
     }
 }
 

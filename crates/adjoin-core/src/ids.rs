@@ -4,80 +4,28 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// A 12-digit AWS account id.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct AccountId(String);
+/// Each id: a string checked once, by `parse`, against its `valid` shape; refused as
+/// "`what` "…" `is_not`".
+macro_rules! string_ids {
+    ($($(#[$doc:meta])* $t:ident: $valid:ident, $what:literal, $is_not:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $t(String);
 
-impl AccountId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!("account id {s:?} is not 12 digits"))
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// An AWS Region name such as `eu-west-1`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Region(String);
-
-impl Region {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let shaped = !s.is_empty()
-            && s.len() <= 32
-            && s.split('-').count() >= 3
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && s.bytes().last().is_some_and(|b| b.is_ascii_digit());
-        if shaped {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!("region {s:?} is not a Region name"))
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// An EC2 instance id: `i-` followed by 8 or 17 lower-case hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct InstanceId(String);
-
-impl InstanceId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s.strip_prefix("i-") {
-            Some(hex)
-                if (hex.len() == 8 || hex.len() == 17)
-                    && hex
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-            {
-                Ok(Self(s.to_owned()))
+        impl $t {
+            pub fn parse(s: &str) -> Result<Self, String> {
+                if $valid(s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(format!(concat!($what, " {:?} ", $is_not), s))
+                }
             }
-            _ => Err(format!(
-                "instance id {s:?} is not i- followed by 8 or 17 hex digits"
-            )),
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
         }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-    /// The hex digits after `i-`.
-    pub fn hex(&self) -> &str {
-        self.0.strip_prefix("i-").unwrap_or_default()
-    }
-}
 
-macro_rules! display_as_str {
-    ($($t:ty),*) => {$(
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
@@ -85,26 +33,97 @@ macro_rules! display_as_str {
         }
     )*};
 }
-display_as_str!(AccountId, Region, InstanceId);
+
+string_ids! {
+    /// A 12-digit AWS account id.
+    AccountId: is_account_id, "account id", "is not 12 digits";
+    /// An AWS Region name such as `eu-west-1`.
+    Region: is_region, "region", "is not a Region name";
+    /// An EC2 instance id: `i-` followed by 8 or 17 lower-case hex digits.
+    InstanceId: is_instance_id, "instance id", "is not i- followed by 8 or 17 hex digits";
+}
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_region(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.split('-').count() >= 3
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().last().is_some_and(|b| b.is_ascii_digit())
+}
+
+fn is_instance_id(s: &str) -> bool {
+    s.strip_prefix("i-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+impl InstanceId {
+    /// The hex digits after `i-`.
+    pub fn hex(&self) -> &str {
+        self.0.strip_prefix("i-").unwrap_or_default()
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `parse` accepts each of `good` and refuses each of `bad`.
+    #[track_caller]
+    fn sorts<T>(parse: fn(&str) -> Result<T, String>, good: &[&str], bad: &[&str]) {
+        for s in good {
+            assert!(parse(s).is_ok(), "{s}");
+        }
+        for s in bad {
+            assert!(parse(s).is_err(), "{s}");
+        }
+    }
+
     #[test]
     fn ids_accept_real_shapes_and_refuse_others() {
-        assert!(AccountId::parse("111122223333").is_ok());
-        assert!(AccountId::parse("11112222333").is_err());
-        assert!(AccountId::parse("11112222333a").is_err());
-        assert!(Region::parse("eu-west-1").is_ok());
-        assert!(Region::parse("us-gov-west-1").is_ok());
-        assert!(Region::parse("EU-WEST-1").is_err());
-        assert!(Region::parse("eu-west").is_err());
-        assert!(InstanceId::parse("i-0abcd1234ef567890").is_ok());
-        assert!(InstanceId::parse("i-1234abcd").is_ok());
-        assert!(InstanceId::parse("i-0ABCD1234EF567890").is_err());
-        assert!(InstanceId::parse("i-0abcd1234ef56789").is_err());
-        assert!(InstanceId::parse("0abcd1234ef567890").is_err());
-        assert!(InstanceId::parse("i-$(reboot)").is_err());
+        sorts(
+            AccountId::parse,
+            &["111122223333"],
+            &["11112222333", "11112222333a"],
+        );
+        sorts(
+            Region::parse,
+            &["eu-west-1", "us-gov-west-1"],
+            &["EU-WEST-1", "eu-west"],
+        );
+        sorts(
+            InstanceId::parse,
+            &["i-0abcd1234ef567890", "i-1234abcd"],
+            &[
+                "i-0ABCD1234EF567890",
+                "i-0abcd1234ef56789",
+                "0abcd1234ef567890",
+                "i-$(reboot)",
+            ],
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_kind_of_id_and_the_value() {
+        assert_eq!(
+            AccountId::parse("1").unwrap_err(),
+            "account id \"1\" is not 12 digits"
+        );
+        assert_eq!(
+            Region::parse("x").unwrap_err(),
+            "region \"x\" is not a Region name"
+        );
+        assert_eq!(
+            InstanceId::parse("i-x").unwrap_err(),
+            "instance id \"i-x\" is not i- followed by 8 or 17 hex digits"
+        );
     }
 }

@@ -131,15 +131,82 @@ pub fn tools_host_of(hosts: impl IntoIterator<Item = Instance>) -> Option<Instan
     hosts.into_iter().min_by(|a, b| a.id.cmp(&b.id))
 }
 
-/// What is wrong with an `adGroupName` value, if anything. It is written into sssd.conf
-/// and a Windows group name: no control characters (a newline would add configuration
-/// lines), no commas (sssd would read a list of groups), at most 256 characters.
-pub fn group_tag_problem(value: &str) -> Option<&'static str> {
+/// Directory groups whose members administer the domain or its servers. Anyone who may
+/// tag an instance could otherwise make them its login group: a tag may name one only
+/// when the account's `allowedLoginGroups` lists it.
+pub const PRIVILEGED_GROUPS: &[&str] = &[
+    "Domain Admins",
+    "Enterprise Admins",
+    "Schema Admins",
+    "Administrators",
+    "Account Operators",
+    "Server Operators",
+    "Backup Operators",
+    "Print Operators",
+    "Domain Controllers",
+    "Read-only Domain Controllers",
+    "Enterprise Read-only Domain Controllers",
+    "Group Policy Creator Owners",
+    "Key Admins",
+    "Enterprise Key Admins",
+    "DnsAdmins",
+    "Cert Publishers",
+    "AWS Delegated Administrators",
+];
+
+/// What is wrong with an `adGroupName` value, if anything, given the account's
+/// `allowedLoginGroups` (`None`: not set). The value is written into sssd.conf and a
+/// Windows group name: no control characters (a newline would add configuration lines),
+/// no commas (sssd would read a list of groups), at most 256 characters. With an
+/// allow-list, only its groups; without one, any group but [`PRIVILEGED_GROUPS`].
+/// Names compare without case and without a `DOMAIN\` prefix or `@domain` suffix.
+pub fn group_tag_problem(value: &str, allowed: Option<&[String]>) -> Option<String> {
+    let bare = |name: &str| {
+        let name = name.rsplit_once('\\').map_or(name, |(_, n)| n);
+        name.split_once('@')
+            .map_or(name, |(n, _)| n)
+            .trim()
+            .to_lowercase()
+    };
+    let wanted = bare(value);
     if value.chars().any(|c| c.is_control() || c == ',') {
-        Some("contains a comma or a control character")
+        Some("contains a comma or a control character".to_owned())
     } else if value.chars().count() > 256 {
-        Some("is longer than 256 characters")
+        Some("is longer than 256 characters".to_owned())
+    } else if let Some(allowed) = allowed {
+        (!allowed.iter().any(|g| bare(g) == wanted))
+            .then(|| "is not in the account's allowedLoginGroups".to_owned())
+    } else if PRIVILEGED_GROUPS.iter().any(|g| bare(g) == wanted) {
+        Some(
+            "names a privileged directory group: list it in the account's allowedLoginGroups to allow it"
+                .to_owned(),
+        )
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_may_name_a_privileged_group_only_when_the_account_allows_it() {
+        for privileged in [
+            "Domain Admins",
+            "domain admins",
+            "CORP\\Domain Admins",
+            "Enterprise Admins@corp.example.com",
+        ] {
+            let problem = group_tag_problem(privileged, None).expect("refused");
+            assert!(problem.contains("privileged"), "{privileged}: {problem}");
+        }
+        assert_eq!(group_tag_problem("linux-admins", None), None);
+        let allowed = vec!["linux-admins".to_owned(), "Domain Admins".to_owned()];
+        assert_eq!(group_tag_problem("Domain Admins", Some(&allowed)), None);
+        assert_eq!(group_tag_problem("LINUX-ADMINS", Some(&allowed)), None);
+        let problem = group_tag_problem("web-admins", Some(&allowed)).expect("refused");
+        assert!(problem.contains("allowedLoginGroups"), "{problem}");
+        assert!(group_tag_problem("a,b", Some(&allowed)).is_some());
     }
 }

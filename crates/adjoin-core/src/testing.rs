@@ -9,6 +9,7 @@
 //! AD tools host [`TOOLS`] runs at home, tagged as [`tools_tag`] says. Every instance's
 //! SSM agent is online.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -21,6 +22,7 @@ use crate::faults::{Faults, Faulty};
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::{Instance, Platform};
 use crate::ledger::{self, JoinRecord, JoinStatus};
+use crate::render::{CommandRequest, decode_params};
 use crate::worker::{Ports, Settings, Worker};
 
 /// The account the service runs in.
@@ -177,4 +179,9 @@ pub fn faulty_ports(aws: &FakeAws, faults: &Faults) -> Ports {
 /// A worker on `aws` with [`settings`], its ports failing as `faults` say.
 pub fn worker(aws: &FakeAws, faults: &Faults) -> Worker {
     Worker::new(faulty_ports(aws, faults), settings())
+}
+
+/// The parameters a command carries, decoded, by name.
+pub fn params_of(request: &CommandRequest) -> BTreeMap<String, String> {
+    decode_params(&request.commands).into_iter().collect()
 }

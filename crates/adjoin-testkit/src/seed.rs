@@ -58,12 +58,12 @@ impl Bed {
 
     /// SDK config acting in `account` (the home account, or a member through AssumeRole).
     pub async fn as_account(&self, account: &str, region: &str) -> Result<SdkConfig, Error> {
+        let in_region = self
+            .home
+            .to_builder()
+            .region(aws_config::Region::new(region.to_owned()));
         if account == HOME_ACCOUNT {
-            return Ok(self
-                .home
-                .to_builder()
-                .region(aws_config::Region::new(region.to_owned()))
-                .build());
+            return Ok(in_region.build());
         }
         let out = aws_sdk_sts::Client::new(&self.home)
             .assume_role()
@@ -83,14 +83,30 @@ impl Bed {
             None,
             "adjoin-testkit",
         );
-        Ok(self
-            .home
-            .to_builder()
-            .region(aws_config::Region::new(region.to_owned()))
+        Ok(in_region
             .credentials_provider(
                 aws_credential_types::provider::SharedCredentialsProvider::new(creds),
             )
             .build())
+    }
+
+    /// An EC2 client acting in `account`/`region`.
+    async fn ec2(&self, account: &str, region: &str) -> Result<aws_sdk_ec2::Client, Error> {
+        Ok(aws_sdk_ec2::Client::new(
+            &self.as_account(account, region).await?,
+        ))
+    }
+
+    /// An SSM client acting in `account`/`region`.
+    async fn ssm(&self, account: &str, region: &str) -> Result<aws_sdk_ssm::Client, Error> {
+        Ok(aws_sdk_ssm::Client::new(
+            &self.as_account(account, region).await?,
+        ))
+    }
+
+    /// An SQS client of the home account.
+    fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.home)
     }
 
     /// Creates a table with string partition key `key` (no error if it exists).
@@ -219,7 +235,7 @@ impl Bed {
         tags: &[(&str, &str)],
     ) -> Result<Vec<String>, Error> {
         let count = i32::try_from(count).unwrap_or(i32::MAX);
-        let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
+        let ec2 = self.ec2(account, region).await?;
         let images = ec2
             .describe_images()
             .send()
@@ -257,7 +273,7 @@ impl Bed {
     }
 
     pub async fn stop_instance(&self, account: &str, region: &str, id: &str) -> Result<(), Error> {
-        let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
+        let ec2 = self.ec2(account, region).await?;
         ec2.stop_instances()
             .instance_ids(id)
             .send()
@@ -272,7 +288,7 @@ impl Bed {
         region: &str,
         id: &str,
     ) -> Result<(), Error> {
-        let ec2 = aws_sdk_ec2::Client::new(&self.as_account(account, region).await?);
+        let ec2 = self.ec2(account, region).await?;
         ec2.terminate_instances()
             .instance_ids(id)
             .send()
@@ -283,7 +299,8 @@ impl Bed {
 
     /// Creates a queue in the home account; returns its URL.
     pub async fn create_queue(&self, name: &str) -> Result<String, Error> {
-        let out = aws_sdk_sqs::Client::new(&self.home)
+        let out = self
+            .sqs()
             .create_queue()
             .queue_name(name)
             .send()
@@ -294,7 +311,7 @@ impl Bed {
 
     /// Sends `body` to a queue.
     pub async fn send_message(&self, url: &str, body: &str) -> Result<(), Error> {
-        aws_sdk_sqs::Client::new(&self.home)
+        self.sqs()
             .send_message()
             .queue_url(url)
             .message_body(body)
@@ -308,7 +325,7 @@ impl Bed {
     /// hands them to the worker (receipt handle, receive count, queue ARN).
     pub async fn receive(&self, url: &str) -> Result<Vec<adjoin_core::worker::Message>, Error> {
         use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-        let sqs = aws_sdk_sqs::Client::new(&self.home);
+        let sqs = self.sqs();
         let arn = sqs
             .get_queue_attributes()
             .queue_url(url)
@@ -345,7 +362,7 @@ impl Bed {
 
     /// Deletes a received message (what the event source mapping does with a success).
     pub async fn delete_message(&self, url: &str, receipt_handle: &str) -> Result<(), Error> {
-        aws_sdk_sqs::Client::new(&self.home)
+        self.sqs()
             .delete_message()
             .queue_url(url)
             .receipt_handle(receipt_handle)
@@ -357,7 +374,7 @@ impl Bed {
 
     /// Makes a received message visible again now (as if its visibility timeout passed).
     pub async fn make_visible(&self, url: &str, receipt_handle: &str) -> Result<(), Error> {
-        aws_sdk_sqs::Client::new(&self.home)
+        self.sqs()
             .change_message_visibility()
             .queue_url(url)
             .receipt_handle(receipt_handle)
@@ -370,7 +387,7 @@ impl Bed {
 
     /// Messages on a queue, with their `adjoin-reason` attribute.
     pub async fn drain_queue(&self, url: &str) -> Result<Vec<(String, String)>, Error> {
-        let sqs = aws_sdk_sqs::Client::new(&self.home);
+        let sqs = self.sqs();
         let mut found = Vec::new();
         loop {
             let out = sqs
@@ -412,7 +429,7 @@ impl Bed {
         name: &str,
         value: &str,
     ) -> Result<(), Error> {
-        let ssm = aws_sdk_ssm::Client::new(&self.as_account(account, region).await?);
+        let ssm = self.ssm(account, region).await?;
         ssm.put_parameter()
             .name(name)
             .value(value)
@@ -430,7 +447,7 @@ impl Bed {
         account: &str,
         region: &str,
     ) -> Result<Vec<RecordedCommand>, Error> {
-        let ssm = aws_sdk_ssm::Client::new(&self.as_account(account, region).await?);
+        let ssm = self.ssm(account, region).await?;
         let mut commands = Vec::new();
         let mut pages = ssm.list_commands().into_paginator().send();
         while let Some(page) = pages.next().await {

@@ -205,6 +205,18 @@ async fn create_stack(
     }
 }
 
+/// central.yaml as stack `name`: its code from the uploaded bundle, on the test bus, with
+/// `parameters` besides.
+async fn create_central(sdk: &SdkConfig, name: &str, parameters: &[(&str, &str)]) -> Stack {
+    let mut all = vec![
+        ("CodeBucket", CODE_BUCKET),
+        ("CodeKey", CODE_KEY),
+        ("EventBusName", BUS),
+    ];
+    all.extend_from_slice(parameters);
+    create_stack(sdk, name, "central.yaml", &all, Capability::CapabilityIam).await
+}
+
 /// One request to the emulator without an SDK client (for S3 and Lambda; see Cargo.toml).
 /// moto routes by the credential scope of the Authorization header and checks no signature.
 fn emulator_request(
@@ -370,19 +382,14 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
     );
 
     // ------------------------------------------------------------ central
-    let central = create_stack(
+    let central = create_central(
         &home,
         "adjoin-central",
-        "central.yaml",
         &[
-            ("CodeBucket", CODE_BUCKET),
-            ("CodeKey", CODE_KEY),
             ("MemberAccountIds", MEMBER),
-            ("EventBusName", BUS),
             ("ToolsHostTagKey", TOOLS_TAG.0),
             ("ToolsHostTagValue", TOOLS_TAG.1),
         ],
-        Capability::CapabilityIam,
     )
     .await;
     for skipped in [
@@ -657,19 +664,14 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         .await
         .expect("home");
     let publisher = format!("arn:aws:iam::{MEMBER}:role/legacy-ec2-forwarder");
-    let with_sns = create_stack(
+    let with_sns = create_central(
         &sns_sdk,
         "adjoin-central-sns",
-        "central.yaml",
         &[
-            ("CodeBucket", CODE_BUCKET),
-            ("CodeKey", CODE_KEY),
             ("OrganizationId", ORGANIZATION),
-            ("EventBusName", BUS),
             ("EnableSnsEntryPoint", "true"),
             ("SnsPublisherArns", &publisher),
         ],
-        Capability::CapabilityIam,
     )
     .await;
     let topic = with_sns.physical("Topic", "AWS::SNS::Topic");

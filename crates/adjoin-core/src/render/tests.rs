@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::ConfigItem;
 use crate::ids::AccountId;
+use crate::testing::params_of;
 use std::collections::BTreeMap;
 
 const HOSTILE: &str = "admins'; reboot; $(curl evil) `id` \"x\"\n rm -rf / ${IFS} ünï";
@@ -31,19 +32,30 @@ fn region() -> Region {
     Region::parse("eu-west-1").expect("valid")
 }
 
-#[test]
-fn linux_join_uses_the_shell_document_and_carries_values_as_base64() {
-    let c = join_command(
-        &instance(Platform::Linux, HOSTILE),
+/// The join of `instance(platform, group)` with [`config`], as computer `name`, for `event`.
+fn join(platform: Platform, group: &str, name: &str, event: &str) -> CommandRequest {
+    join_command(
+        &instance(platform, group),
         &config(),
         &region(),
-        "IABC",
-        "ev-1",
-    );
+        name,
+        event,
+    )
+}
+
+/// The leave of i-0abcd1234ef567890 (in [`region`]), run on `tools` in `tools_region`.
+fn leave(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> CommandRequest {
+    let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
+    leave_command(tools, config, tools_region, &region(), &gone, "IABC", "ev")
+}
+
+#[test]
+fn linux_join_uses_the_shell_document_and_carries_values_as_base64() {
+    let c = join(Platform::Linux, HOSTILE, "IABC", "ev-1");
     assert_eq!(c.document.name(), "AWS-RunShellScript");
     assert_eq!(c.target.as_str(), "i-0abcd1234ef567890");
     assert!(c.comment.contains("join i-0abcd1234ef567890 event ev-1"));
-    let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+    let params = params_of(&c);
     assert_eq!(params["ALLOWED_GROUP"], HOSTILE);
     assert_eq!(params["REALM"], "EXAMPLE.TEST");
     assert_eq!(params["PASSWORD_SSM_PARAMETER"], "/adjoin/join-password");
@@ -57,13 +69,7 @@ fn linux_join_uses_the_shell_document_and_carries_values_as_base64() {
 
 #[test]
 fn parameter_lines_are_only_assignments_of_base64_literals() {
-    let c = join_command(
-        &instance(Platform::Linux, HOSTILE),
-        &config(),
-        &region(),
-        "IABC",
-        "ev",
-    );
+    let c = join(Platform::Linux, HOSTILE, "IABC", "ev");
     let block: Vec<&String> = c
         .commands
         .iter()
@@ -93,16 +99,10 @@ fn parameter_lines_are_only_assignments_of_base64_literals() {
 
 #[test]
 fn windows_join_uses_powershell_and_the_same_parameters() {
-    let c = join_command(
-        &instance(Platform::Windows, HOSTILE),
-        &config(),
-        &region(),
-        "IABC",
-        "ev",
-    );
+    let c = join(Platform::Windows, HOSTILE, "IABC", "ev");
     assert_eq!(c.document.name(), "AWS-RunPowerShellScript");
     assert!(c.commands[0].starts_with("$ADJOIN_DOMAIN_B64 = '"));
-    let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+    let params = params_of(&c);
     assert_eq!(params["ALLOWED_GROUP"], HOSTILE);
     assert!(c.commands.iter().any(|l| l.contains("Add-Computer")));
     assert!(!params.contains_key("INSTALL_RDS_SESSION_HOST"));
@@ -113,25 +113,20 @@ fn the_rds_role_and_computer_groups_reach_windows_only_when_configured() {
     let mut config = config();
     config.computer_groups = vec!["gmsa-hosts".into(), "ecs hosts".into()];
     config.install_rds_session_host = true;
-    let windows = join_command(
-        &instance(Platform::Windows, "g"),
-        &config,
-        &region(),
-        "I",
-        "e",
-    );
-    let params: BTreeMap<_, _> = decode_params(&windows.commands).into_iter().collect();
-    assert_eq!(params["INSTALL_RDS_SESSION_HOST"], "true");
-    assert_eq!(params["COMPUTER_GROUPS"], "gmsa-hosts\necs hosts");
-    let linux = join_command(
-        &instance(Platform::Linux, "g"),
-        &config,
-        &region(),
-        "I",
-        "e",
-    );
-    let params: BTreeMap<_, _> = decode_params(&linux.commands).into_iter().collect();
-    assert!(!params.contains_key("INSTALL_RDS_SESSION_HOST"));
+    let params = |platform| {
+        params_of(&join_command(
+            &instance(platform, "g"),
+            &config,
+            &region(),
+            "I",
+            "e",
+        ))
+    };
+    let windows = params(Platform::Windows);
+    assert_eq!(windows["INSTALL_RDS_SESSION_HOST"], "true");
+    assert_eq!(windows["COMPUTER_GROUPS"], "gmsa-hosts\necs hosts");
+    let linux = params(Platform::Linux);
+    assert!(!linux.contains_key("INSTALL_RDS_SESSION_HOST"));
 }
 
 /// Exit codes used by a script: `fail N` (bash) or `Stop-Adjoin N` (PowerShell).
@@ -209,26 +204,17 @@ fn leave_runs_on_the_tools_host_and_names_the_computer() {
         platform: Platform::Linux,
         tags: BTreeMap::new(),
     };
-    let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
-    let c = leave_command(&tools, &config(), &region(), &region(), &gone, "IABC", "ev");
+    let c = leave(&tools, &config(), &region());
     assert_eq!(c.target, tools.id);
     assert_eq!(c.document, Document::RunShellScript);
-    let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+    let params = params_of(&c);
     assert_eq!(params["COMPUTER_NAME"], "IABC");
     assert_eq!(params["INSTANCE_ID"], "i-0abcd1234ef567890");
     let windows_tools = Instance {
         platform: Platform::Windows,
         ..tools
     };
-    let c = leave_command(
-        &windows_tools,
-        &config(),
-        &region(),
-        &region(),
-        &gone,
-        "IABC",
-        "ev",
-    );
+    let c = leave(&windows_tools, &config(), &region());
     assert!(c.commands.iter().any(|l| l.contains("Remove-ADObject")));
 }
 
@@ -238,43 +224,23 @@ fn join_and_leave_carry_the_owner_stamp_and_the_leave_the_ou() {
     for platform in [Platform::Linux, Platform::Windows] {
         let joined = instance(platform, "g");
         let c = join_command(&joined, &config(), &region(), "IABC", "ev");
-        let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+        let params = params_of(&c);
         assert_eq!(params["OWNER_STAMP"], stamp, "{platform:?}");
 
         let tools = crate::testing::instance("i-0fffffffffffffff0", "running", platform, &[]);
-        let c = leave_command(
-            &tools,
-            &config(),
-            &region(),
-            &region(),
-            &joined.id,
-            "IABC",
-            "ev",
-        );
-        let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+        let params = params_of(&leave(&tools, &config(), &region()));
         assert_eq!(params["OWNER_STAMP"], stamp, "{platform:?}");
         assert_eq!(params["OU_PATH"], "OU=Servers,DC=example,DC=test");
 
         // A tools host in another Region: the stamp names the instance's Region.
         let home = Region::parse("us-east-1").expect("valid");
-        let c = leave_command(
-            &tools,
-            &config(),
-            &home,
-            &region(),
-            &joined.id,
-            "IABC",
-            "ev",
-        );
-        let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+        let params = params_of(&leave(&tools, &config(), &home));
         assert_eq!(params["OWNER_STAMP"], stamp, "{platform:?}");
     }
     let mut no_ou = config();
     no_ou.ou_path = None;
     let tools = crate::testing::instance("i-0fffffffffffffff0", "running", Platform::Linux, &[]);
-    let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
-    let c = leave_command(&tools, &no_ou, &region(), &region(), &gone, "IABC", "ev");
-    let params: BTreeMap<_, _> = decode_params(&c.commands).into_iter().collect();
+    let params = params_of(&leave(&tools, &no_ou, &region()));
     assert_eq!(params["OU_PATH"], "");
 }
 
@@ -309,13 +275,7 @@ fn hostile_values_reach_bash_as_data_and_nothing_runs() {
 
 #[test]
 fn comments_fit_ssm_limit() {
-    let c = join_command(
-        &instance(Platform::Linux, "g"),
-        &config(),
-        &region(),
-        "I",
-        &"e".repeat(300),
-    );
+    let c = join(Platform::Linux, "g", "I", &"e".repeat(300));
     assert!(c.comment.len() <= 100);
 }
 
@@ -330,25 +290,13 @@ fn comments_with_multibyte_event_ids_are_cut_at_a_character() {
         "🦀".repeat(40),
         format!("a{}", "é".repeat(60)),
     ] {
-        let c = join_command(
-            &instance(Platform::Linux, "g"),
-            &config(),
-            &region(),
-            "I",
-            &event_id,
-        );
+        let c = join(Platform::Linux, "g", "I", &event_id);
         let full = format!("adjoin join i-0abcd1234ef567890 event {event_id}");
         let expected = full.chars().count().min(100);
         assert_eq!(c.comment.chars().count(), expected, "{event_id}");
         assert!(full.starts_with(&c.comment));
     }
-    let short = join_command(
-        &instance(Platform::Linux, "g"),
-        &config(),
-        &region(),
-        "I",
-        "é",
-    );
+    let short = join(Platform::Linux, "g", "I", "é");
     assert_eq!(short.comment, "adjoin join i-0abcd1234ef567890 event é");
 }
 

@@ -75,6 +75,8 @@ impl Worker {
             },
             computer_name,
             leave_unrecorded: self.settings.leave_unrecorded,
+            allowed_login_groups: job.group.config.allowed_login_groups.as_deref(),
+            ignore_opt_out: self.settings.ignore_opt_out,
         };
         let (action, plan) = plan(&facts);
         let fate = match plan {
@@ -156,25 +158,12 @@ impl Worker {
                     // join script turns into a no-op.
                     warn!(reason = %fate.reason(), "join command sent, but its id is not in the ledger");
                 }
-                let verify_after = self.can_come_back(job.message).then(|| {
-                    self.settings
-                        .verify_after
-                        .max(backoff(attempt, self.settings.max_backoff))
-                });
-                Fate::Dispatched {
-                    note: match verify_after {
-                        Some(d) => format!(
-                            "join attempt {attempt} sent; its result is read in {}s",
-                            d.as_secs()
-                        ),
-                        None => format!(
-                            "join attempt {attempt} sent; not verified (no queue to bring the message back)"
-                        ),
-                    },
-                    command_id: Some(command_id),
-                    command: None,
-                    verify_after,
-                }
+                self.sent(
+                    job,
+                    format!("join attempt {attempt} sent"),
+                    attempt,
+                    command_id,
+                )
             }
             Err(e) => {
                 let fate = error_fate(e, job.message.receive_count, &self.settings);
@@ -260,23 +249,9 @@ impl Worker {
                             &job.event.event_id,
                         );
                         let last = Some((result.exit_code, tail));
-                        match self
-                            .join(job, request, &name, record, attempts + 1, last)
+                        self.join(job, request, &name, record, attempts + 1, last)
                             .await
-                        {
-                            Fate::Dispatched {
-                                command_id,
-                                command,
-                                verify_after,
-                                note,
-                            } => Fate::Dispatched {
-                                note: format!("{why}; {note}"),
-                                command_id,
-                                command,
-                                verify_after,
-                            },
-                            other => other,
-                        }
+                            .after(&why)
                     }
                     _ => {
                         let failed = self.next_record(job, record.as_ref(), &name, |r| {
@@ -357,6 +332,30 @@ impl Worker {
                 new.instance_id
             ))),
             Err(e) => Err(Fate::Failed(e.to_string())),
+        }
+    }
+
+    /// A command sent: the message comes back to read its result, when it can.
+    pub(super) fn sent(
+        &self,
+        job: &Job<'_>,
+        what: String,
+        attempt: u32,
+        command_id: String,
+    ) -> Fate {
+        let verify_after = self.can_come_back(job.message).then(|| {
+            self.settings
+                .verify_after
+                .max(backoff(attempt, self.settings.max_backoff))
+        });
+        Fate::Dispatched {
+            note: match verify_after {
+                Some(d) => format!("{what}; its result is read in {}s", d.as_secs()),
+                None => format!("{what}; not verified (no queue to bring the message back)"),
+            },
+            command_id: Some(command_id),
+            command: None,
+            verify_after,
         }
     }
 

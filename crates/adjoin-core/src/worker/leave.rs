@@ -73,27 +73,11 @@ impl Worker {
                 if let Err(fate) = self.write(record, sent).await {
                     warn!(reason = %fate.reason(), "leave command sent, but not recorded");
                 }
-                let verify_after = self.can_come_back(job.message).then(|| {
-                    self.settings
-                        .verify_after
-                        .max(backoff(attempt, self.settings.max_backoff))
-                });
-                Fate::Dispatched {
-                    note: match verify_after {
-                        Some(d) => format!(
-                            "leave attempt {attempt} sent to the AD tools host {}; its result is read in {}s",
-                            tools.id,
-                            d.as_secs()
-                        ),
-                        None => format!(
-                            "leave attempt {attempt} sent to the AD tools host {}; not verified (no queue to bring the message back)",
-                            tools.id
-                        ),
-                    },
-                    command_id: Some(command_id),
-                    command: None,
-                    verify_after,
-                }
+                let what = format!(
+                    "leave attempt {attempt} sent to the AD tools host {}",
+                    tools.id
+                );
+                self.sent(job, what, attempt, command_id)
             }
             Err(e) => {
                 // The host may have stopped or been replaced: look it up afresh next time.
@@ -167,20 +151,10 @@ impl Worker {
                 let not_ours = result.exit_code == Some(NOT_OURS);
                 if !not_ours && attempts < self.settings.join_attempts {
                     let last = Some((result.exit_code, tail));
-                    return match self.leave(job, &name, record, attempts + 1, last).await {
-                        Fate::Dispatched {
-                            command_id,
-                            command,
-                            verify_after,
-                            note,
-                        } => Fate::Dispatched {
-                            note: format!("{why}; {note}"),
-                            command_id,
-                            command,
-                            verify_after,
-                        },
-                        other => other,
-                    };
+                    return self
+                        .leave(job, &name, record, attempts + 1, last)
+                        .await
+                        .after(&why);
                 }
                 let failed = self.next_record(job, record.as_ref(), &name, |r| {
                     r.status = JoinStatus::LeaveFailed;

@@ -81,6 +81,9 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// Read everything, send nothing; report the rendered commands.
     pub dry_run: bool,
+    /// Join instances tagged `autoadjoin=false` all the same (`adjoin join
+    /// --ignore-opt-out`: an operator's explicit request, never the service's).
+    pub ignore_opt_out: bool,
 }
 
 /// The defaults of the settings. The environment (`ADJOIN_*`), the central stack's
@@ -111,6 +114,7 @@ impl Settings {
             leave_unrecorded: false,
             max_backoff: Duration::from_secs(900),
             dry_run: false,
+            ignore_opt_out: false,
         }
     }
 }
@@ -155,6 +159,24 @@ enum Fate {
 }
 
 impl Fate {
+    /// A retry's fate: a dispatched command's note starts with why the last one failed.
+    fn after(self, why: &str) -> Fate {
+        match self {
+            Fate::Dispatched {
+                command_id,
+                command,
+                verify_after,
+                note,
+            } => Fate::Dispatched {
+                note: format!("{why}; {note}"),
+                command_id,
+                command,
+                verify_after,
+            },
+            other => other,
+        }
+    }
+
     fn reason(&self) -> &str {
         match self {
             Fate::Dispatched { note, .. } => note,
@@ -180,6 +202,12 @@ impl Worker {
     /// The same worker, reading the time from `clock` (tests move time on).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// The same worker with its settings changed.
+    pub fn with(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        change(&mut self.settings);
         self
     }
 

@@ -37,6 +37,10 @@ pub struct Facts<'a> {
     pub computer_name: &'a str,
     /// [`super::Settings::leave_unrecorded`].
     pub leave_unrecorded: bool,
+    /// The account's `allowedLoginGroups`.
+    pub allowed_login_groups: Option<&'a [String]>,
+    /// [`super::Settings::ignore_opt_out`].
+    pub ignore_opt_out: bool,
 }
 
 /// What to do.
@@ -108,11 +112,9 @@ pub enum RejectReason {
     },
     /// A terminated event for an instance EC2 reports alive.
     StillAlive { state: InstanceState },
-    /// The `adGroupName` tag would change the instance's configuration.
-    GroupTag {
-        value: String,
-        problem: &'static str,
-    },
+    /// The `adGroupName` tag would change the instance's configuration, or names a
+    /// group the account does not allow.
+    GroupTag { value: String, problem: String },
 }
 
 impl fmt::Display for RejectReason {
@@ -176,7 +178,9 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
     }
     let instance = match facts.instance {
         None => return (Action::None, Plan::Skip(SkipReason::Gone)),
-        Some(i) if i.opted_out() => return (Action::None, Plan::Skip(SkipReason::OptedOut)),
+        Some(i) if i.opted_out() && !facts.ignore_opt_out => {
+            return (Action::None, Plan::Skip(SkipReason::OptedOut));
+        }
         Some(i) if i.state != InstanceState::Running => {
             return (
                 Action::None,
@@ -188,7 +192,7 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
         Some(i) => i,
     };
     if let Some(value) = instance.tag(GROUP_TAG)
-        && let Some(problem) = group_tag_problem(value)
+        && let Some(problem) = group_tag_problem(value, facts.allowed_login_groups)
     {
         return (
             Action::Join,

@@ -1618,3 +1618,64 @@ async fn a_leave_still_running_is_read_again_later() {
         JoinStatus::Leaving
     );
 }
+
+// ---- login groups: the account decides what a tag may name ----
+
+#[tokio::test]
+async fn a_tag_naming_domain_admins_is_refused_unless_the_account_allows_it() {
+    let aws = world();
+    put_member(
+        &aws,
+        instance(
+            LINUX,
+            "running",
+            Platform::Linux,
+            &[("adGroupName", "Domain Admins")],
+        ),
+    );
+    let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Join, Outcome::Rejected),
+        "{r:?}"
+    );
+    assert_reason(&r[0], "privileged");
+    assert!(aws.sent().is_empty());
+    // The account lists its login groups: a group outside the list is refused…
+    let mut item = member_item();
+    item.insert("allowedLoginGroups".into(), json!(["linux-admins"]));
+    aws.put_config(&account(MEMBER), item.clone());
+    let r = run(&aws, &[message("m2", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(&r[0], "allowedLoginGroups");
+    // …and one on it is joined, privileged or not.
+    item.insert(
+        "allowedLoginGroups".into(),
+        json!(["linux-admins", "Domain Admins"]),
+    );
+    aws.put_config(&account(MEMBER), item);
+    let r = run(&aws, &[message("m3", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+}
+
+#[tokio::test]
+async fn an_operator_may_join_an_opted_out_instance_and_the_service_never_does() {
+    let aws = world();
+    put_member(
+        &aws,
+        instance(
+            LINUX,
+            "running",
+            Platform::Linux,
+            &[("autoadjoin", "false")],
+        ),
+    );
+    let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
+    let operator = worker_with(&aws, |_, settings| settings.ignore_opt_out = true);
+    let r = operator
+        .handle_batch(&[message("m2", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    assert_eq!(aws.sent().len(), 1);
+}

@@ -28,6 +28,40 @@ pub(crate) const PAM_AUTH_UPDATE_CALL: &str = "pam-auth-update --enable mkhomedi
 pub(crate) const AWS_BUNDLE_CALL: &str = "install --install-dir";
 pub(crate) const APT_AWSCLI_CALL: &str = "apt-get -o DPkg::Lock::Timeout=60 install -y -q awscli";
 
+impl Distribution {
+    /// A RHEL rebuild without the AWS CLI: dnf and authselect; the CLI from AWS's bundle.
+    const fn rhel_without_aws_cli(name: &'static str, os_release: &'static str) -> Self {
+        Distribution {
+            name,
+            os_release,
+            preinstalled: &["dnf", "authselect", "curl"],
+            unavailable: "",
+            package_call: DNF_CALL,
+            pam_call: AUTHSELECT_CALL,
+            aws_cli_call: AWS_BUNDLE_CALL,
+        }
+    }
+
+    /// Debian or Ubuntu: apt-get and pam-auth-update; the AWS CLI as `aws_cli_call` says,
+    /// the distribution's package unless it is `unavailable`.
+    const fn debian(
+        name: &'static str,
+        os_release: &'static str,
+        unavailable: &'static str,
+        aws_cli_call: &'static str,
+    ) -> Self {
+        Distribution {
+            name,
+            os_release,
+            preinstalled: &["apt-get", "pam-auth-update"],
+            unavailable,
+            package_call: APT_CALL,
+            pam_call: PAM_AUTH_UPDATE_CALL,
+            aws_cli_call,
+        }
+    }
+}
+
 pub(crate) const DISTRIBUTIONS: &[Distribution] = &[
     Distribution {
         name: "Amazon Linux 2",
@@ -47,60 +81,36 @@ pub(crate) const DISTRIBUTIONS: &[Distribution] = &[
         pam_call: AUTHSELECT_CALL,
         aws_cli_call: "",
     },
-    Distribution {
-        name: "RHEL 9",
-        os_release: "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nVERSION_ID=\"9.4\"\nID_LIKE=\"fedora\"\n",
-        preinstalled: &["dnf", "authselect", "curl"],
-        unavailable: "",
-        package_call: DNF_CALL,
-        pam_call: AUTHSELECT_CALL,
-        aws_cli_call: AWS_BUNDLE_CALL,
-    },
-    Distribution {
-        name: "Rocky Linux 8",
-        os_release: "NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"8.10\"\nID_LIKE=\"rhel centos fedora\"\n",
-        preinstalled: &["dnf", "authselect", "curl"],
-        unavailable: "",
-        package_call: DNF_CALL,
-        pam_call: AUTHSELECT_CALL,
-        aws_cli_call: AWS_BUNDLE_CALL,
-    },
-    Distribution {
-        name: "AlmaLinux 9",
-        os_release: "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nVERSION_ID=\"9.4\"\nID_LIKE=\"rhel centos fedora\"\n",
-        preinstalled: &["dnf", "authselect", "curl"],
-        unavailable: "",
-        package_call: DNF_CALL,
-        pam_call: AUTHSELECT_CALL,
-        aws_cli_call: AWS_BUNDLE_CALL,
-    },
-    Distribution {
-        name: "Ubuntu 22.04",
-        os_release: "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\"\n",
-        preinstalled: &["apt-get", "pam-auth-update"],
-        unavailable: "",
-        package_call: APT_CALL,
-        pam_call: PAM_AUTH_UPDATE_CALL,
-        aws_cli_call: APT_AWSCLI_CALL,
-    },
-    Distribution {
-        name: "Ubuntu 24.04",
-        os_release: "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.04\"\n",
-        preinstalled: &["apt-get", "pam-auth-update"],
-        unavailable: "awscli\n",
-        package_call: APT_CALL,
-        pam_call: PAM_AUTH_UPDATE_CALL,
-        aws_cli_call: AWS_BUNDLE_CALL,
-    },
-    Distribution {
-        name: "Debian 12",
-        os_release: "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
-        preinstalled: &["apt-get", "pam-auth-update"],
-        unavailable: "",
-        package_call: APT_CALL,
-        pam_call: PAM_AUTH_UPDATE_CALL,
-        aws_cli_call: APT_AWSCLI_CALL,
-    },
+    Distribution::rhel_without_aws_cli(
+        "RHEL 9",
+        "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nVERSION_ID=\"9.4\"\nID_LIKE=\"fedora\"\n",
+    ),
+    Distribution::rhel_without_aws_cli(
+        "Rocky Linux 8",
+        "NAME=\"Rocky Linux\"\nID=\"rocky\"\nVERSION_ID=\"8.10\"\nID_LIKE=\"rhel centos fedora\"\n",
+    ),
+    Distribution::rhel_without_aws_cli(
+        "AlmaLinux 9",
+        "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nVERSION_ID=\"9.4\"\nID_LIKE=\"rhel centos fedora\"\n",
+    ),
+    Distribution::debian(
+        "Ubuntu 22.04",
+        "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"22.04\"\n",
+        "",
+        APT_AWSCLI_CALL,
+    ),
+    Distribution::debian(
+        "Ubuntu 24.04",
+        "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID=\"24.04\"\n",
+        "awscli\n",
+        AWS_BUNDLE_CALL,
+    ),
+    Distribution::debian(
+        "Debian 12",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        "",
+        APT_AWSCLI_CALL,
+    ),
     Distribution {
         name: "SLES 15",
         os_release: "NAME=\"SLES\"\nID=\"sles\"\nID_LIKE=\"suse\"\nVERSION_ID=\"15.6\"\n",

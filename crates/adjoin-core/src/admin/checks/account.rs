@@ -2,6 +2,16 @@
 
 use super::*;
 
+impl Report {
+    /// A line for each of `names`, skipped `because`: the checks that depended on one
+    /// that failed.
+    pub(super) fn skip_all(&mut self, names: &[&'static str], because: &str) {
+        for name in names {
+            self.push(Check::skip(name, because));
+        }
+    }
+}
+
 /// Reads the item of `account`: one line, and the item when present.
 pub(super) async fn config_item(
     config: &dyn ConfigStore,
@@ -213,24 +223,27 @@ pub async fn validate(ports: &CheckPorts<'_>, account: &str, region: &Region) ->
     let (check, found) = config_item(ports.config, account).await;
     report.push(check);
     let Some((account, item)) = found else {
-        for name in [
-            "account id",
-            "role ARN",
-            "DC IPs",
-            "DNS name",
-            "item valid",
-            "role assumable",
-            "password reference",
-        ] {
-            report.push(Check::skip(name, "no config item"));
-        }
+        report.skip_all(
+            &[
+                "account id",
+                "role ARN",
+                "DC IPs",
+                "DNS name",
+                "item valid",
+                "role assumable",
+                "password reference",
+            ],
+            "no config item",
+        );
         return report;
     };
     let (checks, parsed) = item_checks(&item, &account);
     report.checks.extend(checks);
     let Some(cfg) = parsed else {
-        report.push(Check::skip("role assumable", "the item is invalid"));
-        report.push(Check::skip("password reference", "the item is invalid"));
+        report.skip_all(
+            &["role assumable", "password reference"],
+            "the item is invalid",
+        );
         return report;
     };
     let (check, session) = role_check(ports.sessions, cfg.role.as_ref(), region).await;

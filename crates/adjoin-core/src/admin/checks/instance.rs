@@ -4,18 +4,18 @@ use super::*;
 
 /// The `adGroupName` rule the worker applies before a join: written into sssd.conf and a
 /// Windows group name, so no control characters, no commas, at most 256 characters.
-pub fn group_tag_check(instance: &Instance) -> Check {
+pub fn group_tag_check(instance: &Instance, allowed: Option<&[String]>) -> Check {
     let name = "adGroupName";
     match instance.tag(GROUP_TAG) {
         None => Check::pass(
             name,
             "no adGroupName tag: nobody may log in with AD credentials (Linux: access_provider = deny)",
         ),
-        Some(v) => match group_tag_problem(v) {
+        Some(v) => match group_tag_problem(v, allowed) {
             Some(problem) => Check::fail(
                 name,
                 format!("{v:?} {problem}"),
-                "tag one AD group name of at most 256 characters, without commas",
+                "tag one AD group name of at most 256 characters, without commas, that the account's allowedLoginGroups allows (without it: not a privileged group)",
             ),
             None => Check::pass(name, v.to_owned()),
         },
@@ -164,18 +164,19 @@ pub async fn preflight(
         }
     };
     let (Some(cfg), Some(id)) = (cfg, id) else {
-        for name in [
-            "role assumable",
-            "instance running",
-            "SSM agent",
-            "platform",
-            "opt-out tag",
-            "adGroupName",
-            "tools host",
-            "tools host agent",
-        ] {
-            report.push(Check::skip(name, "no valid config item or instance id"));
-        }
+        report.skip_all(
+            &[
+                "role assumable",
+                "instance running",
+                "SSM agent",
+                "platform",
+                "opt-out tag",
+                "adGroupName",
+                "tools host",
+                "tools host agent",
+            ],
+            "no valid config item or instance id",
+        );
         return report;
     };
 
@@ -228,12 +229,13 @@ pub async fn preflight(
         Some(i) => {
             report.push(platform_check(i, agent.as_ref()));
             report.push(opt_out_check(i));
-            report.push(group_tag_check(i));
+            report.push(group_tag_check(i, cfg.allowed_login_groups.as_deref()));
         }
         None => {
-            for name in ["platform", "opt-out tag", "adGroupName"] {
-                report.push(Check::skip(name, "the instance was not found"));
-            }
+            report.skip_all(
+                &["platform", "opt-out tag", "adGroupName"],
+                "the instance was not found",
+            );
         }
     }
 

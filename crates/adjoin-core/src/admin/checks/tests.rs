@@ -20,22 +20,28 @@ fn denied(aws: &FakeAws, op: Op) -> Faulty<FakeAws> {
     Faulty::new(Arc::new(aws.clone()), faults)
 }
 
-async fn run_validate(aws: &FakeAws, admin: &FakeAws) -> Report {
-    let ports = CheckPorts {
+/// The checks' ports: the config table and sessions of `aws`, the operator's `admin`.
+fn ports<'a>(aws: &'a FakeAws, admin: &'a dyn AdminSessions) -> CheckPorts<'a> {
+    CheckPorts {
         config: aws,
         sessions: aws,
         admin,
-    };
-    validate(&ports, MEMBER, &region()).await
+    }
 }
 
-async fn run_preflight(aws: &FakeAws, admin: &FakeAws) -> Report {
-    let ports = CheckPorts {
-        config: aws,
-        sessions: aws,
-        admin,
-    };
-    preflight(&ports, MEMBER, INSTANCE, &region(), &tools_tag()).await
+async fn run_validate(aws: &FakeAws, admin: &dyn AdminSessions) -> Report {
+    validate(&ports(aws, admin), MEMBER, &region()).await
+}
+
+async fn run_preflight(aws: &FakeAws, admin: &dyn AdminSessions) -> Report {
+    preflight(
+        &ports(aws, admin),
+        MEMBER,
+        INSTANCE,
+        &region(),
+        &tools_tag(),
+    )
+    .await
 }
 
 /// The names of the report's checks, in order.
@@ -96,12 +102,7 @@ async fn a_missing_item_fails_and_the_rest_is_skipped() {
             .all(|c| c.verdict == Verdict::Skip)
     );
     assert!(!report.passed());
-    let ports = CheckPorts {
-        config: &aws,
-        sessions: &aws,
-        admin: &admin,
-    };
-    let bad = validate(&ports, "1234", &region()).await;
+    let bad = validate(&ports(&aws, &admin), "1234", &region()).await;
     assert_eq!(verdict(&bad, "config item"), Verdict::Fail);
     assert!(bad.checks[0].detail.contains("not 12 digits"));
 }
@@ -147,9 +148,7 @@ async fn each_attribute_check_fails_on_its_own_attribute() {
 async fn a_role_that_cannot_be_assumed_fails_with_the_trust_fix() {
     let aws = world();
     let admin = aws.clone();
-    let faults = Faults::default();
-    faults.inject(Op::AssumeRole, Fault::AccessDenied, None);
-    let sessions = Faulty::new(Arc::new(aws.clone()), faults);
+    let sessions = denied(&aws, Op::AssumeRole);
     let ports = CheckPorts {
         config: &aws,
         sessions: &sessions,
@@ -172,13 +171,7 @@ async fn a_missing_password_reference_fails_and_so_does_a_denied_probe() {
 
     let aws = world();
     let admin = aws.clone();
-    let denied = denied(&admin, Op::ProbeSecret);
-    let ports = CheckPorts {
-        config: &aws,
-        sessions: &aws,
-        admin: &denied,
-    };
-    let report = validate(&ports, MEMBER, &region()).await;
+    let report = run_validate(&aws, &denied(&admin, Op::ProbeSecret)).await;
     fails_with_fix(&report, "password reference", "ssm:DescribeParameters");
 }
 
@@ -266,13 +259,8 @@ async fn a_missing_or_stopped_instance_fails() {
 
     let aws = world();
     let admin = aws.clone();
-    let ports = CheckPorts {
-        config: &aws,
-        sessions: &aws,
-        admin: &admin,
-    };
     let report = preflight(
-        &ports,
+        &ports(&aws, &admin),
         MEMBER,
         "i-0fff1234def567890",
         &region(),
@@ -342,17 +330,17 @@ fn the_opt_out_tag_fails_and_its_absence_passes() {
 fn group_tags_with_commas_control_characters_or_too_long_fail() {
     let with = |v: &str| instance(INSTANCE, "running", Platform::Linux, &[("adGroupName", v)]);
     assert_eq!(
-        group_tag_check(&with("linux-admins")).verdict,
+        group_tag_check(&with("linux-admins"), None).verdict,
         Verdict::Pass
     );
     assert_eq!(
-        group_tag_check(&instance(INSTANCE, "running", Platform::Linux, &[])).verdict,
+        group_tag_check(&instance(INSTANCE, "running", Platform::Linux, &[]), None).verdict,
         Verdict::Pass
     );
-    assert_eq!(group_tag_check(&with("a,b")).verdict, Verdict::Fail);
-    assert_eq!(group_tag_check(&with("a\nb")).verdict, Verdict::Fail);
+    assert_eq!(group_tag_check(&with("a,b"), None).verdict, Verdict::Fail);
+    assert_eq!(group_tag_check(&with("a\nb"), None).verdict, Verdict::Fail);
     assert_eq!(
-        group_tag_check(&with(&"g".repeat(257))).verdict,
+        group_tag_check(&with(&"g".repeat(257)), None).verdict,
         Verdict::Fail
     );
 }
@@ -413,12 +401,6 @@ async fn the_items_tools_host_tag_overrides_the_default_and_its_agent_is_checked
 async fn a_denied_agent_lookup_fails_with_the_permission_to_add() {
     let aws = world();
     let admin = aws.clone();
-    let denied = denied(&admin, Op::DescribeAgent);
-    let ports = CheckPorts {
-        config: &aws,
-        sessions: &aws,
-        admin: &denied,
-    };
-    let report = preflight(&ports, MEMBER, INSTANCE, &region(), &tools_tag()).await;
+    let report = run_preflight(&aws, &denied(&admin, Op::DescribeAgent)).await;
     fails_with_fix(&report, "SSM agent", "ssm:DescribeInstanceInformation");
 }

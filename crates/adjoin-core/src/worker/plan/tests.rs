@@ -83,6 +83,8 @@ fn check(case: &Case) {
         },
         computer_name: NAME,
         leave_unrecorded: case.leave_unrecorded,
+        allowed_login_groups: None,
+        ignore_opt_out: false,
     };
     let (action, plan) = plan(&facts);
     let (want_action, want) = &case.expect;
