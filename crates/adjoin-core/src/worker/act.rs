@@ -211,13 +211,9 @@ impl Worker {
             .map(|r| r.computer_name.clone())
             .unwrap_or_default();
         match result.status {
-            CommandStatus::Pending | CommandStatus::InProgress => Fate::Deferred {
-                reason: format!("command {command_id} has not finished yet"),
-                delay: self.settings.verify_after.min(backoff(
-                    job.message.receive_count,
-                    self.settings.max_backoff,
-                )),
-            },
+            CommandStatus::Pending | CommandStatus::InProgress => {
+                self.not_finished(job, command_id)
+            }
             CommandStatus::Success => {
                 let joined = self.next_record(job, record.as_ref(), &name, |r| {
                     r.status = JoinStatus::Joined;
@@ -233,10 +229,7 @@ impl Worker {
                 }
             }
             CommandStatus::Failed(status) => {
-                let code = result
-                    .exit_code
-                    .map_or_else(|| "none".to_owned(), |c| c.to_string());
-                let why = format!("command {command_id} {status} with exit code {code}");
+                let why = why_failed(command_id, &status, result.exit_code);
                 warn!(%command_id, exit_code = result.exit_code, output = %tail, "join failed");
                 let instance = job.group.instances.get(job.event.instance_id.as_str());
                 match instance.filter(|i| i.state == "running") {
@@ -359,6 +352,17 @@ impl Worker {
         }
     }
 
+    /// A command still pending or running: read it again a little later.
+    pub(super) fn not_finished(&self, job: &Job<'_>, command_id: &str) -> Fate {
+        Fate::Deferred {
+            reason: format!("command {command_id} has not finished yet"),
+            delay: self.settings.verify_after.min(backoff(
+                job.message.receive_count,
+                self.settings.max_backoff,
+            )),
+        }
+    }
+
     /// Whether this message can be made to come back (a live SQS delivery).
     pub(super) fn can_come_back(&self, message: &Message) -> bool {
         self.ports.queue.is_some()
@@ -375,4 +379,10 @@ pub(super) fn dry_run(request: &CommandRequest) -> Fate {
         verify_after: None,
         note: String::new(),
     }
+}
+
+/// How a command failed: its id, SSM's status and the script's exit code.
+pub(super) fn why_failed(command_id: &str, status: &str, exit_code: Option<i32>) -> String {
+    let code = exit_code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+    format!("command {command_id} {status} with exit code {code}")
 }

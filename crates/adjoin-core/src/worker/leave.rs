@@ -4,9 +4,8 @@
 
 use tracing::{info, warn};
 
-use super::act::{Job, dry_run};
+use super::act::{Job, dry_run, why_failed};
 use super::{Fate, Worker, error_fate};
-use crate::error::backoff;
 use crate::ids::InstanceId;
 use crate::ledger::{self, JoinRecord, JoinStatus};
 use crate::ports::CommandStatus;
@@ -117,13 +116,9 @@ impl Worker {
             (r.attempts, r.computer_name.clone())
         });
         match result.status {
-            CommandStatus::Pending | CommandStatus::InProgress => Fate::Deferred {
-                reason: format!("command {command_id} has not finished yet"),
-                delay: self.settings.verify_after.min(backoff(
-                    job.message.receive_count,
-                    self.settings.max_backoff,
-                )),
-            },
+            CommandStatus::Pending | CommandStatus::InProgress => {
+                self.not_finished(job, command_id)
+            }
             CommandStatus::Success => {
                 let expires = ledger::epoch_seconds(self.now() + ledger::LEFT_RECORD_TTL);
                 let left = self.next_record(job, record.as_ref(), &name, |r| {
@@ -143,10 +138,7 @@ impl Worker {
                 }
             }
             CommandStatus::Failed(status) => {
-                let code = result
-                    .exit_code
-                    .map_or_else(|| "none".to_owned(), |c| c.to_string());
-                let why = format!("command {command_id} {status} with exit code {code}");
+                let why = why_failed(command_id, &status, result.exit_code);
                 warn!(%command_id, exit_code = result.exit_code, output = %tail, "leave failed");
                 let not_ours = result.exit_code == Some(NOT_OURS);
                 if !not_ours && attempts < self.settings.join_attempts {

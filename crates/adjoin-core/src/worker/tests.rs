@@ -690,23 +690,14 @@ async fn a_join_still_running_is_read_again_later() {
 async fn a_failing_join_is_retried_then_recorded_failed_with_its_exit_code_and_output() {
     let aws = world();
     let m = message("m1", body(MEMBER, LINUX, "running"));
-    run(&aws, std::slice::from_ref(&m)).await;
-    for attempt in 1..=3u32 {
-        aws.set_result(
-            &format!("fake-command-{attempt}"),
-            failed_result(
-                13,
-                &format!("installing\nattempt {attempt}\nadcli: cannot reach the domain"),
-            ),
-        );
-        let r = run(&aws, std::slice::from_ref(&m)).await;
-        let record = aws.record(LINUX).expect("recorded");
+    let returns = fail_every_attempt(
+        &aws,
+        &m,
+        "installing\nattempt {}\nadcli: cannot reach the domain",
+    )
+    .await;
+    for (attempt, (r, record)) in (1..).zip(&returns) {
         if attempt < 3 {
-            assert_eq!(
-                (r[0].action, r[0].outcome),
-                (Action::Verify, Outcome::Dispatched),
-                "{r:?}"
-            );
             assert_reason(&r[0], "exit code 13");
             assert_eq!(
                 (record.status, record.attempts),
@@ -718,7 +709,6 @@ async fn a_failing_join_is_retried_then_recorded_failed_with_its_exit_code_and_o
                 "the last attempt's result is kept"
             );
         } else {
-            assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
             assert_reason(&r[0], "failed after 3 attempt(s)");
             assert_reason(&r[0], "cannot reach the domain");
             assert_eq!(
@@ -1527,29 +1517,15 @@ async fn a_failing_leave_is_retried_then_recorded_leave_failed_with_its_output()
     let aws = world();
     terminated_after_join(&aws);
     let m = message("t1", body(MEMBER, LINUX, "terminated"));
-    run(&aws, std::slice::from_ref(&m)).await;
-    for attempt in 1..=3u32 {
-        aws.set_result(
-            &format!("fake-command-{attempt}"),
-            failed_result(
-                13,
-                &format!("attempt {attempt}\nadjoin: error: cannot reach the DC"),
-            ),
-        );
-        let r = run(&aws, std::slice::from_ref(&m)).await;
-        let record = aws.record(LINUX).expect("recorded");
+    let returns =
+        fail_every_attempt(&aws, &m, "attempt {}\nadjoin: error: cannot reach the DC").await;
+    for (attempt, (r, record)) in (1..).zip(&returns) {
         if attempt < 3 {
-            assert_eq!(
-                (r[0].action, r[0].outcome),
-                (Action::Verify, Outcome::Dispatched),
-                "{r:?}"
-            );
             assert_eq!(
                 (record.status, record.attempts, record.exit_code),
                 (JoinStatus::Leaving, attempt + 1, Some(13))
             );
         } else {
-            assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
             assert_reason(&r[0], "leave of");
             assert_reason(&r[0], "failed after 3 attempt(s)");
             assert_eq!(
@@ -1678,4 +1654,36 @@ async fn an_operator_may_join_an_opted_out_instance_and_the_service_never_does()
         .await;
     assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
     assert_eq!(aws.sent().len(), 1);
+}
+
+/// Sends `m`, then makes each of its three commands fail with exit code 13 and
+/// `output` (`{}` there: the attempt's number), delivering `m` again after each. The
+/// first two returns dispatch the next attempt, the third is rejected to the DLQ;
+/// returns each return's reports and the record after it.
+async fn fail_every_attempt(
+    aws: &FakeAws,
+    m: &Message,
+    output: &str,
+) -> Vec<(Vec<Report>, JoinRecord)> {
+    run(aws, std::slice::from_ref(m)).await;
+    let mut returns = Vec::new();
+    for attempt in 1..=3u32 {
+        aws.set_result(
+            &format!("fake-command-{attempt}"),
+            failed_result(13, &output.replace("{}", &attempt.to_string())),
+        );
+        let r = run(aws, std::slice::from_ref(m)).await;
+        let expected = if attempt < 3 {
+            (Action::Verify, Outcome::Dispatched)
+        } else {
+            (r[0].action, Outcome::Rejected)
+        };
+        assert_eq!(
+            (r[0].action, r[0].outcome),
+            expected,
+            "attempt {attempt}: {r:?}"
+        );
+        returns.push((r, aws.record(LINUX).expect("recorded")));
+    }
+    returns
 }
