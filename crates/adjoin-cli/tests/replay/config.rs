@@ -181,3 +181,56 @@ async fn config_items_are_written_checked_listed_validated_and_deleted() {
         assert_eq!(config(&moto, &args).status.code(), Some(code), "{args:?}");
     }
 }
+
+/// The original walkthrough's item, as users copy it (DynamoDB-typed JSON, attribute
+/// names with a leading space, values to fill in): refused with what to change; filled
+/// in, written with clean attribute names and valid.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_walkthrough_item_as_users_copy_it_is_refused_with_fixes_then_works_filled_in() {
+    let (moto, bed) = private_bed().await;
+    bed.create_table(CONFIG_TABLE, "accountId")
+        .await
+        .expect("table");
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/samples/blog-itemData.json"
+    );
+    let refused = config(&moto, &["put", "--file", sample]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused.stderr));
+    let says = text(&refused.stderr);
+    for expected in [
+        "✗ dnsName is missing",
+        "fix: set dnsName to the directory's DNS name",
+        "✗ dnsIP1 is missing",
+        "belongs to account 111122223333, not to account 123412341234",
+        "fix: use the member stack's role in 123412341234",
+    ] {
+        assert!(says.contains(expected), "{expected:?} not in {says}");
+    }
+    assert!(!says.contains("adJoinUserName is missing"), "{says}");
+
+    // Filled in as the walkthrough asks (the typed JSON kept), the item is written.
+    let dir = tempdir("walkthrough");
+    let text_of_sample = std::fs::read_to_string(sample).expect("sample");
+    let filled = text_of_sample
+        .replace(
+            r#""dnsName": { "S": "" }"#,
+            r#""dnsName": { "S": "corp.example.com" }"#,
+        )
+        .replace(
+            r#""dnsIP1": { "S": "" }"#,
+            r#""dnsIP1": { "S": "10.0.0.10" }"#,
+        )
+        .replace(
+            "111122223333:role/adJoinLambdaRole",
+            "123412341234:role/adjoin-member",
+        );
+    let path = dir.join("itemData.json");
+    std::fs::write(&path, filled).expect("written");
+    let put = config(&moto, &["put", "--file", path.to_str().expect("utf-8")]);
+    assert_eq!(put.status.code(), Some(0), "{}", text(&put.stderr));
+    let get = config(&moto, &["get", "123412341234"]);
+    let item: Value = serde_json::from_slice(&get.stdout).expect("JSON");
+    assert_eq!(item["adJoinUserName"], "ADJoinUser", "clean names: {item}");
+    assert!(item.get(" adJoinUserName").is_none(), "{item}");
+}
