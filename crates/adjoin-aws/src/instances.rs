@@ -83,6 +83,22 @@ impl Instances for Ec2Instances {
         Ok(found)
     }
 
+    async fn tag(&self, id: &InstanceId, key: &str, value: &str) -> Result<(), adjoin_core::Error> {
+        self.client
+            .create_tags()
+            .resources(id.as_str())
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("ec2:CreateTags", e))?;
+        Ok(())
+    }
+
     async fn find_running_by_tag(
         &self,
         tag: &TagMatch,

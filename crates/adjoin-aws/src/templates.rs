@@ -1157,4 +1157,28 @@ mod tests {
             assert!(step6.contains(package), "step 6 omits {package}");
         }
     }
+
+    /// The member role may tag instances with the worker's ready tag, and with nothing
+    /// else.
+    #[test]
+    fn the_member_role_may_set_the_ready_tag_and_no_other() {
+        let member = template("member.yaml");
+        let statements = member
+            .at("Resources.MemberRole.Properties.Policies")
+            .items()
+            .iter()
+            .flat_map(|p| p.at("PolicyDocument.Statement").items())
+            .filter(|s| s.at("Action").str() == Some("ec2:CreateTags"))
+            .collect::<Vec<_>>();
+        assert_eq!(statements.len(), 1, "one CreateTags grant");
+        let keys = statements[0]
+            .at("Condition")
+            .at("ForAllValues:StringEquals")
+            .at("aws:TagKeys")
+            .items()
+            .iter()
+            .filter_map(Node::str)
+            .collect::<Vec<_>>();
+        assert_eq!(keys, [adjoin_core::instance::READY_TAG]);
+    }
 }

@@ -106,6 +106,26 @@ impl FakeAws {
             .insert(instance.id.clone(), instance);
     }
 
+    /// The tags of an instance in `account`/`region`, as EC2 would describe them now.
+    pub fn tags_of(
+        &self,
+        account: &AccountId,
+        region: &Region,
+        id: &str,
+    ) -> BTreeMap<String, String> {
+        let state = self.state();
+        InstanceId::parse(id)
+            .ok()
+            .and_then(|id| {
+                state
+                    .instances
+                    .get(&(account.clone(), region.clone()))
+                    .and_then(|k| k.get(&id))
+                    .map(|i| i.tags.clone())
+            })
+            .unwrap_or_default()
+    }
+
     pub fn sent(&self) -> Vec<SentCommand> {
         self.state().sent.clone()
     }
@@ -257,6 +277,19 @@ impl Instances for FakeAccount {
             .filter(|i| i.state == "running" && i.tag(&tag.key) == Some(tag.value.as_str()))
             .cloned()
             .collect())
+    }
+    async fn tag(&self, id: &InstanceId, key: &str, value: &str) -> Result<(), Error> {
+        let mut state = self.aws.state();
+        let instance = state
+            .instances
+            .get_mut(&(self.account.clone(), self.region.clone()))
+            .and_then(|k| k.get_mut(id))
+            .ok_or_else(|| Error::NotFound {
+                operation: "ec2:CreateTags",
+                message: format!("no instance {id}"),
+            })?;
+        instance.tags.insert(key.to_owned(), value.to_owned());
+        Ok(())
     }
 }
 

@@ -39,6 +39,7 @@ pub enum Op {
     HomeSession,
     DescribeInstances,
     FindByTag,
+    TagInstance,
     SendCommand,
     CommandResult,
     ReadLedger,
@@ -62,6 +63,7 @@ impl Op {
             Op::HomeSession => "sts:GetCallerIdentity",
             Op::DescribeInstances => "ec2:DescribeInstances",
             Op::FindByTag => "ec2:DescribeInstances",
+            Op::TagInstance => "ec2:CreateTags",
             Op::SendCommand => "ssm:SendCommand",
             Op::CommandResult => "ssm:GetCommandInvocation",
             Op::ReadLedger => "dynamodb:BatchGetItem",
@@ -190,6 +192,7 @@ faulty_ports! {
     Instances {
         fn describe(ids: &[InstanceId]) -> Vec<Instance> = DescribeInstances;
         fn find_running_by_tag(tag: &TagMatch) -> Vec<Instance> = FindByTag;
+        fn tag(id: &InstanceId, key: &str, value: &str) -> () = TagInstance;
     }
     Commands {
         fn send(request: &CommandRequest) -> String = SendCommand;

@@ -9,6 +9,9 @@ use crate::ids::InstanceId;
 pub const GROUP_TAG: &str = "adGroupName";
 /// The opt-out tag: `autoadjoin=false` leaves the instance alone.
 pub const OPT_OUT_TAG: &str = "autoadjoin";
+/// The ready signal: set to the computer name once the join is verified, so that Auto
+/// Scaling hooks, ECS placement or user automation can wait for it.
+pub const READY_TAG: &str = "adjoin:joined";
 
 /// The operating system family, which picks the script and the SSM document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

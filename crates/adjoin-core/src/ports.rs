@@ -50,6 +50,8 @@ pub trait Instances: Send + Sync {
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, Error>;
     /// Running instances carrying the tag.
     async fn find_running_by_tag(&self, tag: &TagMatch) -> Result<Vec<Instance>, Error>;
+    /// Tags the instance (EC2 CreateTags): the ready signal of a verified join.
+    async fn tag(&self, id: &InstanceId, key: &str, value: &str) -> Result<(), Error>;
 }
 
 /// SSM Run Command in one account and Region.

@@ -10,6 +10,7 @@ use super::{Fate, Message, Worker, error_fate};
 use crate::computer_name::computer_name;
 use crate::error::backoff;
 use crate::event::InstanceEvent;
+use crate::instance::READY_TAG;
 use crate::ledger::{self, Handler, JoinRecord, JoinStatus};
 use crate::outcome::Action;
 use crate::ports::CommandStatus;
@@ -223,7 +224,10 @@ impl Worker {
                 match self.write(record, joined).await {
                     Ok(()) => {
                         info!(%command_id, computer_name = %name, "joined");
-                        Fate::Verified(format!("joined as {name}: command {command_id} succeeded"))
+                        let ready = self.tag_ready(job, &name).await;
+                        Fate::Verified(format!(
+                            "joined as {name}: command {command_id} succeeded; {ready}"
+                        ))
                     }
                     Err(fate) => fate,
                 }
@@ -349,6 +353,24 @@ impl Worker {
             command_id: Some(command_id),
             command: None,
             verify_after,
+        }
+    }
+
+    /// Sets the ready tag on a joined instance; what became of it, for the report. A
+    /// failure does not undo the join: it is logged and reported.
+    async fn tag_ready(&self, job: &Job<'_>, name: &str) -> String {
+        match job
+            .group
+            .ports
+            .instances
+            .tag(&job.event.instance_id, READY_TAG, name)
+            .await
+        {
+            Ok(()) => format!("tagged {READY_TAG}={name}"),
+            Err(e) => {
+                warn!(error = %e, "the ready tag could not be set");
+                format!("the {READY_TAG} tag could not be set: {e}")
+            }
         }
     }
 

@@ -1687,3 +1687,46 @@ async fn fail_every_attempt(
     }
     returns
 }
+
+// ---- the ready signal ----
+
+#[tokio::test]
+async fn a_verified_join_tags_the_instance_with_its_computer_name() {
+    let aws = world();
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    run(&aws, std::slice::from_ref(&m)).await;
+    assert!(
+        !aws.tags_of(&account(MEMBER), &region(), LINUX)
+            .contains_key("adjoin:joined"),
+        "not before the join is verified"
+    );
+    let r = run(&aws, std::slice::from_ref(&m)).await;
+    assert_eq!(r[0].outcome, Outcome::Verified, "{r:?}");
+    let name = aws.record(LINUX).expect("joined").computer_name;
+    assert_eq!(
+        aws.tags_of(&account(MEMBER), &region(), LINUX)
+            .get("adjoin:joined"),
+        Some(&name)
+    );
+    assert_reason(&r[0], &format!("tagged adjoin:joined={name}"));
+}
+
+#[tokio::test]
+async fn a_ready_tag_that_cannot_be_set_does_not_undo_the_join() {
+    let aws = world();
+    let faults = Faults::default();
+    faults.inject(Op::TagInstance, Fault::AccessDenied, None);
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    worker_on(&aws, &faults)
+        .handle_batch(std::slice::from_ref(&m))
+        .await;
+    let r = worker_on(&aws, &faults)
+        .handle_batch(std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Verified, "{r:?}");
+    assert_reason(&r[0], "could not be set");
+    assert_eq!(
+        aws.record(LINUX).expect("joined").status,
+        JoinStatus::Joined
+    );
+}
