@@ -17,12 +17,18 @@ fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn config_items_are_written_checked_listed_validated_and_deleted() {
+/// A private emulator with an empty config table.
+async fn with_config_table() -> (Moto, adjoin_testkit::Bed) {
     let (moto, bed) = private_bed().await;
     bed.create_table(CONFIG_TABLE, "accountId")
         .await
         .expect("table");
+    (moto, bed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_items_are_written_checked_listed_validated_and_deleted() {
+    let (moto, bed) = with_config_table().await;
     let role = format!("arn:aws:iam::{MEMBER}:role/adjoin-member");
 
     // From flags: written with the blog's attribute types.
@@ -187,10 +193,7 @@ async fn config_items_are_written_checked_listed_validated_and_deleted() {
 /// in, written with clean attribute names and valid.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_walkthrough_item_as_users_copy_it_is_refused_with_fixes_then_works_filled_in() {
-    let (moto, bed) = private_bed().await;
-    bed.create_table(CONFIG_TABLE, "accountId")
-        .await
-        .expect("table");
+    let (moto, _bed) = with_config_table().await;
     let sample = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/samples/blog-itemData.json"
