@@ -255,3 +255,42 @@ async fn a_missing_table_or_queue_is_named_in_the_error() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_lost_send_is_found_by_instance_comment_and_time() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let comment = "adjoin join i-0aaaaaaaaaaaaaaa1 event e-1";
+    let listed = format!(
+        r#"{{"Commands":[
+            {{"CommandId":"c-old","Comment":"{comment}","RequestedDateTime":{old}}},
+            {{"CommandId":"c-other","Comment":"adjoin join i-0aaaaaaaaaaaaaaa1 event e-2","RequestedDateTime":{now}}},
+            {{"CommandId":"c-new","Comment":"{comment}","RequestedDateTime":{now}}}
+        ]}}"#,
+        old = now - 3600
+    );
+    let canned = Canned::new(&[(200, &listed), (200, r#"{"Commands":[]}"#)]);
+    let commands = SsmCommands::new(aws_sdk_ssm::Client::new(&canned.config()));
+    let since = std::time::SystemTime::now() - Duration::from_secs(60);
+    let found = commands
+        .find_sent(&id("i-0aaaaaaaaaaaaaaa1"), comment, since)
+        .await
+        .expect("listed");
+    assert_eq!(
+        found.as_deref(),
+        Some("c-new"),
+        "the recent one with the same comment"
+    );
+    let asked = &canned.requests()[0];
+    assert!(
+        asked.contains("i-0aaaaaaaaaaaaaaa1") && asked.contains("InvokedAfter"),
+        "{asked}"
+    );
+    let none = commands
+        .find_sent(&id("i-0aaaaaaaaaaaaaaa1"), comment, since)
+        .await
+        .expect("listed");
+    assert_eq!(none, None);
+}

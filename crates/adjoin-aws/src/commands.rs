@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use aws_sdk_ssm::error::SdkError;
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
-use aws_sdk_ssm::types::{CloudWatchOutputConfig, CommandInvocationStatus};
+use aws_sdk_ssm::types::{
+    CloudWatchOutputConfig, CommandFilter, CommandFilterKey, CommandInvocationStatus,
+};
 
 use adjoin_core::ids::InstanceId;
 use adjoin_core::ports::{CommandResult, CommandStatus, Commands};
@@ -59,6 +61,44 @@ impl Commands for SsmCommands {
                 operation: "ssm:SendCommand",
                 message: "the response has no command id".into(),
             })
+    }
+
+    async fn find_sent(
+        &self,
+        instance: &InstanceId,
+        comment: &str,
+        since: std::time::SystemTime,
+    ) -> Result<Option<String>, adjoin_core::Error> {
+        let since = aws_sdk_ssm::primitives::DateTime::from(since);
+        let invoked_after = CommandFilter::builder()
+            .key(CommandFilterKey::InvokedAfter)
+            .value(
+                since
+                    .fmt(aws_sdk_ssm::primitives::DateTimeFormat::DateTime)
+                    .unwrap_or_default(),
+            )
+            .build()
+            .map_err(|e| adjoin_core::Error::Invalid {
+                operation: "ssm:ListCommands",
+                message: e.to_string(),
+            })?;
+        let mut pages = self
+            .client
+            .list_commands()
+            .instance_id(instance.as_str())
+            .filters(invoked_after)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(command) = pages.next().await {
+            let command = command.map_err(|e| map_sdk_error("ssm:ListCommands", e))?;
+            // The filter is checked here too: not every endpoint applies it.
+            let recent = command.requested_date_time().is_none_or(|t| *t >= since);
+            if command.comment() == Some(comment) && recent {
+                return Ok(command.command_id().map(str::to_owned));
+            }
+        }
+        Ok(None)
     }
 
     async fn result(

@@ -34,6 +34,8 @@ pub struct SentCommand {
     pub region: Region,
     pub command_id: String,
     pub request: CommandRequest,
+    /// When SSM received it.
+    pub sent_at: std::time::SystemTime,
 }
 
 /// A role the fake STS was asked to assume.
@@ -303,8 +305,28 @@ impl Commands for FakeAccount {
             region: self.region.clone(),
             command_id: command_id.clone(),
             request: request.clone(),
+            sent_at: std::time::SystemTime::now(),
         });
         Ok(command_id)
+    }
+    async fn find_sent(
+        &self,
+        instance: &InstanceId,
+        comment: &str,
+        since: std::time::SystemTime,
+    ) -> Result<Option<String>, Error> {
+        let state = self.aws.state();
+        Ok(state
+            .sent
+            .iter()
+            .rev()
+            .find(|c| {
+                c.account == self.account
+                    && &c.request.target == instance
+                    && c.request.comment == comment
+                    && c.sent_at >= since
+            })
+            .map(|c| c.command_id.clone()))
     }
     async fn result(
         &self,

@@ -41,6 +41,7 @@ pub enum Op {
     FindByTag,
     TagInstance,
     SendCommand,
+    FindCommand,
     CommandResult,
     ReadLedger,
     WriteLedger,
@@ -65,6 +66,7 @@ impl Op {
             Op::FindByTag => "ec2:DescribeInstances",
             Op::TagInstance => "ec2:CreateTags",
             Op::SendCommand => "ssm:SendCommand",
+            Op::FindCommand => "ssm:ListCommands",
             Op::CommandResult => "ssm:GetCommandInvocation",
             Op::ReadLedger => "dynamodb:BatchGetItem",
             Op::WriteLedger => "dynamodb:PutItem",
@@ -89,6 +91,9 @@ pub enum Fault {
     AccessDenied,
     NotFound,
     AgentNotReady,
+    /// The call takes effect, but its answer is lost (a time-out after the service
+    /// acted): the caller sees a time-out.
+    LostAnswer,
 }
 
 impl Fault {
@@ -108,6 +113,10 @@ impl Fault {
             Fault::AccessDenied => Error::AccessDenied { operation, message },
             Fault::NotFound => Error::NotFound { operation, message },
             Fault::AgentNotReady => Error::AgentNotReady { operation, message },
+            Fault::LostAnswer => Error::Unavailable {
+                operation,
+                message: "injected time-out after the call took effect".into(),
+            },
         }
     }
 }
@@ -138,12 +147,25 @@ impl Faults {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The fault of `op` that fires before the call (every fault but a lost answer).
     fn check(&self, op: Op) -> Result<(), Error> {
+        self.fire(op, false)
+    }
+
+    /// The fault of `op` that fires after the call took effect (a lost answer).
+    fn check_after(&self, op: Op) -> Result<(), Error> {
+        self.fire(op, true)
+    }
+
+    fn fire(&self, op: Op, after: bool) -> Result<(), Error> {
         let mut rules = self.lock();
         let Some((fault, remaining)) = rules.get_mut(&op) else {
             return Ok(());
         };
         let fault = *fault;
+        if (fault == Fault::LostAnswer) != after {
+            return Ok(());
+        }
         match remaining {
             Some(0) => {
                 rules.remove(&op);
@@ -179,7 +201,9 @@ macro_rules! faulty_ports {
         impl<T: $port + ?Sized> $port for Faulty<T> {
             $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, Error> {
                 self.faults.check(Op::$op)?;
-                self.inner.$name($($arg),*).await
+                let answer = self.inner.$name($($arg),*).await;
+                self.faults.check_after(Op::$op)?;
+                answer
             })*
         }
     )*};
@@ -196,6 +220,7 @@ faulty_ports! {
     }
     Commands {
         fn send(request: &CommandRequest) -> String = SendCommand;
+        fn find_sent(instance: &InstanceId, comment: &str, since: std::time::SystemTime) -> Option<String> = FindCommand;
         fn result(command_id: &str, instance: &InstanceId) -> CommandResult = CommandResult;
     }
     Ledger {

@@ -59,6 +59,15 @@ pub trait Instances: Send + Sync {
 pub trait Commands: Send + Sync {
     /// Sends the command; returns its command id.
     async fn send(&self, request: &CommandRequest) -> Result<String, Error>;
+    /// The command sent to `instance` with exactly `comment` at or after `since`
+    /// (ListCommands), if any: after a SendCommand whose answer was lost, whether it took
+    /// effect.
+    async fn find_sent(
+        &self,
+        instance: &InstanceId,
+        comment: &str,
+        since: std::time::SystemTime,
+    ) -> Result<Option<String>, Error>;
     /// The result of a command on one instance (GetCommandInvocation). An invocation
     /// SSM does not know yet is [`CommandStatus::Pending`].
     async fn result(&self, command_id: &str, instance: &InstanceId)

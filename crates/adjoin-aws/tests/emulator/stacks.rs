@@ -624,11 +624,19 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
     );
     // moto hands dict-form inline policies back in its own notation, not JSON: read as text.
     let main = role_policy(&iam, role, "adjoin").await;
+    // Every call the service makes in its own account: assume, find the tools host,
+    // send and verify leaves, the config and ledger tables, the queues.
     for grant in [
         "arn:aws:iam::*:role/adjoin-member",
+        "sts:GetCallerIdentity",
+        "ec2:DescribeInstances",
         "arn:aws:ssm:eu-central-1::document/AWS-RunShellScript",
         "arn:aws:ssm:eu-central-1::document/AWS-RunPowerShellScript",
+        "ssm:GetCommandInvocation",
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "sqs:SendMessage",
         "sqs:ChangeMessageVisibility",
     ] {
         assert!(main.contains(grant), "{grant} not in {main}");
@@ -783,6 +791,7 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         "arn:aws:ssm:*::document/AWS-RunPowerShellScript",
         "ssm:GetCommandInvocation",
         "ssm:DescribeInstanceInformation",
+        "ssm:ListCommands",
     ] {
         assert!(join.contains(grant), "{grant} not in {join}");
     }

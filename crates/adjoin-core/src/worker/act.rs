@@ -2,13 +2,15 @@
 //! command to the instance or the leave command to the AD tools host, record the
 //! command id; read a join's result when its message comes back.
 
+use std::time::{Duration, SystemTime};
+
 use tracing::{Instrument as _, info, warn};
 
 use super::intake::{Group, Pending};
 use super::plan::{Facts, Plan, RejectReason, plan};
 use super::{Fate, Message, Worker, error_fate};
 use crate::computer_name::computer_name;
-use crate::error::backoff;
+use crate::error::{Error, backoff};
 use crate::event::InstanceEvent;
 use crate::instance::READY_TAG;
 use crate::ledger::{self, Handler, JoinRecord, JoinStatus};
@@ -16,6 +18,9 @@ use crate::outcome::Action;
 use crate::ports::CommandStatus;
 use crate::render::{CommandRequest, join_command};
 use crate::text::clip_end;
+
+/// How far this host's clock and SSM's may differ, when commands are looked up by time.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// One event being handled: its message, the event, its account/Region group.
 pub(super) struct Job<'a> {
@@ -135,6 +140,29 @@ impl Worker {
         if self.settings.dry_run {
             return dry_run(&request);
         }
+        // This delivery claimed this attempt before but never learnt whether its command
+        // was sent (the answer was lost): look for it before sending again, so that an
+        // attempt is one command.
+        if let Some(claimed) = record.as_ref().filter(|r| {
+            r.status == JoinStatus::Joining
+                && r.message_id == job.message.message_id
+                && r.command_id.is_none()
+                && r.attempts == attempt
+        }) {
+            let claimed_at = ledger::parse_time(&claimed.updated_at).unwrap_or_else(|| self.now());
+            match self.find_sent(job, &request, claimed_at).await {
+                Ok(Some(command_id)) => {
+                    let what = format!(
+                        "join attempt {attempt}: found command {command_id}, which an earlier delivery sent (its answer was lost)"
+                    );
+                    return self
+                        .record_sent(job, record, computer_name, attempt, command_id, what)
+                        .await;
+                }
+                Ok(None) => {}
+                Err(e) => return error_fate(e, job.message.receive_count, &self.settings),
+            }
+        }
         let (exit_code, output) = last.map_or((None, None), |(c, o)| (c, Some(o)));
         let claim = self.next_record(job, record.as_ref(), computer_name, |r| {
             r.status = JoinStatus::Joining;
@@ -148,23 +176,28 @@ impl Worker {
         if let Err(fate) = self.write(record, claim).await {
             return fate;
         }
+        let claimed_at = self.now();
         match job.group.ports.commands.send(&request).await {
             Ok(command_id) => {
                 info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
-                let sent = self.next_record(job, record.as_ref(), computer_name, |r| {
-                    r.command_id = Some(command_id.clone());
-                });
-                if let Err(fate) = self.write(record, sent).await {
-                    // Sent but not recorded: the next delivery sends it again, which the
-                    // join script turns into a no-op.
-                    warn!(reason = %fate.reason(), "join command sent, but its id is not in the ledger");
+                let what = format!("join attempt {attempt} sent");
+                self.record_sent(job, record, computer_name, attempt, command_id, what)
+                    .await
+            }
+            // A time-out or 5xx may come after SSM acted: look before anyone sends again.
+            Err(e @ Error::Unavailable { .. }) => {
+                match self.find_sent(job, &request, claimed_at).await {
+                    Ok(Some(command_id)) => {
+                        warn!(%command_id, error = %e, "SendCommand's answer was lost, but the command was sent");
+                        let what = format!(
+                            "join attempt {attempt}: SendCommand's answer was lost, but command {command_id} was sent"
+                        );
+                        self.record_sent(job, record, computer_name, attempt, command_id, what)
+                            .await
+                    }
+                    // Not found (or not known yet): the next delivery looks again first.
+                    _ => error_fate(e, job.message.receive_count, &self.settings),
                 }
-                self.sent(
-                    job,
-                    format!("join attempt {attempt} sent"),
-                    attempt,
-                    command_id,
-                )
             }
             Err(e) => {
                 let fate = error_fate(e, job.message.receive_count, &self.settings);
@@ -181,6 +214,43 @@ impl Worker {
                 fate
             }
         }
+    }
+
+    /// The command sent for `request` since `claimed_at` (less a minute of clock skew
+    /// between this host and SSM), if SSM has one.
+    async fn find_sent(
+        &self,
+        job: &Job<'_>,
+        request: &CommandRequest,
+        claimed_at: SystemTime,
+    ) -> Result<Option<String>, Error> {
+        let since = claimed_at.checked_sub(CLOCK_SKEW).unwrap_or(claimed_at);
+        job.group
+            .ports
+            .commands
+            .find_sent(&request.target, &request.comment, since)
+            .await
+    }
+
+    /// Records the join command sent for this attempt; the message comes back to read
+    /// its result.
+    async fn record_sent(
+        &self,
+        job: &Job<'_>,
+        record: &mut Option<JoinRecord>,
+        computer_name: &str,
+        attempt: u32,
+        command_id: String,
+        what: String,
+    ) -> Fate {
+        let sent = self.next_record(job, record.as_ref(), computer_name, |r| {
+            r.command_id = Some(command_id.clone());
+        });
+        if let Err(fate) = self.write(record, sent).await {
+            // Sent but not recorded: the next delivery looks for it before sending again.
+            warn!(reason = %fate.reason(), "join command sent, but its id is not in the ledger");
+        }
+        self.sent(job, what, attempt, command_id)
     }
 
     /// Reads the result of the join this delivery sent: records `joined`, or sends the

@@ -539,6 +539,14 @@ impl crate::ports::Commands for Hanging {
     async fn send(&self, _request: &CommandRequest) -> Result<String, Error> {
         std::future::pending().await
     }
+    async fn find_sent(
+        &self,
+        _instance: &InstanceId,
+        _comment: &str,
+        _since: SystemTime,
+    ) -> Result<Option<String>, Error> {
+        std::future::pending().await
+    }
     async fn result(
         &self,
         _command_id: &str,
@@ -1729,4 +1737,67 @@ async fn a_ready_tag_that_cannot_be_set_does_not_undo_the_join() {
         aws.record(LINUX).expect("joined").status,
         JoinStatus::Joined
     );
+}
+
+// ---- exactly one command per attempt ----
+
+#[tokio::test]
+async fn a_send_whose_answer_is_lost_is_found_not_sent_again() {
+    let aws = world();
+    let faults = Faults::default();
+    faults.inject(Op::SendCommand, Fault::LostAnswer, Some(1));
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    let r = worker_on(&aws, &faults)
+        .handle_batch(std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    assert_reason(&r[0], "answer was lost");
+    assert_eq!(aws.sent().len(), 1, "the command took effect once");
+    assert_eq!(
+        aws.record(LINUX).expect("recorded").command_id.as_deref(),
+        Some("fake-command-1")
+    );
+}
+
+#[tokio::test]
+async fn a_lost_answer_that_cannot_be_looked_up_yet_is_looked_up_on_the_next_delivery() {
+    let aws = world();
+    let faults = Faults::default();
+    faults.inject(Op::SendCommand, Fault::LostAnswer, Some(1));
+    faults.inject(Op::FindCommand, Fault::ServerError, Some(1));
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    let r = worker_on(&aws, &faults)
+        .handle_batch(std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Failed, "{r:?}");
+    let claimed = aws.record(LINUX).expect("claimed");
+    assert_eq!(
+        (claimed.status, claimed.command_id.as_deref()),
+        (JoinStatus::Joining, None)
+    );
+    // The same message again: it finds the command instead of sending a second one.
+    let r = worker_on(&aws, &faults)
+        .handle_batch(std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    assert_reason(&r[0], "an earlier delivery sent");
+    assert_eq!(aws.sent().len(), 1, "one join command for the attempt");
+}
+
+#[tokio::test]
+async fn a_send_that_failed_before_ssm_acted_is_sent_again_once() {
+    let aws = world();
+    let faults = Faults::default();
+    faults.inject(Op::SendCommand, Fault::ServerError, Some(1));
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    let r = worker_on(&aws, &faults)
+        .handle_batch(std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Failed, "{r:?}");
+    assert!(aws.sent().is_empty());
+    let r = worker_on(&aws, &faults)
+        .handle_batch(std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    assert_eq!(aws.sent().len(), 1);
 }
