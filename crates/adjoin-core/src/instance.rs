@@ -154,15 +154,24 @@ pub const PRIVILEGED_GROUPS: &[&str] = &[
     "Enterprise Key Admins",
     "DnsAdmins",
     "Cert Publishers",
-    "AWS Delegated Administrators",
+    "Organization Management",
+    "Exchange Windows Permissions",
+    "Exchange Trusted Subsystem",
 ];
+
+/// AWS Managed Microsoft AD's delegated groups (`AWS Delegated Administrators`, `AWS
+/// Delegated Server Administrators`, …): privileged too.
+const PRIVILEGED_PREFIX: &str = "aws delegated ";
 
 /// What is wrong with an `adGroupName` value, if anything, given the account's
 /// `allowedLoginGroups` (`None`: not set). The value is written into sssd.conf and a
 /// Windows group name: no control characters (a newline would add configuration lines),
 /// no commas (sssd would read a list of groups), at most 256 characters. With an
-/// allow-list, only its groups; without one, any group but [`PRIVILEGED_GROUPS`].
-/// Names compare without case and without a `DOMAIN\` prefix or `@domain` suffix.
+/// allow-list, only its groups, compared whole (a `@other-forest` suffix is another
+/// group) and without case; without one, any ASCII group name but the privileged ones
+/// ([`PRIVILEGED_GROUPS`], AWS Managed AD's `AWS Delegated …` groups), compared without
+/// case and without a `DOMAIN\` prefix or `@domain` suffix. Non-ASCII names (look-alikes
+/// of privileged ones) need the allow-list.
 pub fn group_tag_problem(value: &str, allowed: Option<&[String]>) -> Option<String> {
     let bare = |name: &str| {
         let name = name.rsplit_once('\\').map_or(name, |(_, n)| n);
@@ -177,9 +186,17 @@ pub fn group_tag_problem(value: &str, allowed: Option<&[String]>) -> Option<Stri
     } else if value.chars().count() > 256 {
         Some("is longer than 256 characters".to_owned())
     } else if let Some(allowed) = allowed {
-        (!allowed.iter().any(|g| bare(g) == wanted))
+        let whole = value.trim().to_lowercase();
+        (!allowed.iter().any(|g| g.trim().to_lowercase() == whole))
             .then(|| "is not in the account's allowedLoginGroups".to_owned())
-    } else if PRIVILEGED_GROUPS.iter().any(|g| bare(g) == wanted) {
+    } else if !value.is_ascii() {
+        Some(
+            "is not plain ASCII: list it in the account's allowedLoginGroups to allow it"
+                .to_owned(),
+        )
+    } else if wanted.starts_with(PRIVILEGED_PREFIX)
+        || PRIVILEGED_GROUPS.iter().any(|g| bare(g) == wanted)
+    {
         Some(
             "names a privileged directory group: list it in the account's allowedLoginGroups to allow it"
                 .to_owned(),
@@ -211,5 +228,16 @@ mod tests {
         let problem = group_tag_problem("web-admins", Some(&allowed)).expect("refused");
         assert!(problem.contains("allowedLoginGroups"), "{problem}");
         assert!(group_tag_problem("a,b", Some(&allowed)).is_some());
+        // Another forest's group of the same name is another group.
+        assert!(group_tag_problem("linux-admins@other-forest.example", Some(&allowed)).is_some());
+        // AWS Managed AD's delegated groups, and look-alikes, need the list.
+        for refused in [
+            "AWS Delegated Server Administrators",
+            "CORP\\AWS Delegated Kerberos Delegation Administrators",
+            "Organization Management",
+            "\u{ff24}\u{ff4f}\u{ff4d}\u{ff41}\u{ff49}\u{ff4e} Admins",
+        ] {
+            assert!(group_tag_problem(refused, None).is_some(), "{refused}");
+        }
     }
 }

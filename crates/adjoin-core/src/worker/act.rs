@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{Instrument as _, info, warn};
 
 use super::intake::{Group, Pending};
-use super::plan::{Facts, Plan, RejectReason, plan};
+use super::plan::{Facts, Plan, RejectReason, plan, tags_refuse_join};
 use super::{Fate, Message, Worker, error_fate};
 use crate::computer_name::computer_name;
 use crate::error::{Error, backoff};
@@ -306,8 +306,18 @@ impl Worker {
                 let why = why_failed(command_id, &status, result.exit_code);
                 warn!(%command_id, exit_code = result.exit_code, output = %tail, "join failed");
                 let instance = job.group.instances.get(job.event.instance_id.as_str());
+                // The tags are read afresh for every attempt: they are checked afresh too.
+                let refused = instance.and_then(|i| {
+                    tags_refuse_join(
+                        i,
+                        job.group.config.allowed_login_groups.as_deref(),
+                        self.settings.ignore_opt_out,
+                    )
+                });
                 match instance.filter(|i| i.state == "running") {
-                    Some(instance) if attempts < self.settings.join_attempts => {
+                    Some(instance)
+                        if attempts < self.settings.join_attempts && refused.is_none() =>
+                    {
                         let request = join_command(
                             instance,
                             &job.group.config,
@@ -329,8 +339,11 @@ impl Worker {
                         if let Err(fate) = self.write(record, failed).await {
                             return fate;
                         }
+                        let not_retried = refused
+                            .map(|r| format!(" (not retried: {r})"))
+                            .unwrap_or_default();
                         Fate::Rejected(format!(
-                            "join of {name} failed after {attempts} attempt(s): {why}: {}",
+                            "join of {name} failed after {attempts} attempt(s){not_retried}: {why}: {}",
                             clip_end(&tail, 1000)
                         ))
                     }

@@ -59,7 +59,8 @@ pub(super) fn intake(
 ) -> (Vec<Entry<'_>>, BTreeMap<GroupKey, Vec<Pending<'_>>>) {
     let mut entries = Vec::with_capacity(messages.len());
     let mut groups: BTreeMap<GroupKey, Vec<Pending<'_>>> = BTreeMap::new();
-    let mut seen: HashMap<(String, String, String), &str> = HashMap::new();
+    // The same event (id, account, Region, instance, state) twice in one batch.
+    let mut seen: HashMap<(String, AccountId, Region, String, String), &str> = HashMap::new();
     for (index, message) in messages.iter().enumerate() {
         let span = info_span!("message", message_id = %message.message_id, account = field::Empty,
                               region = field::Empty, instance_id = field::Empty);
@@ -77,6 +78,8 @@ pub(super) fn intake(
                 entry.event = Some(event.clone());
                 let key = (
                     event.event_id.clone(),
+                    event.account.clone(),
+                    event.region.clone(),
                     event.instance_id.to_string(),
                     event.state.as_str().to_owned(),
                 );

@@ -191,16 +191,8 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
         }
         Some(i) => i,
     };
-    if let Some(value) = instance.tag(GROUP_TAG)
-        && let Some(problem) = group_tag_problem(value, facts.allowed_login_groups)
-    {
-        return (
-            Action::Join,
-            Plan::Reject(RejectReason::GroupTag {
-                value: value.to_owned(),
-                problem,
-            }),
-        );
+    if let Some(reason) = group_tag_refusal(instance, facts.allowed_login_groups) {
+        return (Action::Join, Plan::Reject(reason));
     }
     let plan = match step {
         Step::Join { attempt } => Plan::Join {
@@ -216,6 +208,29 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
         }
     };
     (Action::Join, plan)
+}
+
+/// Why the instance's `adGroupName` tag forbids a join, if it does.
+fn group_tag_refusal(instance: &Instance, allowed: Option<&[String]>) -> Option<RejectReason> {
+    let value = instance.tag(GROUP_TAG)?;
+    group_tag_problem(value, allowed).map(|problem| RejectReason::GroupTag {
+        value: value.to_owned(),
+        problem,
+    })
+}
+
+/// Why the instance's tags, as EC2 reports them now, forbid sending another join
+/// attempt, if they do: opted out since, or a login group the account does not allow.
+/// Checked before every attempt, since tags may change while a join is retried.
+pub(super) fn tags_refuse_join(
+    instance: &Instance,
+    allowed: Option<&[String]>,
+    ignore_opt_out: bool,
+) -> Option<String> {
+    if instance.opted_out() && !ignore_opt_out {
+        return Some(SkipReason::OptedOut.to_string());
+    }
+    group_tag_refusal(instance, allowed).map(|r| r.to_string())
 }
 
 fn plan_terminated(facts: &Facts<'_>) -> (Action, Plan) {

@@ -1801,3 +1801,33 @@ async fn a_send_that_failed_before_ssm_acted_is_sent_again_once() {
     assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
     assert_eq!(aws.sent().len(), 1);
 }
+
+#[tokio::test]
+async fn a_login_group_changed_while_a_join_is_retried_is_checked_again() {
+    let aws = world();
+    let m = message("m1", body(MEMBER, LINUX, "running"));
+    run(&aws, std::slice::from_ref(&m)).await;
+    // The first attempt fails; meanwhile the tag names a privileged group.
+    aws.set_result(
+        "fake-command-1",
+        failed_result(13, "adcli: cannot reach the domain"),
+    );
+    put_member(
+        &aws,
+        instance(
+            LINUX,
+            "running",
+            Platform::Linux,
+            &[("adGroupName", "Domain Admins")],
+        ),
+    );
+    let r = run(&aws, std::slice::from_ref(&m)).await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(&r[0], "not retried");
+    assert_reason(&r[0], "privileged");
+    assert_eq!(aws.sent().len(), 1, "no second attempt with the new group");
+    assert_eq!(
+        aws.record(LINUX).expect("recorded").status,
+        JoinStatus::Failed
+    );
+}
