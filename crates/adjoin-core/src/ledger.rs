@@ -139,6 +139,9 @@ pub enum Step {
     Tombstone,
     /// Nothing to do.
     Skip(String),
+    /// This delivery already gave up (the record says why): reject it again, so that it
+    /// reaches the DLQ even if the first rejection did not.
+    GiveUp(String),
 }
 
 /// A running event, for an instance EC2 reports running and not opted out.
@@ -168,7 +171,7 @@ pub fn on_running(record: Option<&JoinRecord>, who: &Handler<'_>) -> Step {
         )),
         // A new running event (a restart, or the failed message redriven from the DLQ)
         // gets a fresh set of attempts; the delivery that recorded the failure does not.
-        JoinStatus::Failed if who.holds(r) => Step::Skip(format!(
+        JoinStatus::Failed if who.holds(r) => Step::GiveUp(format!(
             "join failed after {} attempts (command {command}, exit code {})",
             r.attempts,
             r.exit_code
@@ -205,7 +208,7 @@ pub fn on_terminated(record: Option<&JoinRecord>, who: &Handler<'_>) -> Step {
         }
         // The delivery that recorded the failure does not try again; a new terminated
         // event (the message redriven from the DLQ) does.
-        JoinStatus::LeaveFailed if who.holds(r) => Step::Skip(format!(
+        JoinStatus::LeaveFailed if who.holds(r) => Step::GiveUp(format!(
             "leave failed after {} attempts (command {}, exit code {})",
             r.attempts,
             r.command_id.as_deref().unwrap_or("none"),
@@ -342,7 +345,8 @@ mod tests {
     #[test]
     fn a_failed_join_is_retried_by_a_new_event_only() {
         let r = record(JoinStatus::Failed, "m1", Some("c3"));
-        assert!(matches!(on_running(Some(&r), &by("m1")), Step::Skip(_)));
+        // The delivery that gave up gives up again (and reaches the DLQ if it had not).
+        assert!(matches!(on_running(Some(&r), &by("m1")), Step::GiveUp(_)));
         assert_eq!(on_running(Some(&r), &by("m2")), Step::Join { attempt: 1 });
     }
 

@@ -110,6 +110,8 @@ pub enum RejectReason {
         record_account: String,
         record_region: String,
     },
+    /// This delivery gave up before (every attempt failed, or the object was not ours).
+    GaveUp(String),
     /// A terminated event for an instance EC2 reports alive.
     StillAlive { state: InstanceState },
     /// The `adGroupName` tag would change the instance's configuration, or names a
@@ -127,6 +129,7 @@ impl fmt::Display for RejectReason {
                 f,
                 "the ledger records the instance in account {record_account} {record_region}, not the event's: nothing is done"
             ),
+            RejectReason::GaveUp(reason) => f.write_str(reason),
             RejectReason::StillAlive { state } => write!(
                 f,
                 "terminated event, but EC2 reports the instance {state}: its computer object is kept"
@@ -200,7 +203,8 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
             attempt,
         },
         Step::Skip(reason) => Plan::Skip(SkipReason::Ledger(reason)),
-        // on_running answers Join, Verify or Skip only.
+        Step::GiveUp(reason) => Plan::Reject(RejectReason::GaveUp(reason)),
+        // on_running answers Join, Verify, Skip or GiveUp only.
         Step::Verify { .. } | Step::VerifyLeave { .. } | Step::Leave { .. } | Step::Tombstone => {
             Plan::Skip(SkipReason::Ledger(format!(
                 "no join for ledger step {step:?}"
@@ -270,6 +274,7 @@ fn plan_leave(facts: &Facts<'_>) -> Plan {
                 attempt,
             },
             Step::Skip(reason) => Plan::Skip(SkipReason::Ledger(reason)),
+            Step::GiveUp(reason) => Plan::Reject(RejectReason::GaveUp(reason)),
             other => Plan::Skip(SkipReason::Ledger(format!(
                 "no leave for ledger step {other:?}"
             ))),

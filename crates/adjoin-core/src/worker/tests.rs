@@ -731,9 +731,13 @@ async fn a_failing_join_is_retried_then_recorded_failed_with_its_exit_code_and_o
     }
     assert_eq!(aws.sent().len(), 3);
     assert_eq!(aws.dead_letters().len(), 1);
-    // The same delivery again (the DLQ send's acknowledgement was lost): nothing more.
+    // The same delivery again (the DLQ refused it, or the invocation ended first): it is
+    // rejected again with the record's reason, so it cannot be lost; nothing is sent.
     let r = run(&aws, std::slice::from_ref(&m)).await;
-    assert_eq!(r[0].outcome, Outcome::Skipped);
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(&r[0], "join failed after 3 attempts");
+    assert_eq!(aws.sent().len(), 3);
+    assert_eq!(aws.dead_letters().len(), 2);
     // A new running event (a restart) gets a fresh set of attempts.
     let r = run(&aws, &[message("m2", body(MEMBER, LINUX, "running"))]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched);
