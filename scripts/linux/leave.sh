@@ -107,8 +107,11 @@ if [ "$descriptions" != 1 ] || ! grep -qxF "description: $OWNER_STAMP" <<<"$foun
   ours="" why="its description is not \"$OWNER_STAMP\""
 fi
 if [ -n "$OU_PATH" ]; then
-  case $(norm_dn "$DN") in
-    *,"$(norm_dn "$OU_PATH")") ;;
+  dn_n=$(norm_dn "$DN") ou_n=$(norm_dn "$OU_PATH")
+  case $dn_n in
+    # Inside the OU: the DN ends in ",<OU>", and that comma separates RDNs (it is not an
+    # escaped comma inside a name such as "OU=x\,OU=Servers").
+    *[!\\],"$ou_n") ;;
     *) ours="" why="${why:+$why, and }it is outside $OU_PATH" ;;
   esac
 fi

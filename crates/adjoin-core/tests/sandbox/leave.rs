@@ -125,6 +125,14 @@ pub(crate) fn leave_refuses_a_same_named_object_that_is_not_ours() {
             "it is outside OU=Servers,DC=example,DC=test",
         ),
         (
+            "in an OU at the root whose name holds an escaped comma and ours",
+            entry(
+                "CN=I0ABCD1234EF567,OU=x\\,OU=Servers,DC=example,DC=test",
+                &[STAMP],
+            ),
+            "it is outside",
+        ),
+        (
             "in an OU whose name ends like ours",
             entry(
                 "CN=I0ABCD1234EF567,OU=Old,OU=XServers,DC=example,DC=test",
