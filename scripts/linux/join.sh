@@ -9,7 +9,9 @@
 #
 # Exit codes: 0 joined (or already joined), 10 bad parameters, 11 packages could not be
 # installed, 12 password unreadable, 13 domain controller unreachable, 14 join refused,
-# 15 local configuration failed, 16 joined but not added to a computerGroups group.
+# 15 local configuration failed, 16 joined but not added to a computerGroups group,
+# 19 a computer object of this name exists and is not this instance's (another owner's
+# description, or none): not taken over.
 #
 # Ownership: the computer object is created with its owner in its description,
 # OWNER_STAMP ("adjoin <account> <region> <instance-id>"); the leave deletes only an
@@ -244,6 +246,26 @@ set_aside_foreign_keytab() {
   log "$KEYTAB held no key for ${COMPUTER_NAME}\$ (an image of another joined machine?): moved to $KEYTAB.adjoin-replaced"
 }
 
+# not_taken_over: a computer object of this name that someone else created (any user
+# may create a few) must not become this instance's: adcli join would reuse it, and its
+# creator would keep control of it. Ours carries OWNER_STAMP as its description.
+not_taken_over() {
+  local out rc=0 description
+  out=$(printf '%s' "$PASSWORD" | adcli show-computer --domain="$DOMAIN" --domain-controller="$DC" \
+    --login-user="$JOIN_USER" --stdin-password "$COMPUTER_NAME" 2>&1) || rc=$?
+  case $rc in
+    0) ;;
+    5) grep -q 'No computer account' <<<"$out" && return 0
+       redact "$out" >&2; fail 13 "cannot read computer $COMPUTER_NAME (adcli exit $rc)" ;;
+    3|4) fail 13 "cannot reach or authenticate to domain controller $DC (adcli exit $rc)" ;;
+    *) redact "$out" >&2; fail 13 "cannot read computer $COMPUTER_NAME (adcli exit $rc)" ;;
+  esac
+  description=$(awk '$0 == "description:" { getline; sub(/^ /, ""); print; exit }' <<<"$out")
+  if [ "$description" != "$OWNER_STAMP" ]; then
+    fail 19 "computer $COMPUTER_NAME exists and is not this instance's (description: '${description:-none}'); not taken over"
+  fi
+}
+
 join() {
   local args=(--domain="$DOMAIN" --domain-realm="$REALM" --domain-controller="$DC"
               --login-user="$JOIN_USER" --stdin-password
@@ -291,6 +313,7 @@ main() {
     ensure_aws_cli || fail 12 "the AWS CLI, needed to read the join password, could not be installed"
     read_password
     set_aside_foreign_keytab
+    not_taken_over
     join
     add_computer_groups
     unset PASSWORD

@@ -10,7 +10,9 @@
 # error (its message withheld), 10 bad parameters, 12 password unreadable, 14 join
 # failed, 15 Remote Desktop grant failed, 16 joined but not added to a computerGroups
 # group, 17 the Remote Desktop Session Host role could not be installed, 18 joined but
-# the owner stamp could not be written to the computer object.
+# the owner stamp could not be written to the computer object, 13 the directory could
+# not be searched, 19 a computer object of this name exists and is not this instance's
+# (made by someone else): not taken over.
 #
 # Ownership: after the join the computer object's description is set, as the join user,
 # to OWNER_STAMP ("adjoin <account> <region> <instance-id>"); the leave deletes only an
@@ -60,13 +62,16 @@ function ConvertTo-AdjoinLdapFilterValue([string] $Value) {
 }
 
 # This computer's object, as the join user, over LDAP to the DC the join used.
-function Get-AdjoinComputerEntry([pscredential] $Credential) {
+function Get-AdjoinComputerEntry([pscredential] $Credential, [switch] $MustAnswer) {
     $root = New-Object System.DirectoryServices.DirectoryEntry("LDAP://$($DcIps[0])", $Credential.UserName, $Credential.GetNetworkCredential().Password)
     $searcher = New-Object System.DirectoryServices.DirectorySearcher($root)
     $searcher.Filter = "(&(objectCategory=computer)(sAMAccountName=$(ConvertTo-AdjoinLdapFilterValue "$ComputerName`$")))"
+    [void] $searcher.PropertiesToLoad.Add('description')
+    [void] $searcher.PropertiesToLoad.Add('distinguishedname')
     try {
         $computer = $searcher.FindOne()
     } catch {
+        if ($MustAnswer) { Stop-Adjoin 13 'cannot search the directory for the computer object' }
         $computer = $null
     }
     return @{ Searcher = $searcher; Computer = $computer }
@@ -147,6 +152,17 @@ $credential = Get-AdjoinCredential -Domain $Domain -JoinUser $JoinUser
 $adapter = Get-NetAdapter | Where-Object { $_.Status -eq 'Up' } | Select-Object -First 1
 $current = (Get-DnsClientServerAddress -InterfaceIndex $adapter.ifIndex -AddressFamily IPv4).ServerAddresses
 Set-DnsClientServerAddress -InterfaceIndex $adapter.ifIndex -ServerAddresses (@($DcIps) + @($current | Where-Object { $DcIps -notcontains $_ }))
+
+# A computer of this name that someone else made (any user may create a few) must not
+# become this instance's: Add-Computer would reuse it, and its creator keep control of it.
+# Ours carries the owner stamp (a re-run after the stamp was written).
+$existing = Get-AdjoinComputerEntry -Credential $credential -MustAnswer
+if ($existing.Computer) {
+    $description = @($existing.Computer.Properties['description'])[0]
+    if ($description -ne $OwnerStamp) {
+        Stop-Adjoin 19 "computer $ComputerName exists and is not this instance's; not taken over"
+    }
+}
 
 $joinArgs = @{ DomainName = $Domain; Credential = $credential; Server = $DcIps[0]; Force = $true }
 if ($OuPath) { $joinArgs.OUPath = $OuPath }

@@ -451,6 +451,18 @@ for l in open(sys.argv[1]):
   expect "the first instance's keytab still authenticates" \
     in_host inst adcli testjoin --domain="$DOMAIN" --domain-controller="$DC_IP"
 
+  say "a computer of an instance's name, made beforehand by someone else, is not taken over"
+  local taken=ITAKEN0E2E taken_id=i-0f00e0000000e2e00 rc=0
+  st computer create "$taken" --computerou=OU=Servers --description="made by mallory" >/dev/null
+  with_params "$LOGS/join-command.sh" COMPUTER_NAME="$taken" INSTANCE_ID="$taken_id" \
+    OWNER_STAMP="adjoin $ACCOUNT $REGION $taken_id" >"$LOGS/taken-command.sh"
+  run_script clone "$taken_id" taken-join "$LOGS/taken-command.sh" >"$LOGS/join-taken.log" 2>&1 || rc=$?
+  if [ "$rc" != 19 ] || ! grep -q "is not this instance's" "$LOGS/join-taken.log"; then
+    die "the join took over $taken (exit $rc): $(cat "$LOGS/join-taken.log")"
+  fi
+  expect "computer $taken keeps its creator's description" description_is "$taken" "made by mallory"
+  ok "join of $taken: exit 19: $(grep -m 1 "not this instance's" "$LOGS/join-taken.log")"
+
   say "objects the leave must not delete, and a child object of ours"
   local foreign=IFOREIGN0E2E stray=ISTRAY0E2E
   st computer create "$foreign" --computerou=OU=Servers >/dev/null

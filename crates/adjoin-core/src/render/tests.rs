@@ -456,3 +456,22 @@ try {
         "try {\n  $x = $json | ConvertFrom-Json\n} catch {\n  Stop-Adjoin 12 'not JSON'\n}\n";
     assert!(secret_leaks(fixed).is_empty(), "{:?}", secret_leaks(fixed));
 }
+
+#[test]
+fn joins_never_take_over_a_computer_someone_else_made() {
+    // Before joining, both scripts look the name up and stop (exit 19) on an object
+    // that is not stamped as this instance's.
+    for (script, look, join) in [
+        (scripts::LINUX_JOIN, "not_taken_over\n", "    join\n"),
+        (
+            scripts::WINDOWS_JOIN,
+            "Get-AdjoinComputerEntry -Credential $credential -MustAnswer",
+            "Add-Computer @joinArgs",
+        ),
+    ] {
+        let looked = script.find(look).expect("the look-up");
+        let joined = script.find(join).expect("the join");
+        assert!(looked < joined, "the look-up comes first");
+        assert!(script.contains("19"), "exit 19");
+    }
+}

@@ -195,9 +195,10 @@ pub(crate) fn every_distribution_installs_joins_and_configures() {
         // The password reaches adcli on stdin only: never in an argument, never printed.
         assert!(!calls.contains(PASSWORD), "{name}: password in argv");
         assert!(!out.contains(PASSWORD), "{name}: password printed");
+        // On stdin: the look for a computer of that name, the join, the group.
         assert_eq!(
             sandbox.read("stdin.log"),
-            format!("{PASSWORD}\n{PASSWORD}\n")
+            format!("{PASSWORD}\n{PASSWORD}\n{PASSWORD}\n")
         );
 
         let krb5 = sandbox.read("etc/krb5.conf");
@@ -362,4 +363,32 @@ proptest::proptest! {
             );
         }
     }
+}
+
+#[test]
+pub(crate) fn a_computer_of_that_name_made_by_someone_else_is_not_taken_over() {
+    for (case, description) in [
+        ("another owner's", "created by mallory"),
+        (
+            "another instance's stamp",
+            "adjoin 111122223333 eu-west-1 i-0ffffffffffffffff",
+        ),
+        ("no description", ""),
+    ] {
+        let sandbox = debian_sandbox();
+        sandbox.flag("computer-description", description);
+        let (code, out) = sandbox.run(&join("linux-admins"));
+        assert_eq!(code, 19, "{case}: {out}");
+        assert!(out.contains("is not this instance's"), "{case}: {out}");
+        assert!(
+            !sandbox.calls().contains("adcli join"),
+            "{case}: joined anyway"
+        );
+    }
+    // Ours (a join that lost its keytab, say): joined again.
+    let sandbox = debian_sandbox();
+    sandbox.flag("computer-description", STAMP);
+    let (code, out) = sandbox.run(&join("linux-admins"));
+    assert_eq!(code, 0, "{out}");
+    assert!(sandbox.calls().contains("adcli join"));
 }

@@ -50,6 +50,14 @@ case $1 in
     [ ! -e "$SANDBOX/dc-down" ] || exit 3
     case $2 in *=10.200.0.1) echo "domain-controller = dc1.example.test" ;; *) echo "domain-controller = dc2.example.test" ;; esac ;;
   testjoin) [ -e "$SANDBOX/joined" ] || exit 3 ;;
+  show-computer)
+    input=$(cat); printf '%s\n' "$input" >>"$SANDBOX/stdin.log"
+    name=${*: -1}
+    if [ -e "$SANDBOX/computer-description" ]; then
+      printf 'sAMAccountName:\n %s$\ndescription:\n %s\n' "$name" "$(cat "$SANDBOX/computer-description")"
+    else
+      echo "adcli: couldn't read data for $name: No computer account for $name\$ exists" >&2; exit 5
+    fi ;;
   join)
     input=$(cat); printf '%s\n' "$input" >>"$SANDBOX/stdin.log"
     [ ! -e "$SANDBOX/refuse-join" ] || stdin_fail 6
