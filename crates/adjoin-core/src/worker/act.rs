@@ -19,6 +19,25 @@ use crate::ports::CommandStatus;
 use crate::render::{CommandRequest, join_command};
 use crate::text::clip_end;
 
+/// A command SSM took, as the ledger records it.
+pub(super) struct Sent {
+    pub command_id: String,
+    /// The host it runs on when it is not the instance (the AD tools host).
+    pub target: Option<String>,
+    /// What was sent, for the report.
+    pub what: String,
+}
+
+impl Sent {
+    fn to_instance(command_id: String, what: String) -> Sent {
+        Sent {
+            command_id,
+            target: None,
+            what,
+        }
+    }
+}
+
 /// How far this host's clock and SSM's may differ, when commands are looked up by time.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
@@ -156,7 +175,13 @@ impl Worker {
                         "join attempt {attempt}: found command {command_id}, which an earlier delivery sent (its answer was lost)"
                     );
                     return self
-                        .record_sent(job, record, computer_name, attempt, command_id, what)
+                        .record_sent(
+                            job,
+                            record,
+                            computer_name,
+                            attempt,
+                            Sent::to_instance(command_id, what),
+                        )
                         .await;
                 }
                 Ok(None) => {}
@@ -177,12 +202,10 @@ impl Worker {
             return fate;
         }
         let claimed_at = self.now();
-        match job.group.ports.commands.send(&request).await {
+        let sent = match job.group.ports.commands.send(&request).await {
             Ok(command_id) => {
                 info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
-                let what = format!("join attempt {attempt} sent");
-                self.record_sent(job, record, computer_name, attempt, command_id, what)
-                    .await
+                Sent::to_instance(command_id, format!("join attempt {attempt} sent"))
             }
             // A time-out or 5xx may come after SSM acted: look before anyone sends again.
             Err(e @ Error::Unavailable { .. }) => {
@@ -192,11 +215,10 @@ impl Worker {
                         let what = format!(
                             "join attempt {attempt}: SendCommand's answer was lost, but command {command_id} was sent"
                         );
-                        self.record_sent(job, record, computer_name, attempt, command_id, what)
-                            .await
+                        Sent::to_instance(command_id, what)
                     }
                     // Not found (or not known yet): the next delivery looks again first.
-                    _ => error_fate(e, job.message.receive_count, &self.settings),
+                    _ => return error_fate(e, job.message.receive_count, &self.settings),
                 }
             }
             Err(e) => {
@@ -211,9 +233,11 @@ impl Worker {
                         warn!(reason = %f.reason(), "could not record the failed join");
                     }
                 }
-                fate
+                return fate;
             }
-        }
+        };
+        self.record_sent(job, record, computer_name, attempt, sent)
+            .await
     }
 
     /// The command sent for `request` since `claimed_at` (less a minute of clock skew
@@ -232,23 +256,28 @@ impl Worker {
             .await
     }
 
-    /// Records the join command sent for this attempt; the message comes back to read
-    /// its result.
-    async fn record_sent(
+    /// Records the command sent for this attempt (and the host it runs on, when it is
+    /// not the instance); the message comes back to read its result.
+    pub(super) async fn record_sent(
         &self,
         job: &Job<'_>,
         record: &mut Option<JoinRecord>,
         computer_name: &str,
         attempt: u32,
-        command_id: String,
-        what: String,
+        sent: Sent,
     ) -> Fate {
-        let sent = self.next_record(job, record.as_ref(), computer_name, |r| {
+        let Sent {
+            command_id,
+            target,
+            what,
+        } = sent;
+        let recorded = self.next_record(job, record.as_ref(), computer_name, |r| {
             r.command_id = Some(command_id.clone());
+            r.command_target = target;
         });
-        if let Err(fate) = self.write(record, sent).await {
+        if let Err(fate) = self.write(record, recorded).await {
             // Sent but not recorded: the next delivery looks for it before sending again.
-            warn!(reason = %fate.reason(), "join command sent, but its id is not in the ledger");
+            warn!(reason = %fate.reason(), "command sent, but its id is not in the ledger");
         }
         self.sent(job, what, attempt, command_id)
     }

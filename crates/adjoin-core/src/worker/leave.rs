@@ -4,7 +4,7 @@
 
 use tracing::{info, warn};
 
-use super::act::{Job, dry_run, why_failed};
+use super::act::{Job, Sent, dry_run, why_failed};
 use super::{Fate, Worker, error_fate};
 use crate::ids::InstanceId;
 use crate::ledger::{self, JoinRecord, JoinStatus};
@@ -65,18 +65,16 @@ impl Worker {
         match home.commands.send(&request).await {
             Ok(command_id) => {
                 info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
-                let sent = self.next_record(job, record.as_ref(), computer_name, |r| {
-                    r.command_id = Some(command_id.clone());
-                    r.command_target = Some(tools.id.to_string());
-                });
-                if let Err(fate) = self.write(record, sent).await {
-                    warn!(reason = %fate.reason(), "leave command sent, but not recorded");
-                }
-                let what = format!(
-                    "leave attempt {attempt} sent to the AD tools host {}",
-                    tools.id
-                );
-                self.sent(job, what, attempt, command_id)
+                let sent = Sent {
+                    command_id,
+                    target: Some(tools.id.to_string()),
+                    what: format!(
+                        "leave attempt {attempt} sent to the AD tools host {}",
+                        tools.id
+                    ),
+                };
+                self.record_sent(job, record, computer_name, attempt, sent)
+                    .await
             }
             Err(e) => {
                 // The host may have stopped or been replaced: look it up afresh next time.

@@ -238,11 +238,11 @@ pub(super) fn tags_refuse_join(
 }
 
 fn plan_terminated(facts: &Facts<'_>) -> (Action, Plan) {
-    // The delivery that sent a leave verifies it.
-    if let Some(Step::VerifyLeave { command_id, target }) = facts
+    // What the ledger says, read once. The delivery that sent a leave verifies it.
+    let step = facts
         .record
-        .map(|r| ledger::on_terminated(Some(r), &facts.handler))
-    {
+        .map(|r| (r, ledger::on_terminated(Some(r), &facts.handler)));
+    if let Some((_, Step::VerifyLeave { command_id, target })) = step {
         return (Action::Verify, Plan::VerifyLeave { command_id, target });
     }
     // A terminated event for an instance EC2 still reports alive is forged or misrouted:
@@ -258,17 +258,18 @@ fn plan_terminated(facts: &Facts<'_>) -> (Action, Plan) {
     if facts.record.is_none() && facts.instance.is_some_and(Instance::opted_out) {
         return (Action::None, Plan::Skip(SkipReason::OptedOut));
     }
-    (Action::Leave, plan_leave(facts))
+    (Action::Leave, plan_leave(facts, step))
 }
 
-fn plan_leave(facts: &Facts<'_>) -> Plan {
+/// `step`: the record and what the ledger says about it, when there is one.
+fn plan_leave(facts: &Facts<'_>, step: Option<(&JoinRecord, Step)>) -> Plan {
     let ending = facts.instance.is_some();
-    match facts.record {
+    match step {
         // The ledger decides, not the tags: an instance opted out after its join still
         // has a computer object to delete. EC2 in the record's own account and Region
         // says it is ending, or no longer knows it (EC2 forgets terminated instances
         // after about an hour).
-        Some(record) => match ledger::on_terminated(Some(record), &facts.handler) {
+        Some((record, step)) => match step {
             Step::Leave { attempt } => Plan::Leave {
                 computer_name: record.computer_name.clone(),
                 attempt,
