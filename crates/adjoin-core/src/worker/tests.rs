@@ -1835,3 +1835,33 @@ async fn a_login_group_changed_while_a_join_is_retried_is_checked_again() {
         JoinStatus::Failed
     );
 }
+
+/// A clock that reads a fixed time.
+struct FixedClock(SystemTime);
+
+impl crate::ports::Clock for FixedClock {
+    fn now(&self) -> SystemTime {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn the_worker_reads_the_time_from_its_clock() {
+    let aws = world();
+    let faults = Faults::default();
+    faults.inject(Op::SendCommand, Fault::Throttle, None);
+    // Three hours after the event, by the worker's clock: a throttled send is given up.
+    let later = SystemTime::now() + Duration::from_secs(3 * 3600);
+    let worker = worker_on(&aws, &faults).with_clock(Arc::new(FixedClock(later)));
+    let r = worker
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(&r[0], "gave up: the event is");
+    let record = aws.record(LINUX).expect("claimed");
+    assert_eq!(
+        record.updated_at,
+        ledger::format_time(later),
+        "stamped by the clock"
+    );
+}
