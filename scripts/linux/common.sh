@@ -2,7 +2,9 @@
 # adjoin: helpers shared by the Linux join and leave scripts. The service sends this
 # file ahead of each script, after the ADJOIN_<NAME>_B64='<base64>' parameter block.
 #
-# Secrets: the join password is read into PASSWORD and handed to tools on stdin only.
+# Secrets: the join password (or a staged join's one-time password) is read into
+# PASSWORD (and OTP) and handed to tools on stdin only (or, on the tools host, to
+# `adcli preset-computer`, which takes the one-time password in its arguments).
 # No error path prints it: messages are fixed text, and the output of a tool that was
 # given the password is printed only through `redact`.
 set -euo pipefail
@@ -54,6 +56,22 @@ read_dcs() {
 dc_name() {
   adcli info --domain-controller="$1" "$DOMAIN" 2>/dev/null |
     sed -n 's/^domain-controller = //p' | head -n 1
+}
+
+# read_one_time_password: OTP, a staged join's one-time password, from the SecureString
+# parameter OTP_SSM_PARAMETER in OTP_REGION, read with this host's own role; the
+# parameter is deleted right after (a second delivery of the command finds none: exit
+# 12, and the service stages afresh). PASSWORD is set too, for `redact`.
+read_one_time_password() {
+  OTP=$(aws ssm get-parameter --region "$OTP_REGION" --name "$OTP_SSM_PARAMETER" \
+    --with-decryption --query Parameter.Value --output text 2>/dev/null) ||
+    fail 12 "cannot read the one-time password parameter $OTP_SSM_PARAMETER"
+  aws ssm delete-parameter --region "$OTP_REGION" --name "$OTP_SSM_PARAMETER" >/dev/null 2>&1 ||
+    log "could not delete $OTP_SSM_PARAMETER (it expires on its own)"
+  case $OTP in
+    ""|*[!A-Za-z0-9]*) unset OTP; fail 12 "the one-time password parameter does not hold a one-time password" ;;
+  esac
+  PASSWORD=$OTP   # what `redact` hides
 }
 
 # read_password: sets PASSWORD from Secrets Manager (PASSWORD_SECRET_ARN, JSON with a

@@ -3,9 +3,21 @@
 #
 # Run by SSM Run Command (AWS-RunShellScript). The service places the parameters above
 # this script as ADJOIN_<NAME>_B64='<base64>' assignments; they are decoded here as data
-# and never evaluated. The join password is never a parameter: the script reads it from
-# SSM Parameter Store or Secrets Manager with the instance's own role, keeps it in a
-# variable, and hands it to adcli on stdin (never in argv, never echoed).
+# and never evaluated. No password is ever a parameter.
+#
+# JOIN_MODE staged (the default): the AD tools host has created the computer account
+# (in its OU, with its groups and owner stamp) with a one-time password, which the
+# service put in the SecureString parameter OTP_SSM_PARAMETER that only this instance
+# may read. The script reads it with the instance's own role, deletes the parameter,
+# and joins as the computer itself (adcli --login-type=computer); adcli then sets a
+# machine password of its own, so the one-time password binds nothing any more.
+#
+# JOIN_MODE sharedPassword: the script reads the join user's password from SSM
+# Parameter Store or Secrets Manager with the instance's own role and creates the
+# computer account itself (in OU_PATH, stamped, added to COMPUTER_GROUPS).
+#
+# Either password is kept in a variable and handed to adcli on stdin (never in argv,
+# never echoed).
 #
 # Exit codes: 0 joined (or already joined), 10 bad parameters, 11 packages could not be
 # installed, 12 password unreadable, 13 domain controller unreachable, 14 join refused,
@@ -23,9 +35,14 @@
 # Helpers (log, fail, params, require, read_dcs, dc_name, read_password) and the shell options come from common.sh,
 # which the service sends ahead of this script.
 
-params DOMAIN REALM DC_IPS JOIN_USER COMPUTER_NAME OU_PATH ALLOWED_GROUP COMPUTER_GROUPS OWNER_STAMP
-require "domain, realm, join user, computer name and owner stamp" \
-  DOMAIN REALM JOIN_USER COMPUTER_NAME OWNER_STAMP
+params JOIN_MODE DOMAIN REALM DC_IPS JOIN_USER COMPUTER_NAME OU_PATH ALLOWED_GROUP COMPUTER_GROUPS \
+  OWNER_STAMP OTP_SSM_PARAMETER OTP_REGION
+require "domain, realm, computer name and owner stamp" DOMAIN REALM COMPUTER_NAME OWNER_STAMP
+case ${JOIN_MODE:-staged} in
+  staged) require "the one-time password parameter and its Region (staged join)" OTP_SSM_PARAMETER OTP_REGION ;;
+  sharedPassword) require "the join user (shared-password join)" JOIN_USER ;;
+  *) fail 10 "unknown join mode '$JOIN_MODE'" ;;
+esac
 read_dcs
 HOST_FQDN="${COMPUTER_NAME,,}.${DOMAIN}"
 case $ALLOWED_GROUP in
@@ -266,6 +283,26 @@ not_taken_over() {
   fi
 }
 
+# join_staged: joins as the computer account the tools host staged, with the one-time
+# password; adcli sets a new machine password and writes the keytab.
+join_staged() {
+  local args=(--domain="$DOMAIN" --domain-realm="$REALM" --domain-controller="$DC"
+              --login-type=computer --stdin-password
+              --computer-name="$COMPUTER_NAME" --host-fqdn="$HOST_FQDN"
+              --host-keytab="$KEYTAB")
+  local rc=0 out
+  out=$(printf '%s' "$OTP" | adcli join "${args[@]}" 2>&1) || rc=$?
+  unset OTP
+  [ "$rc" = 0 ] || redact "$out" >&2
+  case $rc in
+    0) ;;
+    # 3: the password was refused (wrong, used already, no such account, disabled).
+    3) fail 14 "the one-time password does not open the staged account $COMPUTER_NAME (adcli exit $rc)" ;;
+    4) fail 13 "cannot reach domain controller $DC (adcli exit $rc)" ;;
+    *) fail 14 "adcli join with the one-time password refused (exit $rc)" ;;
+  esac
+}
+
 join() {
   local args=(--domain="$DOMAIN" --domain-realm="$REALM" --domain-controller="$DC"
               --login-user="$JOIN_USER" --stdin-password
@@ -309,11 +346,18 @@ main() {
   write_krb5_conf || fail 15 "cannot write krb5.conf"
   if is_joined; then
     log "already joined to $DOMAIN as $COMPUTER_NAME"
+  elif [ "${JOIN_MODE:-staged}" = staged ]; then
+    ensure_aws_cli || fail 12 "the AWS CLI, needed to read the one-time password, could not be installed"
+    read_one_time_password
+    set_aside_foreign_keytab
+    join_staged
+    unset PASSWORD
+    log "joined $DOMAIN as $COMPUTER_NAME via $DC (staged account, one-time password)"
   else
     ensure_aws_cli || fail 12 "the AWS CLI, needed to read the join password, could not be installed"
     read_password
-    set_aside_foreign_keytab
     not_taken_over
+    set_aside_foreign_keytab
     join
     add_computer_groups
     unset PASSWORD

@@ -1,4 +1,4 @@
-# adjoin: helpers shared by the Windows join and leave scripts. The service sends this
+# adjoin: helpers shared by the Windows join, stage and leave scripts. The service sends this
 # file ahead of each script, after the $ADJOIN_<NAME>_B64 = '<base64>' parameter block.
 #
 # Secrets: no message carries an error's own text (an exception message may quote the
@@ -39,6 +39,30 @@ function Read-AdjoinCommonParameters {
     $script:ComputerName = Get-AdjoinParameter 'COMPUTER_NAME'
     $script:OuPath = Get-AdjoinParameter 'OU_PATH'
     $script:OwnerStamp = Get-AdjoinParameter 'OWNER_STAMP'
+}
+
+# A staged join's one-time password, as a SecureString, from the SecureString parameter
+# OTP_SSM_PARAMETER in OTP_REGION, read with this host's own role; the parameter is
+# deleted right after (a second delivery of the command finds none: exit 12, and the
+# service stages afresh).
+function Read-AdjoinOneTimePassword {
+    $name = Get-AdjoinParameter 'OTP_SSM_PARAMETER'
+    $region = Get-AdjoinParameter 'OTP_REGION'
+    if (-not $name -or -not $region) { Stop-Adjoin 10 'missing one-time password parameter' }
+    try {
+        $plain = (Get-SSMParameter -Name $name -WithDecryption $true -Region $region).Value
+    } catch {
+        Stop-Adjoin 12 "cannot read the one-time password parameter $name"
+    }
+    try {
+        Remove-SSMParameter -Name $name -Region $region -Force
+    } catch {
+        Write-Output "adjoin: could not delete $name (it expires on its own)"
+    }
+    if ($plain -notmatch '^[A-Za-z0-9]+$') { Stop-Adjoin 12 'the one-time password parameter does not hold a one-time password' }
+    $secure = ConvertTo-SecureString -String $plain -AsPlainText -Force
+    Remove-Variable -Name plain
+    return $secure
 }
 
 # The join user's credential, its password read with this host's own role from Secrets

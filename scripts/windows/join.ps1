@@ -2,8 +2,19 @@
 #
 # Run by SSM Run Command (AWS-RunPowerShellScript). The service places the parameters
 # above this script as $ADJOIN_<NAME>_B64 = '<base64>' assignments; they are decoded
-# here as data. The join password is never a parameter: it is read with the instance's
-# own role and kept as a SecureString.
+# here as data. No password is ever a parameter.
+#
+# JOIN_MODE staged (the default): the AD tools host has created the computer account (in
+# its OU, with its groups and owner stamp) with a one-time password, which the service
+# put in the SecureString parameter OTP_SSM_PARAMETER that only this instance may read.
+# The instance takes the computer name (a rename and a reboot when it differs), reads
+# the password with its own role, deletes the parameter, and joins with it
+# (Add-Computer -Options UnsecuredJoin,PasswordPass: the one-time password is the
+# machine password). On the run after the join's reboot it resets its machine password
+# (Reset-ComputerMachinePassword), so the one-time password binds nothing any more.
+#
+# JOIN_MODE sharedPassword: the join user's password is read with the instance's own role
+# and kept as a SecureString; the instance creates the computer account itself.
 #
 # Exit codes: 0 already joined, 3010 joined, or left a domain it was joined to under
 # another name (SSM Agent reboots the instance and runs the script again), 1 unexpected
@@ -12,7 +23,8 @@
 # group, 17 the Remote Desktop Session Host role could not be installed, 18 joined but
 # the owner stamp could not be written to the computer object, 13 the directory could
 # not be searched, 19 a computer object of this name exists and is not this instance's
-# (made by someone else): not taken over.
+# (made by someone else): not taken over, 20 the machine password could not be reset
+# after a staged join.
 #
 # Ownership: after the join the computer object's description is set, as the join user,
 # to OWNER_STAMP ("adjoin <account> <region> <instance-id>"); the leave deletes only an
@@ -28,9 +40,69 @@ Read-AdjoinCommonParameters
 $AllowedGroup = Get-AdjoinParameter 'ALLOWED_GROUP'
 $ComputerGroups = @((Get-AdjoinParameter 'COMPUTER_GROUPS') -split "`n" | Where-Object { $_ })
 $InstallRds = (Get-AdjoinParameter 'INSTALL_RDS_SESSION_HOST') -eq 'true'
+$JoinMode = Get-AdjoinParameter 'JOIN_MODE'
+if (-not $JoinMode) { $JoinMode = 'staged' }
+# Left by a staged join until its first run after the reboot resets the machine password.
+$RotateMarker = Join-Path $env:ProgramData 'adjoin\reset-machine-password'
 
-if (-not $Domain -or -not $JoinUser -or -not $ComputerName -or $DcIps.Count -eq 0 -or -not $OwnerStamp) {
-    Stop-Adjoin 10 'missing parameter (domain, DC IPs, join user, computer name and owner stamp are required)'
+if (-not $Domain -or -not $ComputerName -or $DcIps.Count -eq 0 -or -not $OwnerStamp) {
+    Stop-Adjoin 10 'missing parameter (domain, DC IPs, computer name and owner stamp are required)'
+}
+if ($JoinMode -ceq 'sharedPassword') {
+    if (-not $JoinUser) { Stop-Adjoin 10 'missing parameter (a shared-password join needs the join user)' }
+} elseif ($JoinMode -cne 'staged') {
+    Stop-Adjoin 10 'unknown join mode'
+}
+
+# Resolve the domain through its own DCs, keeping the VPC resolver after them.
+function Set-AdjoinDnsServers {
+    $adapter = Get-NetAdapter | Where-Object { $_.Status -eq 'Up' } | Select-Object -First 1
+    $current = (Get-DnsClientServerAddress -InterfaceIndex $adapter.ifIndex -AddressFamily IPv4).ServerAddresses
+    Set-DnsClientServerAddress -InterfaceIndex $adapter.ifIndex -ServerAddresses (@($DcIps) + @($current | Where-Object { $DcIps -notcontains $_ }))
+}
+
+# After a staged join's reboot: the machine sets a password of its own, so the one-time
+# password that joined it binds nothing any more.
+function Reset-AdjoinMachinePassword {
+    if (-not (Test-Path -LiteralPath $RotateMarker)) { return }
+    try {
+        Reset-ComputerMachinePassword -Server $DcIps[0]
+    } catch {
+        Stop-Adjoin 20 'joined, but the machine password could not be reset after the one-time password'
+    }
+    Remove-Item -LiteralPath $RotateMarker -Force
+    Write-Output 'adjoin: machine password reset; the one-time password no longer binds'
+}
+
+# A staged join: the account exists, made by the AD tools host; this instance takes its
+# name and joins with the one-time password alone.
+function Join-AdjoinStaged {
+    if ($env:COMPUTERNAME -ine $ComputerName) {
+        try {
+            Rename-Computer -NewName $ComputerName -Force
+        } catch {
+            Stop-Adjoin 14 "cannot rename this computer to $ComputerName"
+        }
+        Write-Output "adjoin: renamed to $ComputerName; rebooting to join $Domain"
+        exit 3010
+    }
+    Set-AdjoinDnsServers
+    $oneTimePassword = Read-AdjoinOneTimePassword
+    # PasswordPass: the credential's password is the machine password, its user name null.
+    $joinCredential = New-Object System.Management.Automation.PSCredential -ArgumentList ([pscustomobject]@{
+        UserName = $null
+        Password = $oneTimePassword
+    })
+    try {
+        Add-Computer -DomainName $Domain -Server $DcIps[0] -Options UnsecuredJoin, PasswordPass -Credential $joinCredential -Force
+    } catch {
+        Stop-Adjoin 14 "Add-Computer with the one-time password of the staged account $ComputerName failed"
+    }
+    Remove-Variable -Name oneTimePassword, joinCredential
+    New-Item -ItemType File -Path $RotateMarker -Force | Out-Null
+    Install-AdjoinRdsSessionHost
+    Write-Output "adjoin: joined $Domain as $ComputerName (staged account, one-time password); rebooting"
+    exit 3010
 }
 
 # Lets the adGroupName group log in over RDP. Runs after the join's reboot too (SSM runs
@@ -130,6 +202,7 @@ function Install-AdjoinRdsSessionHost {
 $system = Get-CimInstance -ClassName Win32_ComputerSystem
 if ($system.PartOfDomain -and $system.Domain -ieq $Domain) {
     if ($env:COMPUTERNAME -ieq $ComputerName) {
+        Reset-AdjoinMachinePassword
         Install-AdjoinRdsSessionHost
         Grant-AdjoinRemoteDesktop
         Write-Output "adjoin: already joined to $Domain as $ComputerName"
@@ -146,12 +219,10 @@ if ($system.PartOfDomain -and $system.Domain -ieq $Domain) {
     exit 3010
 }
 
-$credential = Get-AdjoinCredential -Domain $Domain -JoinUser $JoinUser
+if ($JoinMode -ceq 'staged') { Join-AdjoinStaged }
 
-# Resolve the domain through its own DCs, keeping the VPC resolver after them.
-$adapter = Get-NetAdapter | Where-Object { $_.Status -eq 'Up' } | Select-Object -First 1
-$current = (Get-DnsClientServerAddress -InterfaceIndex $adapter.ifIndex -AddressFamily IPv4).ServerAddresses
-Set-DnsClientServerAddress -InterfaceIndex $adapter.ifIndex -ServerAddresses (@($DcIps) + @($current | Where-Object { $DcIps -notcontains $_ }))
+$credential = Get-AdjoinCredential -Domain $Domain -JoinUser $JoinUser
+Set-AdjoinDnsServers
 
 # A computer of this name that someone else made (any user may create a few) must not
 # become this instance's: Add-Computer would reuse it, and its creator keep control of it.

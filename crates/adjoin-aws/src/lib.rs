@@ -6,6 +6,7 @@
 //! | `Sessions` | [`AwsSessions`] | STS AssumeRole, GetCallerIdentity |
 //! | `Instances` | [`Ec2Instances`] | EC2 DescribeInstances |
 //! | `Commands` | [`SsmCommands`] | SSM SendCommand, GetCommandInvocation |
+//! | `Parameters` | [`SsmParameters`] | SSM PutParameter, AddTagsToResource, DeleteParameter |
 //! | `Ledger` | [`DynamoLedger`] | DynamoDB BatchGetItem, conditional PutItem |
 //! | `Queue` | [`SqsQueue`] | SQS SendMessage, ChangeMessageVisibility |
 //! | `admin::*` (operator commands) | [`admin`] | DynamoDB PutItem/Scan/DeleteItem, SSM DescribeInstanceInformation/DescribeParameters, Secrets Manager DescribeSecret, STS AssumeRole |
@@ -19,6 +20,7 @@ mod config_store;
 mod error;
 mod instances;
 mod ledger;
+mod parameters;
 mod queue;
 mod sdk;
 mod sessions;
@@ -32,6 +34,7 @@ pub use config_store::DynamoConfigStore;
 pub use error::Error;
 pub use instances::Ec2Instances;
 pub use ledger::DynamoLedger;
+pub use parameters::SsmParameters;
 pub use queue::SqsQueue;
 pub use sdk::load_sdk_config;
 pub use sessions::{AwsSessions, Caching};

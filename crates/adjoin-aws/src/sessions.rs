@@ -24,6 +24,7 @@ use crate::clients::Clients;
 use crate::commands::SsmCommands;
 use crate::error::map_sdk_error;
 use crate::instances::Ec2Instances;
+use crate::parameters::SsmParameters;
 
 /// How long an assumed session lasts (the STS minimum is 15 minutes).
 const SESSION_DURATION: Duration = Duration::from_secs(3600);
@@ -100,6 +101,7 @@ impl AwsSessions {
             region,
             instances: Arc::new(Ec2Instances::new(self.clients.ec2(config))),
             commands: Arc::new(SsmCommands::new(self.clients.ssm(config))),
+            parameters: Arc::new(SsmParameters::new(self.clients.ssm(config))),
         }
     }
 

@@ -5,7 +5,7 @@
 //! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`,
 //! `allowedLoginGroups`, `secretArn`,
 //! `externalId`, `toolsHostTag`, `computerNamePrefix`, `installRdsSessionHost`,
-//! `commandLogGroup`, `commandOutputBucket`. Unknown attributes are ignored.
+//! `commandLogGroup`, `commandOutputBucket`, `joinMode`. Unknown attributes are ignored.
 
 use std::net::IpAddr;
 
@@ -24,6 +24,30 @@ pub enum PasswordRef {
     SsmParameter(String),
     /// A Secrets Manager secret with `{"username","password"}`: `secretArn`.
     SecretsManager(String),
+}
+
+/// How an instance proves to the directory that it may join (`joinMode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JoinMode {
+    /// `staged` (the default): the AD tools host creates the computer account with a
+    /// one-time password, and the instance joins with that password alone. Instances
+    /// never read the join user's password.
+    #[default]
+    Staged,
+    /// `sharedPassword` (the original's way): the instance reads the join user's
+    /// password with its own role and joins with it. Every joining instance can read,
+    /// for its whole life, a credential that may create and delete computers.
+    SharedPassword,
+}
+
+impl JoinMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinMode::Staged => "staged",
+            JoinMode::SharedPassword => "sharedPassword",
+        }
+    }
 }
 
 /// The role to assume in the member account.
@@ -64,6 +88,8 @@ pub struct AccountConfig {
     pub install_rds_session_host: bool,
     /// Where SSM keeps the output of the commands sent for this account (audit).
     pub command_output: CommandOutput,
+    /// `joinMode`: staged one-time passwords (the default) or the shared join password.
+    pub join_mode: JoinMode,
 }
 
 /// Where SSM Run Command writes a command's output, besides its own 24 000 characters.
@@ -291,6 +317,20 @@ impl AccountConfig {
             );
         }
 
+        let join_mode = match text("joinMode").as_deref() {
+            None => JoinMode::default(),
+            Some(mode) if mode.eq_ignore_ascii_case("staged") => JoinMode::Staged,
+            Some(mode) if mode.eq_ignore_ascii_case("sharedPassword") => JoinMode::SharedPassword,
+            Some(other) => {
+                problems.add(
+                    "joinMode",
+                    format!("joinMode {other:?} is neither staged nor sharedPassword"),
+                    "set joinMode to staged (one-time passwords, the default) or sharedPassword",
+                );
+                JoinMode::default()
+            }
+        };
+
         match (problems.0.is_empty(), password) {
             (true, Some(password)) => Ok(AccountConfig {
                 account: account.clone(),
@@ -309,6 +349,7 @@ impl AccountConfig {
                     log_group,
                     s3_bucket,
                 },
+                join_mode,
             }),
             _ => Err(InvalidItem {
                 account: account.clone(),
@@ -520,6 +561,29 @@ mod tests {
             PasswordRef::SsmParameter("/adjoin/join-password".into())
         );
         assert_eq!(c.role.as_ref().map(|r| r.account.clone()), Some(account()));
+        assert_eq!(
+            c.join_mode,
+            JoinMode::Staged,
+            "staged unless the item says otherwise"
+        );
+    }
+
+    #[test]
+    fn join_mode_is_read_and_checked() {
+        let mode = |v: serde_json::Value| {
+            let mut item = blog_item();
+            item.insert("joinMode".into(), v);
+            AccountConfig::from_item(&item, &account()).map(|c| c.join_mode)
+        };
+        assert_eq!(
+            mode(json!("sharedPassword")).unwrap(),
+            JoinMode::SharedPassword
+        );
+        assert_eq!(mode(json!("STAGED")).unwrap(), JoinMode::Staged);
+        let err = mode(json!("password")).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].attribute, "joinMode");
+        assert!(err.problems[0].fix.contains("sharedPassword"), "{err}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::instance::Instance;
 use crate::ledger::JoinRecord;
 use crate::ports::{
     AccountPorts, CommandResult, CommandStatus, Commands, ConfigStore, DeadLetter, Instances,
-    Ledger, Queue, Sessions,
+    Ledger, Parameters, Queue, SecretParameter, Sessions,
 };
 use crate::render::CommandRequest;
 use crate::worker::Ports;
@@ -36,6 +36,18 @@ pub struct SentCommand {
     pub request: CommandRequest,
     /// When SSM received it.
     pub sent_at: std::time::SystemTime,
+}
+
+/// A SecureString parameter the fake Parameter Store holds (or held).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredParameter {
+    pub account: AccountId,
+    pub region: Region,
+    pub name: String,
+    /// The secret itself: tests look for it wherever it must never appear.
+    pub value: String,
+    pub tags: Vec<(String, String)>,
+    pub expires_at: std::time::SystemTime,
 }
 
 /// A role the fake STS was asked to assume.
@@ -58,6 +70,10 @@ pub(crate) struct State {
     describe_calls: usize,
     pub(crate) ledger: BTreeMap<String, JoinRecord>,
     results: HashMap<String, CommandResult>,
+    /// Parameters by account, Region and name.
+    parameters: BTreeMap<(AccountId, Region, String), StoredParameter>,
+    /// Every parameter ever written, deleted ones included.
+    parameter_writes: Vec<StoredParameter>,
     pub(crate) agents: BTreeMap<(AccountId, Region, InstanceId), AgentInfo>,
     pub(crate) references: BTreeSet<(AccountId, Region, String)>,
     /// References whose existence was asked about: the fake never has a value to read.
@@ -154,6 +170,14 @@ impl FakeAws {
             .ledger
             .insert(record.instance_id.clone(), record);
     }
+    /// The parameters Parameter Store holds now.
+    pub fn parameters(&self) -> Vec<StoredParameter> {
+        self.state().parameters.values().cloned().collect()
+    }
+    /// Every parameter ever written, deleted ones included.
+    pub fn parameter_writes(&self) -> Vec<StoredParameter> {
+        self.state().parameter_writes.clone()
+    }
     /// What GetCommandInvocation reports for `command_id` from now on.
     pub fn set_result(&self, command_id: &str, result: CommandResult) {
         self.state().results.insert(command_id.to_owned(), result);
@@ -181,7 +205,8 @@ impl FakeAws {
             account: account.clone(),
             region: region.clone(),
             instances: scoped.clone(),
-            commands: scoped,
+            commands: scoped.clone(),
+            parameters: scoped,
         }
     }
 }
@@ -348,5 +373,42 @@ impl Commands for FakeAccount {
             stdout: String::new(),
             stderr: String::new(),
         })
+    }
+}
+
+#[async_trait]
+impl Parameters for FakeAccount {
+    async fn put_secret(&self, parameter: &SecretParameter<'_>) -> Result<(), Error> {
+        let stored = StoredParameter {
+            account: self.account.clone(),
+            region: self.region.clone(),
+            name: parameter.name.to_owned(),
+            value: parameter.value.expose().to_owned(),
+            tags: parameter
+                .tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            expires_at: parameter.expires_at,
+        };
+        let mut state = self.aws.state();
+        state.parameter_writes.push(stored.clone());
+        state.parameters.insert(
+            (
+                self.account.clone(),
+                self.region.clone(),
+                stored.name.clone(),
+            ),
+            stored,
+        );
+        Ok(())
+    }
+    async fn delete(&self, name: &str) -> Result<(), Error> {
+        self.aws.state().parameters.remove(&(
+            self.account.clone(),
+            self.region.clone(),
+            name.to_owned(),
+        ));
+        Ok(())
     }
 }

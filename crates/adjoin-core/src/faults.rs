@@ -26,8 +26,8 @@ use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::Instance;
 use crate::ledger::JoinRecord;
 use crate::ports::{
-    AccountPorts, CommandResult, Commands, ConfigStore, DeadLetter, Instances, Ledger, Queue,
-    Sessions,
+    AccountPorts, CommandResult, Commands, ConfigStore, DeadLetter, Instances, Ledger, Parameters,
+    Queue, SecretParameter, Sessions,
 };
 use crate::render::CommandRequest;
 
@@ -43,6 +43,8 @@ pub enum Op {
     SendCommand,
     FindCommand,
     CommandResult,
+    PutParameter,
+    DeleteParameter,
     ReadLedger,
     WriteLedger,
     SendToDlq,
@@ -68,6 +70,8 @@ impl Op {
             Op::SendCommand => "ssm:SendCommand",
             Op::FindCommand => "ssm:ListCommands",
             Op::CommandResult => "ssm:GetCommandInvocation",
+            Op::PutParameter => "ssm:PutParameter",
+            Op::DeleteParameter => "ssm:DeleteParameter",
             Op::ReadLedger => "dynamodb:BatchGetItem",
             Op::WriteLedger => "dynamodb:PutItem",
             Op::SendToDlq => "sqs:SendMessage",
@@ -223,6 +227,10 @@ faulty_ports! {
         fn find_sent(instance: &InstanceId, comment: &str, since: std::time::SystemTime) -> Option<String> = FindCommand;
         fn result(command_id: &str, instance: &InstanceId) -> CommandResult = CommandResult;
     }
+    Parameters {
+        fn put_secret(parameter: &SecretParameter<'_>) -> () = PutParameter;
+        fn delete(name: &str) -> () = DeleteParameter;
+    }
     Ledger {
         fn get_many(ids: &[InstanceId]) -> Vec<JoinRecord> = ReadLedger;
         fn put_if(record: &JoinRecord, expected: Option<u64>) -> bool = WriteLedger;
@@ -259,6 +267,7 @@ impl<T: ?Sized> Faulty<T> {
             region: ports.region,
             instances: self.also(ports.instances),
             commands: self.also(ports.commands),
+            parameters: self.also(ports.parameters),
         }
     }
 

@@ -5,10 +5,12 @@
 //! Status by status:
 //!
 //! ```text
-//! (none) ──running──▶ joining ──verified──▶ joined
-//!                        │  └──failed, attempts left──▶ joining (next attempt)
-//!                        └──failed, last attempt──▶ failed
-//! joining | joined | failed ──terminated──▶ leaving ──leave command succeeded──▶ left
+//! (none) ──running──▶ staging ──staged──▶ joining ──verified──▶ joined
+//!                        │                   │  └──failed, attempts left──▶ staging (next attempt)
+//!                        │                   └──failed, last attempt──▶ failed
+//!                        └──failed, last attempt (or not ours)──▶ failed
+//! (a shared-password join starts at joining: (none) ──running──▶ joining)
+//! staging | joining | joined | failed ──terminated──▶ leaving ──leave command succeeded──▶ left
 //!                                             └──failed, last attempt (or not ours)──▶ leaveFailed
 //! (none) ──terminated──▶ left      (never joined: nothing to delete; a late running event is skipped)
 //! ```
@@ -31,6 +33,9 @@ pub const OUTPUT_LINES: usize = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JoinStatus {
+    /// A staged join: the AD tools host is creating the computer account with a
+    /// one-time password (the stage command); the join command follows.
+    Staging,
     /// A join command is being sent, or was sent and its result is not known yet.
     Joining,
     /// The join command succeeded.
@@ -50,6 +55,7 @@ pub enum JoinStatus {
 impl JoinStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            JoinStatus::Staging => "staging",
             JoinStatus::Joining => "joining",
             JoinStatus::Joined => "joined",
             JoinStatus::Failed => "failed",
@@ -130,6 +136,9 @@ pub enum Step {
     Join { attempt: u32 },
     /// This delivery sent `command_id`: read its result.
     Verify { command_id: String },
+    /// This delivery sent the stage command `command_id` to the tools host `target`:
+    /// read its result.
+    VerifyStage { command_id: String, target: String },
     /// This delivery sent the leave command `command_id` to the tools host `target`:
     /// read its result.
     VerifyLeave { command_id: String, target: String },
@@ -151,6 +160,21 @@ pub fn on_running(record: Option<&JoinRecord>, who: &Handler<'_>) -> Step {
     };
     let command = r.command_id.as_deref().unwrap_or("none yet");
     match r.status {
+        JoinStatus::Staging if who.holds(r) => match (&r.command_id, &r.command_target) {
+            (Some(command_id), Some(target)) => Step::VerifyStage {
+                command_id: command_id.clone(),
+                target: target.clone(),
+            },
+            // Claimed, but the stage command was not sent (or its id not recorded).
+            _ => Step::Join {
+                attempt: r.attempts.max(1),
+            },
+        },
+        JoinStatus::Staging if who.is_stale(r) => Step::Join { attempt: 1 },
+        JoinStatus::Staging => Step::Skip(format!(
+            "already being staged for a join as {} by message {} (command {command})",
+            r.computer_name, r.message_id
+        )),
         JoinStatus::Joining if who.holds(r) => match &r.command_id {
             Some(id) => Step::Verify {
                 command_id: id.clone(),
@@ -191,7 +215,10 @@ pub fn on_terminated(record: Option<&JoinRecord>, who: &Handler<'_>) -> Step {
         return Step::Tombstone;
     };
     match r.status {
-        JoinStatus::Joining | JoinStatus::Joined | JoinStatus::Failed => Step::Leave { attempt: 1 },
+        // A staged account exists as soon as the stage command ran: it is deleted too.
+        JoinStatus::Staging | JoinStatus::Joining | JoinStatus::Joined | JoinStatus::Failed => {
+            Step::Leave { attempt: 1 }
+        }
         JoinStatus::Leaving if who.holds(r) => match (&r.command_id, &r.command_target) {
             (Some(command_id), Some(target)) => Step::VerifyLeave {
                 command_id: command_id.clone(),
@@ -311,10 +338,34 @@ mod tests {
     #[test]
     fn a_first_running_event_joins_and_duplicates_are_skipped() {
         assert_eq!(on_running(None, &by("m1")), Step::Join { attempt: 1 });
-        for status in [JoinStatus::Joining, JoinStatus::Joined] {
+        for status in [JoinStatus::Staging, JoinStatus::Joining, JoinStatus::Joined] {
             let r = record(status, "m1", Some("c1"));
             assert!(matches!(on_running(Some(&r), &by("m2")), Step::Skip(_)));
         }
+    }
+
+    #[test]
+    fn the_delivery_that_sent_the_stage_command_verifies_it_on_the_tools_host() {
+        let mut r = record(JoinStatus::Staging, "m1", Some("c1"));
+        r.command_target = Some("i-0tools".into());
+        assert_eq!(
+            on_running(Some(&r), &by("m1")),
+            Step::VerifyStage {
+                command_id: "c1".into(),
+                target: "i-0tools".into()
+            }
+        );
+        // Claimed, never sent: stage again (same attempt).
+        let unsent = record(JoinStatus::Staging, "m1", None);
+        assert_eq!(
+            on_running(Some(&unsent), &by("m1")),
+            Step::Join { attempt: 1 }
+        );
+        // A staged account is deleted when the instance ends, like a joined one.
+        assert_eq!(
+            on_terminated(Some(&r), &by("m9")),
+            Step::Leave { attempt: 1 }
+        );
     }
 
     #[test]

@@ -37,11 +37,13 @@ pub mod ids;
 pub mod instance;
 pub mod ledger;
 pub mod metrics;
+pub mod one_time_password;
 pub mod outcome;
 pub mod ports;
 pub mod render;
 pub mod scripts;
 pub mod sqs;
+pub mod staging;
 #[cfg(any(test, feature = "test-util"))]
 #[allow(clippy::expect_used)]
 pub mod testing;

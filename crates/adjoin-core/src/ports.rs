@@ -4,7 +4,7 @@
 //! memory; [`crate::faults`] wraps any of them to fail on demand.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::Instance;
 use crate::ledger::JoinRecord;
+use crate::one_time_password::OneTimePassword;
 use crate::render::CommandRequest;
 
 /// Account config items (DynamoDB table, partition key `accountId`).
@@ -41,6 +42,30 @@ pub struct AccountPorts {
     pub region: Region,
     pub instances: Arc<dyn Instances>,
     pub commands: Arc<dyn Commands>,
+    pub parameters: Arc<dyn Parameters>,
+}
+
+/// A SecureString parameter to hand one secret to one reader (a staged join's one-time
+/// password, for the AD tools host or for the instance).
+#[derive(Debug)]
+pub struct SecretParameter<'a> {
+    /// The parameter's name, e.g. `/adjoin/otp/i-0123456789abcdef0`.
+    pub name: &'a str,
+    pub value: &'a OneTimePassword,
+    /// Tags that say whose it is; the instance policy lets an instance read only the
+    /// parameter tagged with its own ARN.
+    pub tags: &'a [(&'a str, String)],
+    /// When SSM deletes it if nobody did before (an expiration policy).
+    pub expires_at: SystemTime,
+}
+
+/// SSM Parameter Store in one account and Region: the one-time passwords of staged joins.
+#[async_trait]
+pub trait Parameters: Send + Sync {
+    /// Writes the parameter (replacing one of the same name).
+    async fn put_secret(&self, parameter: &SecretParameter<'_>) -> Result<(), Error>;
+    /// Deletes the parameter; one that does not exist is no error.
+    async fn delete(&self, name: &str) -> Result<(), Error>;
 }
 
 /// EC2 instances of one account and Region.

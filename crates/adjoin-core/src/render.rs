@@ -4,16 +4,18 @@
 //! variable assignment (`ADJOIN_NAME_B64='…'`) placed above the script, and the script
 //! decodes it with `base64 -d` (bash) or `[Convert]::FromBase64String` (PowerShell).
 //! The base64 alphabet has no quote, `$`, backtick or newline, so no tag value can
-//! become code. The join password never appears: only a reference to where it is.
+//! become code. No password ever appears: only a reference to where it is (the join
+//! user's, or a staged join's one-time password parameter).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
 
-use crate::config::{AccountConfig, CommandOutput, PasswordRef};
+use crate::config::{AccountConfig, CommandOutput, JoinMode, PasswordRef};
 use crate::ids::{InstanceId, Region};
 use crate::instance::{GROUP_TAG, Instance, Platform};
 use crate::scripts;
+use crate::staging;
 
 /// The SSM documents used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -63,19 +65,23 @@ pub const LEAVE_TIMEOUT_SECS: u32 = 600;
 /// Named values handed to a script.
 type Params = Vec<(&'static str, String)>;
 
+/// The domain controllers' IPs, space-separated.
+fn dc_ips(config: &AccountConfig) -> String {
+    config
+        .dc_ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The directory and where the join user's password is (for the AD tools host, or for
+/// an instance that joins with the shared password).
 fn directory_params(config: &AccountConfig, secret_region: &Region) -> Params {
     let mut p: Params = vec![
         ("DOMAIN", config.dns_name.clone()),
         ("REALM", config.realm()),
-        (
-            "DC_IPS",
-            config
-                .dc_ips
-                .iter()
-                .map(|ip| ip.to_string())
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+        ("DC_IPS", dc_ips(config)),
         ("JOIN_USER", config.join_user.clone()),
     ];
     let (name, reference) = match &config.password {
@@ -96,6 +102,11 @@ pub fn owner_stamp(config: &AccountConfig, region: &Region, instance_id: &Instan
 }
 
 /// The join command for `instance` (in `region`), to be run on the instance itself.
+///
+/// Staged ([`JoinMode::Staged`]): the command names the instance's one-time password
+/// parameter, and nothing that reaches the join user's password; the computer account,
+/// its OU, groups and owner stamp were made by the stage command. Shared password: the
+/// command names where the join user's password is, and the instance makes the account.
 pub fn join_command(
     instance: &Instance,
     config: &AccountConfig,
@@ -103,14 +114,31 @@ pub fn join_command(
     computer_name: &str,
     event_id: &str,
 ) -> CommandRequest {
-    let mut params = directory_params(config, region);
+    let mut params: Params = match config.join_mode {
+        JoinMode::Staged => vec![
+            ("JOIN_MODE", JoinMode::Staged.as_str().to_owned()),
+            ("DOMAIN", config.dns_name.clone()),
+            ("REALM", config.realm()),
+            ("DC_IPS", dc_ips(config)),
+            (
+                "OTP_SSM_PARAMETER",
+                staging::instance_parameter(&instance.id),
+            ),
+            ("OTP_REGION", region.as_str().to_owned()),
+        ],
+        JoinMode::SharedPassword => {
+            let mut p = vec![("JOIN_MODE", JoinMode::SharedPassword.as_str().to_owned())];
+            p.extend(directory_params(config, region));
+            p.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
+            p.push(("COMPUTER_GROUPS", config.computer_groups.join("\n")));
+            p
+        }
+    };
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
-    params.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
     params.push((
         "ALLOWED_GROUP",
         instance.tag(GROUP_TAG).unwrap_or_default().to_owned(),
     ));
-    params.push(("COMPUTER_GROUPS", config.computer_groups.join("\n")));
     if instance.platform == Platform::Windows && config.install_rds_session_host {
         params.push(("INSTALL_RDS_SESSION_HOST", "true".to_owned()));
     }
@@ -123,9 +151,52 @@ pub fn join_command(
     CommandRequest {
         document: Document::for_platform(instance.platform),
         target: instance.id.clone(),
-        commands: with_params(instance.platform, &params, script),
+        commands: with_params(instance.platform, &params, &[script]),
         comment: comment("join", &instance.id, event_id),
         execution_timeout_secs: JOIN_TIMEOUT_SECS,
+        output: config.command_output.clone(),
+    }
+}
+
+/// The stage command of a staged join: run on the AD tools host (in `tools_region`), it
+/// creates the computer account `computer_name` of `instance_id` (which runs in
+/// `instance_region`) in the configured OU, with the owner stamp as its description,
+/// the computer groups, and the one-time password it reads (and deletes) from the
+/// parameter [`staging::tools_host_parameter`]. A same-named object that is not ours is
+/// left alone (exit 19); one of ours is replaced.
+pub fn stage_command(
+    tools_host: &Instance,
+    config: &AccountConfig,
+    tools_region: &Region,
+    instance_region: &Region,
+    instance_id: &InstanceId,
+    computer_name: &str,
+    event_id: &str,
+) -> CommandRequest {
+    let mut params = directory_params(config, tools_region);
+    params.push(("COMPUTER_NAME", computer_name.to_owned()));
+    params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));
+    params.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
+    params.push(("COMPUTER_GROUPS", config.computer_groups.join("\n")));
+    params.push((
+        "OWNER_STAMP",
+        owner_stamp(config, instance_region, instance_id),
+    ));
+    params.push((
+        "OTP_SSM_PARAMETER",
+        staging::tools_host_parameter(&config.account, instance_region, instance_id),
+    ));
+    params.push(("OTP_REGION", tools_region.as_str().to_owned()));
+    let scripts = match tools_host.platform {
+        Platform::Linux => [scripts::LINUX_TOOLS, scripts::LINUX_STAGE],
+        Platform::Windows => [scripts::WINDOWS_TOOLS, scripts::WINDOWS_STAGE],
+    };
+    CommandRequest {
+        document: Document::for_platform(tools_host.platform),
+        target: tools_host.id.clone(),
+        commands: with_params(tools_host.platform, &params, &scripts),
+        comment: comment("stage", instance_id, event_id),
+        execution_timeout_secs: LEAVE_TIMEOUT_SECS,
         output: config.command_output.clone(),
     }
 }
@@ -150,14 +221,14 @@ pub fn leave_command(
         "OWNER_STAMP",
         owner_stamp(config, instance_region, instance_id),
     ));
-    let script = match tools_host.platform {
-        Platform::Linux => scripts::LINUX_LEAVE,
-        Platform::Windows => scripts::WINDOWS_LEAVE,
+    let scripts = match tools_host.platform {
+        Platform::Linux => [scripts::LINUX_TOOLS, scripts::LINUX_LEAVE],
+        Platform::Windows => [scripts::WINDOWS_TOOLS, scripts::WINDOWS_LEAVE],
     };
     CommandRequest {
         document: Document::for_platform(tools_host.platform),
         target: tools_host.id.clone(),
-        commands: with_params(tools_host.platform, &params, script),
+        commands: with_params(tools_host.platform, &params, &scripts),
         comment: comment("leave", instance_id, event_id),
         execution_timeout_secs: LEAVE_TIMEOUT_SECS,
         output: config.command_output.clone(),
@@ -177,8 +248,8 @@ fn comment(action: &str, instance: &InstanceId, event_id: &str) -> String {
 }
 
 /// The parameter block (one assignment per line, base64 values), the shared helpers,
-/// then the script.
-fn with_params(platform: Platform, params: &Params, script: &str) -> Vec<String> {
+/// then the scripts.
+fn with_params(platform: Platform, params: &Params, scripts: &[&str]) -> Vec<String> {
     let mut lines: Vec<String> = Vec::with_capacity(params.len() + 2);
     match platform {
         Platform::Linux => {
@@ -197,7 +268,7 @@ fn with_params(platform: Platform, params: &Params, script: &str) -> Vec<String>
         Platform::Linux => scripts::LINUX_COMMON,
         Platform::Windows => scripts::WINDOWS_COMMON,
     };
-    for part in [common, script] {
+    for part in std::iter::once(common).chain(scripts.iter().copied()) {
         lines.extend(
             part.lines()
                 .filter(|l| !l.starts_with("#!"))

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 const HOSTILE: &str = "admins'; reboot; $(curl evil) `id` \"x\"\n rm -rf / ${IFS} ünï";
 
+/// A staged account (the default join mode).
 fn config() -> AccountConfig {
     let item: ConfigItem = serde_json::from_value(serde_json::json!({
         "accountId": "111122223333", "adJoinUserName": "svc-join",
@@ -17,6 +18,14 @@ fn config() -> AccountConfig {
     .expect("object");
     AccountConfig::from_item(&item, &AccountId::parse("111122223333").expect("valid"))
         .expect("valid")
+}
+
+/// The same account, joining with the shared join password.
+fn shared_config() -> AccountConfig {
+    AccountConfig {
+        join_mode: JoinMode::SharedPassword,
+        ..config()
+    }
 }
 
 fn instance(platform: Platform, group: &str) -> Instance {
@@ -43,6 +52,101 @@ fn join(platform: Platform, group: &str, name: &str, event: &str) -> CommandRequ
     )
 }
 
+/// The same join with the shared join password.
+fn shared_join(platform: Platform, group: &str, name: &str, event: &str) -> CommandRequest {
+    join_command(
+        &instance(platform, group),
+        &shared_config(),
+        &region(),
+        name,
+        event,
+    )
+}
+
+/// The stage command of i-0abcd1234ef567890 (in [`region`]) on `tools` in `tools_region`.
+fn stage(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> CommandRequest {
+    let id = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
+    stage_command(tools, config, tools_region, &region(), &id, "IABC", "ev")
+}
+
+#[test]
+fn a_staged_join_names_only_the_instances_one_time_password_parameter() {
+    let c = join(Platform::Linux, "g", "IABC", "ev-1");
+    let params = params_of(&c);
+    assert_eq!(params["JOIN_MODE"], "staged");
+    assert_eq!(
+        params["OTP_SSM_PARAMETER"],
+        "/adjoin/otp/i-0abcd1234ef567890"
+    );
+    assert_eq!(params["OTP_REGION"], "eu-west-1");
+    // Nothing that reaches the join user or its password, nothing the stage made.
+    for absent in [
+        "JOIN_USER",
+        "PASSWORD_SSM_PARAMETER",
+        "PASSWORD_SECRET_ARN",
+        "SECRET_REGION",
+        "OU_PATH",
+        "COMPUTER_GROUPS",
+    ] {
+        assert!(!params.contains_key(absent), "{absent} in a staged join");
+    }
+    let text = c.commands.join("\n");
+    assert!(!text.contains("svc-join") && !text.contains("join-password"));
+    let windows = params_of(&join(Platform::Windows, "g", "IABC", "ev-1"));
+    assert_eq!(
+        windows["OTP_SSM_PARAMETER"],
+        "/adjoin/otp/i-0abcd1234ef567890"
+    );
+    assert!(!windows.contains_key("PASSWORD_SSM_PARAMETER"));
+}
+
+#[test]
+fn the_stage_command_runs_on_the_tools_host_with_the_tools_hosts_copy() {
+    let tools = Instance {
+        id: InstanceId::parse("i-0f00d0000000000aa").expect("valid"),
+        state: "running".into(),
+        platform: Platform::Linux,
+        tags: BTreeMap::new(),
+    };
+    let mut config = config();
+    config.computer_groups = vec!["gmsa-hosts".into()];
+    let c = stage(&tools, &config, &Region::parse("us-east-1").expect("valid"));
+    assert_eq!(c.target, tools.id);
+    assert!(
+        c.comment
+            .starts_with("adjoin stage i-0abcd1234ef567890 event ev")
+    );
+    let params = params_of(&c);
+    assert_eq!(
+        params["OTP_SSM_PARAMETER"],
+        "/adjoin/stage/111122223333/eu-west-1/i-0abcd1234ef567890"
+    );
+    assert_eq!(params["OTP_REGION"], "us-east-1", "the tools host's Region");
+    assert_eq!(
+        params["OWNER_STAMP"],
+        "adjoin 111122223333 eu-west-1 i-0abcd1234ef567890"
+    );
+    assert_eq!(params["OU_PATH"], "OU=Servers,DC=example,DC=test");
+    assert_eq!(params["COMPUTER_GROUPS"], "gmsa-hosts");
+    assert_eq!(params["PASSWORD_SSM_PARAMETER"], "/adjoin/join-password");
+    let text = c.commands.join("\n");
+    assert!(
+        text.contains("ldapadd") && text.contains("find_computer"),
+        "tools.sh, then stage.sh"
+    );
+    let windows = Instance {
+        platform: Platform::Windows,
+        ..tools
+    };
+    let w = stage(&windows, &config, &region());
+    assert!(w.commands.iter().any(|l| l.contains("New-ADComputer")));
+    assert!(
+        w.commands
+            .iter()
+            .any(|l| l.contains("function Find-AdjoinComputer"))
+    );
+}
+
 /// The leave of i-0abcd1234ef567890 (in [`region`]), run on `tools` in `tools_region`.
 fn leave(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> CommandRequest {
     let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
@@ -51,7 +155,7 @@ fn leave(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> Com
 
 #[test]
 fn linux_join_uses_the_shell_document_and_carries_values_as_base64() {
-    let c = join(Platform::Linux, HOSTILE, "IABC", "ev-1");
+    let c = shared_join(Platform::Linux, HOSTILE, "IABC", "ev-1");
     assert_eq!(c.document.name(), "AWS-RunShellScript");
     assert_eq!(c.target.as_str(), "i-0abcd1234ef567890");
     assert!(c.comment.contains("join i-0abcd1234ef567890 event ev-1"));
@@ -101,7 +205,7 @@ fn parameter_lines_are_only_assignments_of_base64_literals() {
 fn windows_join_uses_powershell_and_the_same_parameters() {
     let c = join(Platform::Windows, HOSTILE, "IABC", "ev");
     assert_eq!(c.document.name(), "AWS-RunPowerShellScript");
-    assert!(c.commands[0].starts_with("$ADJOIN_DOMAIN_B64 = '"));
+    assert!(c.commands[0].starts_with("$ADJOIN_JOIN_MODE_B64 = '"));
     let params = params_of(&c);
     assert_eq!(params["ALLOWED_GROUP"], HOSTILE);
     assert!(c.commands.iter().any(|l| l.contains("Add-Computer")));
@@ -110,7 +214,7 @@ fn windows_join_uses_powershell_and_the_same_parameters() {
 
 #[test]
 fn the_rds_role_and_computer_groups_reach_windows_only_when_configured() {
-    let mut config = config();
+    let mut config = shared_config();
     config.computer_groups = vec!["gmsa-hosts".into(), "ecs hosts".into()];
     config.install_rds_session_host = true;
     let params = |platform| {
@@ -143,6 +247,8 @@ fn exit_codes(script: &str, call: &str) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn scripts_document_every_exit_code_and_never_evaluate_text() {
+    let linux_tools = format!("{}\n{}", scripts::LINUX_COMMON, scripts::LINUX_TOOLS);
+    let windows_tools = format!("{}\n{}", scripts::WINDOWS_COMMON, scripts::WINDOWS_TOOLS);
     for (name, script, helpers, call) in [
         (
             "join.sh",
@@ -153,7 +259,13 @@ fn scripts_document_every_exit_code_and_never_evaluate_text() {
         (
             "leave.sh",
             scripts::LINUX_LEAVE,
-            scripts::LINUX_COMMON,
+            linux_tools.as_str(),
+            "fail ",
+        ),
+        (
+            "stage.sh",
+            scripts::LINUX_STAGE,
+            linux_tools.as_str(),
             "fail ",
         ),
         (
@@ -165,7 +277,13 @@ fn scripts_document_every_exit_code_and_never_evaluate_text() {
         (
             "leave.ps1",
             scripts::WINDOWS_LEAVE,
-            scripts::WINDOWS_COMMON,
+            windows_tools.as_str(),
+            "Stop-Adjoin ",
+        ),
+        (
+            "stage.ps1",
+            scripts::WINDOWS_STAGE,
+            windows_tools.as_str(),
             "Stop-Adjoin ",
         ),
     ] {
@@ -256,7 +374,7 @@ fn hostile_values_reach_bash_as_data_and_nothing_runs() {
     let params: Params = vec![("ALLOWED_GROUP", hostile.clone())];
     // The parameter block and the shared helpers, as rendered, then a probe that
     // prints the decoded value.
-    let mut script = with_params(Platform::Linux, &params, "");
+    let mut script = with_params(Platform::Linux, &params, &[]);
     script.push(format!(
         "param ALLOWED_GROUP > '{}'",
         dir.join("out").display()
@@ -406,6 +524,8 @@ fn powershell_scripts_never_print_error_text() {
         ("common.ps1", scripts::WINDOWS_COMMON),
         ("join.ps1", scripts::WINDOWS_JOIN),
         ("leave.ps1", scripts::WINDOWS_LEAVE),
+        ("tools.ps1", scripts::WINDOWS_TOOLS),
+        ("stage.ps1", scripts::WINDOWS_STAGE),
     ] {
         let problems = secret_leaks(script);
         assert!(problems.is_empty(), "{name}: {problems:#?}");

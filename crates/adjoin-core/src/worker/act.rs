@@ -10,13 +10,14 @@ use super::intake::{Group, Pending};
 use super::plan::{Facts, Plan, RejectReason, plan, tags_refuse_join};
 use super::{Fate, Message, Worker, error_fate};
 use crate::computer_name::computer_name;
+use crate::config::JoinMode;
 use crate::error::{Error, backoff};
 use crate::event::InstanceEvent;
 use crate::instance::READY_TAG;
 use crate::ledger::{self, Handler, JoinRecord, JoinStatus};
 use crate::outcome::Action;
 use crate::ports::CommandStatus;
-use crate::render::{CommandRequest, join_command};
+use crate::render::CommandRequest;
 use crate::text::clip_end;
 
 /// A command SSM took, as the ledger records it.
@@ -39,7 +40,7 @@ impl Sent {
 }
 
 /// How far this host's clock and SSM's may differ, when commands are looked up by time.
-const CLOCK_SKEW: Duration = Duration::from_secs(60);
+pub(super) const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// One event being handled: its message, the event, its account/Region group.
 pub(super) struct Job<'a> {
@@ -108,19 +109,16 @@ impl Worker {
             Plan::Verify { command_id } => self.verify(job, record, &command_id).await,
             Plan::Join { platform, attempt } => match instance {
                 Some(instance) => {
-                    info!(platform = platform.as_str(), %computer_name, attempt, "joining");
-                    let request = join_command(
-                        instance,
-                        &job.group.config,
-                        &job.event.region,
-                        computer_name,
-                        &job.event.event_id,
-                    );
-                    self.join(job, request, computer_name, record, attempt, None)
+                    info!(platform = platform.as_str(), %computer_name, attempt,
+                          join_mode = job.group.config.join_mode.as_str(), "joining");
+                    self.start_join(job, instance, computer_name, record, attempt, None)
                         .await
                 }
                 None => Fate::Failed("internal: a join planned without an instance".into()),
             },
+            Plan::VerifyStage { command_id, target } => {
+                self.verify_stage(job, record, &command_id, &target).await
+            }
             Plan::Leave {
                 computer_name,
                 attempt,
@@ -147,7 +145,7 @@ impl Worker {
 
     /// Claims the record, sends join attempt `attempt`, records the command id.
     /// `last` is the previous attempt's exit code and output, kept in the record.
-    async fn join(
+    pub(super) async fn join(
         &self,
         job: &Job<'_>,
         request: CommandRequest,
@@ -324,8 +322,14 @@ impl Worker {
                     Ok(()) => {
                         info!(%command_id, computer_name = %name, "joined");
                         let ready = self.tag_ready(job, &name).await;
+                        let cleared = match job.group.config.join_mode {
+                            JoinMode::Staged => {
+                                format!("; {}", self.clear_staging(job, &name, false).await)
+                            }
+                            JoinMode::SharedPassword => String::new(),
+                        };
                         Fate::Verified(format!(
-                            "joined as {name}: command {command_id} succeeded; {ready}"
+                            "joined as {name}: command {command_id} succeeded; {ready}{cleared}"
                         ))
                     }
                     Err(fate) => fate,
@@ -347,17 +351,22 @@ impl Worker {
                     Some(instance)
                         if attempts < self.settings.join_attempts && refused.is_none() =>
                     {
-                        let request = join_command(
-                            instance,
-                            &job.group.config,
-                            &job.event.region,
-                            &name,
-                            &job.event.event_id,
-                        );
                         let last = Some((result.exit_code, tail));
-                        self.join(job, request, &name, record, attempts + 1, last)
+                        self.start_join(job, instance, &name, record, attempts + 1, last)
                             .await
                             .after(&why)
+                    }
+                    _ if job.group.config.join_mode == JoinMode::Staged => {
+                        let not_retried = refused
+                            .map(|r| format!(" (not retried: {r})"))
+                            .unwrap_or_default();
+                        let reason = format!(
+                            "join of {name} failed after {attempts} attempt(s){not_retried}: {why}: {}",
+                            clip_end(&tail, 1000)
+                        );
+                        let last = (result.exit_code, tail);
+                        self.give_up_staged(job, record, &name, last, reason, true)
+                            .await
                     }
                     _ => {
                         let failed = self.next_record(job, record.as_ref(), &name, |r| {

@@ -10,8 +10,10 @@
 //! 2. [`plan`]: per instance, its events in the order they happened, decide what to
 //!    do from the event, what EC2 reports and what the ledger says — a pure function;
 //! 3. [`act`]: carry the plan out: claim the ledger record, send the join command to
-//!    the instance or the leave command to the AD tools host, record the command id;
-//!    the delivery that sent a join comes back later to verify it;
+//!    the instance or the leave command to the AD tools host ([`leave`]), record the
+//!    command id; the delivery that sent a command comes back later to verify it. A
+//!    staged join ([`stage`]) first has the AD tools host create the computer account
+//!    with a one-time password, then sends the join;
 //! 4. [`settle`]: rejected messages go to the DLQ with their reason, deferred ones come
 //!    back after a back-off, and messages whose event is older than
 //!    [`Settings::max_age`] (or delivered [`Settings::max_attempts`] times) are rejected
@@ -22,6 +24,7 @@ mod intake;
 mod leave;
 pub mod plan;
 mod settle;
+mod stage;
 mod tools_host;
 
 use std::collections::BTreeMap;

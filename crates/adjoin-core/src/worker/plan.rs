@@ -6,7 +6,8 @@
 //! - a record that belongs to another account or Region than the event is never acted
 //!   on: the event is rejected (a forged or misrouted event must not delete the
 //!   computer object of a live instance elsewhere, nor block its join);
-//! - the delivery that sent a join verifies it, whatever EC2 reports now;
+//! - the delivery that sent a join (or its stage command) verifies it, whatever EC2
+//!   reports now;
 //! - a running event joins an instance EC2 reports running and not opted out, unless the
 //!   ledger says it is joined, being joined, or gone;
 //! - a terminated event for an instance EC2 reports alive is refused;
@@ -48,8 +49,12 @@ pub struct Facts<'a> {
 pub enum Plan {
     /// This delivery sent `command_id`: read its result.
     Verify { command_id: String },
-    /// Claim the record and send join attempt `attempt` to the instance.
+    /// Claim the record and start join attempt `attempt`: the stage command to the AD
+    /// tools host (a staged join), or the join command to the instance.
     Join { platform: Platform, attempt: u32 },
+    /// This delivery sent the stage command `command_id` to the tools host `target`:
+    /// read its result, and send the join command once the account is staged.
+    VerifyStage { command_id: String, target: String },
     /// Claim the record and send leave attempt `attempt` for `computer_name` to the AD
     /// tools host.
     Leave { computer_name: String, attempt: u32 },
@@ -176,8 +181,12 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
     // What the ledger says, read once. The delivery that sent a join verifies it,
     // whatever EC2 reports now.
     let step = ledger::on_running(facts.record, &facts.handler);
-    if let Step::Verify { command_id } = step {
-        return (Action::Verify, Plan::Verify { command_id });
+    match step {
+        Step::Verify { command_id } => return (Action::Verify, Plan::Verify { command_id }),
+        Step::VerifyStage { command_id, target } => {
+            return (Action::Verify, Plan::VerifyStage { command_id, target });
+        }
+        _ => {}
     }
     let instance = match facts.instance {
         None => return (Action::None, Plan::Skip(SkipReason::Gone)),
@@ -205,11 +214,13 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
         Step::Skip(reason) => Plan::Skip(SkipReason::Ledger(reason)),
         Step::GiveUp(reason) => Plan::Reject(RejectReason::GaveUp(reason)),
         // on_running answers Join, Verify, Skip or GiveUp only.
-        Step::Verify { .. } | Step::VerifyLeave { .. } | Step::Leave { .. } | Step::Tombstone => {
-            Plan::Skip(SkipReason::Ledger(format!(
-                "no join for ledger step {step:?}"
-            )))
-        }
+        Step::Verify { .. }
+        | Step::VerifyStage { .. }
+        | Step::VerifyLeave { .. }
+        | Step::Leave { .. }
+        | Step::Tombstone => Plan::Skip(SkipReason::Ledger(format!(
+            "no join for ledger step {step:?}"
+        ))),
     };
     (Action::Join, plan)
 }

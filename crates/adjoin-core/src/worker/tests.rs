@@ -19,8 +19,24 @@ use crate::render::CommandRequest;
 use crate::render::decode_params;
 use crate::testing::{
     HOME, LINUX, MEMBER, REGION, TOOLS, WINDOWS, account, instance, member_item, region, settings,
-    world,
 };
+
+/// The world of [`crate::testing::world`], its member account joining with the shared
+/// join password: the tests of the join command's own mechanics (attempts, lost answers,
+/// the ready tag, the report). Staged joins, the default, have their own tests
+/// ([`staged`]), which run each mechanism again where staging changes it.
+fn world() -> FakeAws {
+    let aws = crate::testing::world();
+    aws.put_config(&account(MEMBER), shared_item());
+    aws
+}
+
+/// [`member_item`] with `joinMode: sharedPassword`.
+fn shared_item() -> crate::config::ConfigItem {
+    let mut item = member_item();
+    item.insert("joinMode".into(), json!("sharedPassword"));
+    item
+}
 
 fn worker_on(aws: &FakeAws, faults: &Faults) -> Worker {
     crate::testing::worker(aws, faults)
@@ -1864,4 +1880,306 @@ async fn the_worker_reads_the_time_from_its_clock() {
         ledger::format_time(later),
         "stamped by the clock"
     );
+}
+
+/// Staged joins: the AD tools host creates the account with a one-time password, then
+/// the instance joins with that password alone.
+mod staged {
+    use super::*;
+    use crate::fake::StoredParameter;
+    use crate::ports::CommandResult;
+
+    /// The world with the member account in the default (staged) join mode.
+    fn staged_world() -> FakeAws {
+        crate::testing::world()
+    }
+
+    const OTP_PARAMETER: &str = "/adjoin/otp/i-0aaaaaaaaaaaaaaa1";
+
+    /// The computer name of [`LINUX`].
+    fn name() -> String {
+        crate::computer_name::computer_name(&InstanceId::parse(LINUX).expect("valid"), None)
+    }
+
+    fn tools_parameter() -> String {
+        format!("/adjoin/stage/{MEMBER}/{REGION}/{LINUX}")
+    }
+
+    fn parameter(aws: &FakeAws, name: &str) -> Option<StoredParameter> {
+        aws.parameters().into_iter().find(|p| p.name == name)
+    }
+
+    fn failed(exit_code: i32, stderr: &str) -> CommandResult {
+        CommandResult {
+            status: CommandStatus::Failed("Failed".into()),
+            exit_code: Some(exit_code),
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
+    }
+
+    /// Everything the service wrote or sent, but Parameter Store: commands, ledger, DLQ,
+    /// reports.
+    fn everything_but_parameters(aws: &FakeAws, reports: &[Report]) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{}",
+            aws.sent(),
+            aws.record(LINUX),
+            aws.dead_letters(),
+            serde_json::to_string(reports).expect("json")
+        )
+    }
+
+    #[tokio::test]
+    async fn a_running_event_stages_on_the_tools_host_then_joins_with_the_one_time_password() {
+        let aws = staged_world();
+        let m = message("m1", body(MEMBER, LINUX, "running"));
+
+        // 1. The stage command goes to the tools host, in the service's account.
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+        assert_reason(&r[0], "stage attempt 1 sent to the AD tools host");
+        let sent = aws.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].account.as_str(), HOME);
+        assert_eq!(sent[0].request.target.as_str(), TOOLS);
+        assert!(
+            sent[0]
+                .request
+                .comment
+                .starts_with(&format!("adjoin stage {LINUX}"))
+        );
+        let record = aws.record(LINUX).expect("record");
+        assert_eq!(record.status, JoinStatus::Staging);
+        assert_eq!(record.command_target.as_deref(), Some(TOOLS));
+        // One fresh password, twice: the instance's copy (its account and Region, tagged
+        // with its ARN) and the tools host's (the service's account).
+        let mine = parameter(&aws, OTP_PARAMETER).expect("the instance's copy");
+        assert_eq!(mine.account.as_str(), MEMBER);
+        assert_eq!(
+            mine.tags,
+            vec![(
+                "adjoin:instance".to_owned(),
+                format!("arn:aws:ec2:{REGION}:{MEMBER}:instance/{LINUX}")
+            )]
+        );
+        let tools = parameter(&aws, &tools_parameter()).expect("the tools host's copy");
+        assert_eq!(tools.account.as_str(), HOME);
+        assert_eq!(tools.value, mine.value);
+        assert!(mine.expires_at > SystemTime::now(), "it expires on its own");
+        let stage_params = decode_params(&sent[0].request.commands);
+        assert!(
+            stage_params
+                .iter()
+                .any(|(k, v)| k == "OTP_SSM_PARAMETER" && *v == tools_parameter())
+        );
+
+        // 2. The message comes back: staged, so the join goes to the instance.
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+        assert_reason(&r[0], "staged");
+        let sent = aws.sent();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[1].account.as_str(), MEMBER);
+        assert_eq!(sent[1].request.target.as_str(), LINUX);
+        let join = decode_params(&sent[1].request.commands);
+        assert!(
+            join.iter()
+                .any(|(k, v)| k == "OTP_SSM_PARAMETER" && v == OTP_PARAMETER)
+        );
+        assert!(
+            !join
+                .iter()
+                .any(|(k, _)| k.starts_with("PASSWORD") || k == "JOIN_USER")
+        );
+        assert_eq!(
+            aws.record(LINUX).expect("record").status,
+            JoinStatus::Joining
+        );
+
+        // 3. And again: joined, tagged, and no copy of the password is left.
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        assert_eq!(r[0].outcome, Outcome::Verified, "{r:?}");
+        assert_reason(&r[0], "one-time password deleted");
+        assert_eq!(
+            aws.record(LINUX).expect("record").status,
+            JoinStatus::Joined
+        );
+        assert!(aws.parameters().is_empty(), "{:?}", aws.parameters());
+        assert!(aws.dead_letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_one_time_password_is_only_ever_in_parameter_store() {
+        let aws = staged_world();
+        let m = message("m1", body(MEMBER, LINUX, "running"));
+        let mut reports = Vec::new();
+        for _ in 0..3 {
+            reports.extend(run(&aws, std::slice::from_ref(&m)).await);
+        }
+        let written = aws.parameter_writes();
+        assert_eq!(written.len(), 2);
+        let text = everything_but_parameters(&aws, &reports);
+        assert!(
+            !text.contains(&written[0].value),
+            "the one-time password leaked"
+        );
+        assert!(!format!("{:?}", aws.parameters()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_stage_is_staged_again_with_a_new_password_then_given_up_and_cleared() {
+        let aws = staged_world();
+        let m = message("m1", body(MEMBER, LINUX, "running"));
+        let mut last = Vec::new();
+        for attempt in 1..=3 {
+            last = run(&aws, std::slice::from_ref(&m)).await;
+            if attempt > 1 {
+                assert_reason(&last[0], "exit code 14");
+            }
+            let sent = aws.sent();
+            let stage = sent.last().expect("a stage command");
+            assert!(stage.request.comment.starts_with("adjoin stage"));
+            aws.set_result(&stage.command_id, failed(14, "adjoin: error: cannot stage"));
+        }
+        assert_eq!(last[0].outcome, Outcome::Dispatched);
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+        assert_reason(
+            &r[0],
+            &format!("staging of {} failed after 3 attempt(s)", name()),
+        );
+        let writes = aws.parameter_writes();
+        let values: std::collections::BTreeSet<_> = writes.iter().map(|p| &p.value).collect();
+        assert_eq!(values.len(), 3, "a new password for every attempt");
+        // Nothing left that a password could open, nor a password.
+        assert!(aws.parameters().is_empty(), "{:?}", aws.parameters());
+        let leave = aws.sent().into_iter().last().expect("a leave");
+        assert!(
+            leave.request.comment.starts_with("adjoin leave"),
+            "{leave:?}"
+        );
+        assert_eq!(leave.request.target.as_str(), TOOLS);
+        assert_eq!(
+            aws.record(LINUX).expect("record").status,
+            JoinStatus::Failed
+        );
+        assert_eq!(aws.dead_letters().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn someone_elses_object_is_not_taken_over_not_retried_and_not_deleted() {
+        let aws = staged_world();
+        let m = message("m1", body(MEMBER, LINUX, "running"));
+        run(&aws, std::slice::from_ref(&m)).await;
+        let stage = aws.sent().pop().expect("stage");
+        aws.set_result(
+            &stage.command_id,
+            failed(19, "adjoin: error: not taken over"),
+        );
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+        assert_reason(&r[0], "not taken over");
+        assert_eq!(aws.sent().len(), 1, "neither staged again nor deleted");
+        assert!(aws.parameters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_join_that_fails_every_attempt_is_staged_afresh_each_time_and_its_account_removed() {
+        let aws = staged_world();
+        let m = message("m1", body(MEMBER, LINUX, "running"));
+        let mut joins = 0;
+        for _ in 0..10 {
+            let r = run(&aws, std::slice::from_ref(&m)).await;
+            if r[0].outcome == Outcome::Rejected {
+                assert_reason(
+                    &r[0],
+                    &format!("join of {} failed after 3 attempt(s)", name()),
+                );
+                assert_reason(
+                    &r[0],
+                    &format!("staged account {} removed by command", name()),
+                );
+                break;
+            }
+            let last = aws.sent().pop().expect("sent");
+            if last.request.comment.starts_with("adjoin join") {
+                joins += 1;
+                aws.set_result(&last.command_id, failed(14, "adjoin: error: refused"));
+            }
+        }
+        assert_eq!(joins, 3);
+        let stages = aws
+            .sent()
+            .iter()
+            .filter(|c| c.request.comment.starts_with("adjoin stage"))
+            .count();
+        assert_eq!(stages, 3, "each attempt is staged with its own password");
+        assert!(aws.parameters().is_empty());
+        assert_eq!(
+            aws.record(LINUX).expect("record").status,
+            JoinStatus::Failed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stage_send_whose_answer_is_lost_is_found_not_sent_again() {
+        let aws = staged_world();
+        let faults = Faults::default();
+        faults.inject(Op::SendCommand, Fault::LostAnswer, Some(1));
+        let m = message("m1", body(MEMBER, LINUX, "running"));
+        let r = worker_on(&aws, &faults)
+            .handle_batch(std::slice::from_ref(&m))
+            .await;
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+        assert_reason(&r[0], "was sent");
+        assert_eq!(aws.sent().len(), 1);
+        let record = aws.record(LINUX).expect("record");
+        assert_eq!(
+            record.command_id.as_deref(),
+            Some(aws.sent()[0].command_id.as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn parameter_store_failures_send_nothing_and_leave_no_password() {
+        let aws = staged_world();
+        let faults = Faults::default();
+        // The instance's copy is written, the tools host's is refused.
+        faults.inject(Op::PutParameter, Fault::ServerError, None);
+        let m = message("m1", body(MEMBER, LINUX, "running"));
+        let r = worker_on(&aws, &faults)
+            .handle_batch(std::slice::from_ref(&m))
+            .await;
+        assert_eq!(r[0].outcome, Outcome::Failed, "{r:?}");
+        assert!(aws.sent().is_empty());
+        assert!(aws.parameters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_terminate_while_staging_removes_the_staged_account() {
+        let aws = staged_world();
+        run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+        now_in_state(&aws, LINUX, "terminated", Platform::Linux);
+        let r = run(&aws, &[message("m2", body(MEMBER, LINUX, "terminated"))]).await;
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+        let leave = aws.sent().pop().expect("leave");
+        assert!(
+            leave
+                .request
+                .comment
+                .starts_with(&format!("adjoin leave {LINUX}"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_shows_the_stage_command_and_writes_no_password() {
+        let aws = staged_world();
+        let worker = worker_on(&aws, &Faults::default()).with(|s| s.dry_run = true);
+        let r = worker
+            .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+            .await;
+        assert_eq!(r[0].outcome, Outcome::Planned, "{r:?}");
+        assert!(aws.parameter_writes().is_empty() && aws.sent().is_empty());
+    }
 }

@@ -12,6 +12,7 @@ mod join;
 mod leave;
 mod sandbox;
 mod secrets;
+mod staged;
 
 use adjoin_core::config::{AccountConfig, ConfigItem};
 use adjoin_core::instance::{GROUP_TAG, Platform};
@@ -25,14 +26,15 @@ pub(crate) fn config() -> AccountConfig {
     config_with("adJoinUserPwParam", "/adjoin/join-password")
 }
 
-/// The sandbox's account, its password referenced by `key` (`adJoinUserPwParam` or
-/// `secretArn`).
+/// The sandbox's account, joining with the shared join password, its password
+/// referenced by `key` (`adJoinUserPwParam` or `secretArn`). Staged joins: [`staged`].
 pub(crate) fn config_with(key: &str, reference: &str) -> AccountConfig {
     let mut item = serde_json::json!({
         "accountId": "111122223333", "adJoinUserName": "svc-join",
         "dnsName": "example.test",
         "dnsIP1": "10.200.0.1", "dnsIP2": "10.200.0.4",
-        "ouPath": "OU=Servers,DC=example,DC=test", "computerGroups": ["gmsa-hosts"]
+        "ouPath": "OU=Servers,DC=example,DC=test", "computerGroups": ["gmsa-hosts"],
+        "joinMode": "sharedPassword"
     });
     item[key] = serde_json::json!(reference);
     let item: ConfigItem = serde_json::from_value(item).expect("object");

@@ -9,7 +9,7 @@ use std::process::Command;
 /// Real tools the scripts use; everything else on PATH is a stand-in.
 pub(crate) const REAL_TOOLS: &[&str] = &[
     "bash", "sh", "base64", "sed", "head", "cat", "chmod", "mkdir", "rm", "mv", "tr", "grep",
-    "uname", "touch", "env", "cp", "awk", "mktemp", "flock", "python3",
+    "uname", "touch", "env", "cp", "awk", "mktemp", "flock", "python3", "iconv",
 ];
 
 /// Logs its name and arguments; the common head of every stand-in.
@@ -86,8 +86,11 @@ cat >>"$SANDBOX/stdin.log"
 [ ! -e "$SANDBOX/kinit-fails" ] || { echo "kinit: Password incorrect while getting initial credentials" >&2; exit 1; }
 "#;
 
-/// ldapsearch: prints `ldap-entry` (LDIF) when it exists.
+/// ldapsearch: prints `ldap-entry` (LDIF) when it exists; for a group, `group-entry`.
 pub(crate) const LDAPSEARCH: &str = r#"
+case " $* " in
+  *"(objectClass=group)"*) [ ! -e "$SANDBOX/group-entry" ] || cat "$SANDBOX/group-entry"; exit 0 ;;
+esac
 [ ! -e "$SANDBOX/ldap-entry" ] || cat "$SANDBOX/ldap-entry"
 "#;
 
@@ -100,9 +103,29 @@ case " $* " in
 esac
 "#;
 
-/// The AWS CLI: prints `secret` when it exists, else the password.
+/// The AWS CLI: deletes parameters; reads a staged join's one-time password parameter
+/// (`/adjoin/otp/…`, `/adjoin/stage/…`) as `otp` when it exists, else
+/// [`crate::staged::OTP`]; any other secret as `secret` when it exists, else the join
+/// password.
 pub(crate) const AWS: &str = r#"
+case " $* " in
+  *" delete-parameter "*) exit 0 ;;
+  *" --name /adjoin/otp/"*|*" --name /adjoin/stage/"*)
+    if [ -e "$SANDBOX/otp" ]; then cat "$SANDBOX/otp"; else printf '%s\n' 'Otp1Only0nceAbcdefGhijkLmnop2345'; fi
+    exit 0 ;;
+esac
 if [ -e "$SANDBOX/secret" ]; then cat "$SANDBOX/secret"; else printf '%s\n' 'S3cret-Join-P@ss'; fi
+"#;
+
+/// ldapadd and ldapmodify: the LDIF they read goes to `ldif.log`; `ldap-add-exit` and
+/// `ldap-modify-exit` make them fail with that code.
+pub(crate) const LDAPADD: &str = r#"
+cat >>"$SANDBOX/ldif.log"
+[ ! -e "$SANDBOX/ldap-add-exit" ] || exit "$(cat "$SANDBOX/ldap-add-exit")"
+"#;
+pub(crate) const LDAPMODIFY: &str = r#"
+cat >>"$SANDBOX/ldif.log"
+[ ! -e "$SANDBOX/ldap-modify-exit" ] || exit "$(cat "$SANDBOX/ldap-modify-exit")"
 "#;
 
 /// The bundle's downloader and unpacker; the unpacked installer puts `aws` on PATH.
@@ -155,6 +178,8 @@ impl Sandbox {
         sandbox.tool("bin/klist", KLIST);
         sandbox.tool("bin/ldapsearch", LDAPSEARCH);
         sandbox.tool("bin/ldapdelete", LDAPDELETE);
+        sandbox.tool("bin/ldapadd", LDAPADD);
+        sandbox.tool("bin/ldapmodify", LDAPMODIFY);
         // Nothing resolves the directory's names; pauses are only logged.
         sandbox.tool("bin/getent", "exit 2\n");
         sandbox.tool("bin/sleep", "");
