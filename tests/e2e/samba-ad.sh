@@ -323,11 +323,41 @@ for line in open(sys.argv[1]):
     sys.stdout.write(line)' "$@"
 }
 
+# stage_as NAME INSTANCE OTP: the stage command (as the service rendered it) for another
+# instance NAME/INSTANCE, with OTP put where the service puts a one-time password (the
+# tools host's copy and the instance's), run on the tools host.
+stage_as() {
+  local name=$1 id=$2 otp=$3
+  printf '%s' "$otp" >"$LAB/otp"
+  aws_cli ssm put-parameter --name "/adjoin/stage/$ACCOUNT/$REGION/$id" --type SecureString \
+    --value "file://$LAB/otp" --overwrite >/dev/null
+  aws_cli ssm put-parameter --name "/adjoin/otp/$id" --type SecureString --value "file://$LAB/otp" --overwrite >/dev/null
+  rm -f "$LAB/otp"
+  with_params "$LOGS/stage-command.sh" COMPUTER_NAME="$name" INSTANCE_ID="$id" \
+    OWNER_STAMP="adjoin $ACCOUNT $REGION $id" OTP_SSM_PARAMETER="/adjoin/stage/$ACCOUNT/$REGION/$id" \
+    >"$LOGS/stage-$name.sh"
+  run_script tools "$TOOLS_ID" "stage-$name" "$LOGS/stage-$name.sh"
+}
+
+# kinit_as HOST PRINCIPAL PASSWORD: a Kerberos login on HOST (its krb5.conf), into a
+# throw-away cache.
+kinit_as() {
+  printf '%s\n' "$3" | in_host "$1" env KRB5CCNAME=MEMORY: kinit "$2"
+}
+
+parameter_gone() {
+  ! aws_cli ssm get-parameter --name "$1" >/dev/null 2>&1
+}
+
 # ---- checks ---------------------------------------------------------------------------------
 computer_in() { st computer show "$COMPUTER" | grep -Fx "dn: CN=$COMPUTER,$1" >/dev/null; }
 # attr COMPUTER ATTRIBUTE: the attribute's value line(s) of a computer object.
 attr() { st computer show "$1" --attributes="$2" | grep "^$2:" || true; }
 description_is() { [ "$(attr "$1" description)" = "description: $2" ]; }
+# description_is_in COMPUTER DESCRIPTION OU: the stamp, and the object inside OU.
+description_is_in() {
+  description_is "$1" "$2" && st computer show "$1" | grep -Fx "dn: CN=$1,$3" >/dev/null
+}
 exists() { in_host dc env PASSWD="$ADMIN_PASS" ldbsearch -H "ldap://$DC_FQDN" -U Administrator -b "$1" -s base dn 2>/dev/null | grep -q '^dn: '; }
 both_exist() { exists "$1" && exists "$2"; }
 none_exist() { ! exists "$1" && ! exists "$2"; }
@@ -373,28 +403,55 @@ run() {
   in_host inst cp "$LAB/pam" /etc/pam.d/adjoin-e2e
   ok "lab up ($(since "$t0") s)"
 
-  say "running event -> adjoin replay -> join command -> instance"
+  say "running event -> adjoin replay -> stage command -> tools host (one-time password)"
   t1=$(now)
   out=$(replay running)
   grep -q '"dispatched"' <<<"$out" || die "the running event was not dispatched: $out"
-  ok "adjoin replay: $(grep -o '"outcome":"[a-z]*"' <<<"$out" | head -n 1)"
-  agent inst "$INSTANCE_ID" join >"$LOGS/join-1.log" 2>&1 || die "join script (exit $?)"
+  grep -q 'stage attempt 1 sent to the AD tools host' <<<"$out" || die "no stage command: $out"
+  ok "adjoin replay: $(grep -o '"outcome":"[a-z]*"' <<<"$out" | head -n 1), stage command to the tools host"
+  OTP=$(aws_cli ssm get-parameter --name "/adjoin/otp/$INSTANCE_ID" --with-decryption --query Parameter.Value)
+  [ -n "$OTP" ] || die "no one-time password parameter for the instance"
+  [ "$(aws_cli ssm get-parameter --name "/adjoin/stage/$ACCOUNT/$REGION/$INSTANCE_ID" --with-decryption \
+    --query Parameter.Value)" = "$OTP" ] || die "the tools host's copy differs"
+  ok "one one-time password, two SecureString copies (the instance's and the tools host's)"
+  agent tools "$TOOLS_ID" stage >"$LOGS/stage-1.log" 2>&1 || die "stage script (exit $?): $(cat "$LOGS/stage-1.log")"
   COMPUTER=$(python3 -c 'import sys; from base64 import b64decode as d
 for l in open(sys.argv[1]):
     if l.startswith("ADJOIN_COMPUTER_NAME_B64="): print(d(l.split("=", 1)[1].strip().strip("\x27")).decode())' \
-    "$LOGS/join-command.sh")
-  [ -n "$COMPUTER" ] || die "no computer name in the join command"
+    "$LOGS/stage-command.sh")
+  [ -n "$COMPUTER" ] || die "no computer name in the stage command"
+  ok "stage script ran on the tools host: $(tail -n 1 "$LOGS/stage-1.log")"
+  STAMP="adjoin $ACCOUNT $REGION $INSTANCE_ID"
+  expect "staged: computer $COMPUTER is in $OU_DN with its owner stamp" \
+    description_is_in "$COMPUTER" "$STAMP" "$OU_DN"
+  expect "staged: computer $COMPUTER is a member of $GMSA_GROUP (computerGroups)" group_has "$GMSA_GROUP" "$COMPUTER\$"
+  expect "the tools host deleted its copy of the one-time password" \
+    parameter_gone "/adjoin/stage/$ACCOUNT/$REGION/$INSTANCE_ID"
+  ! grep -qF -- "$OTP" "$LOGS/stage-1.log" "$LOGS/stage-command.sh" || die "the one-time password is in the stage command or its output"
+  ok "neither the stage command nor its output carries the one-time password"
+
+  say "the message comes back: staged -> join command -> instance"
+  out=$(replay running)
+  grep -q 'staged .* (command' <<<"$out" || die "the stage was not verified: $out"
+  grep -q '"dispatched"' <<<"$out" || die "no join dispatched: $out"
+  agent inst "$INSTANCE_ID" join >"$LOGS/join-1.log" 2>&1 || die "join script (exit $?): $(cat "$LOGS/join-1.log")"
+  grep -q "staged account, one-time password" "$LOGS/join-1.log" || die "not a staged join: $(cat "$LOGS/join-1.log")"
   ok "join script ran: $(tail -n 1 "$LOGS/join-1.log") ($(since "$t1") s)"
   expect_fail "the join command carries no password" "no match" \
-    sh -c 'grep -F -- "$1" "$2" && exit 0; echo no match; exit 1' sh "$JOIN_PASS" "$LOGS/join-command.sh"
-  ! grep -qF -- "$JOIN_PASS" "$LOGS/join-1.log" || die "the join script printed the password"
+    sh -c 'grep -F -e "$1" -e "$2" -e svc-join "$3" && exit 0; echo no match; exit 1' sh "$JOIN_PASS" "$OTP" "$LOGS/join-command.sh"
+  ! grep -qF -e "$JOIN_PASS" -e "$OTP" "$LOGS/join-1.log" || die "the join script printed a password"
   ok "the join script's output carries no password"
+  expect "the instance deleted its one-time password parameter" parameter_gone "/adjoin/otp/$INSTANCE_ID"
+  expect_fail "the one-time password no longer opens $COMPUTER\$ (the machine set its own)" \
+    'Password incorrect|Preauthentication failed' kinit_as inst "$COMPUTER\$@$REALM" "$OTP"
+  out=$(replay running)
+  grep -q '"outcome":"verified"' <<<"$out" || die "the join was not verified: $out"
+  [ "$(ledger_status)" = joined ] || die "ledger: $(ledger_status), not joined"
+  ok "the message comes back again: joined, verified"
 
   say "directory and instance after the join"
   expect "computer $COMPUTER is in $OU_DN" computer_in "$OU_DN"
-  expect "computer $COMPUTER is a member of $GMSA_GROUP (computerGroups)" group_has "$GMSA_GROUP" "$COMPUTER\$"
-  STAMP="adjoin $ACCOUNT $REGION $INSTANCE_ID"
-  expect "computer $COMPUTER's description is its owner stamp '$STAMP'" description_is "$COMPUTER" "$STAMP"
+  expect "computer $COMPUTER's description is still its owner stamp '$STAMP'" description_is "$COMPUTER" "$STAMP"
   expect "instance keytab authenticates (adcli testjoin)" \
     in_host inst adcli testjoin --domain="$DOMAIN" --domain-controller="$DC_IP"
   wait_for 30 "getent passwd alice@$DOMAIN through sssd" in_host inst getent passwd "alice@$DOMAIN"
@@ -413,9 +470,8 @@ for l in open(sys.argv[1]):
   ok "second run: already joined, machine password kept (kvno $k1)"
 
   say "the running event again, in a new message (EventBridge may deliver twice)"
-  [ "$(ledger_status)" = joining ] || die "ledger: $(ledger_status), not joining"
   out=$(replay running duplicate)
-  grep -q '"outcome":"skipped","reason":"already being joined' <<<"$out" ||
+  grep -q '"outcome":"skipped","reason":"already joined' <<<"$out" ||
     die "the duplicate running event was not skipped: $out"
   [ "$(join_commands)" = 1 ] || die "$(join_commands) join commands, not 1"
   ok "skipped by the ledger; still one join command"
@@ -429,8 +485,10 @@ for l in open(sys.argv[1]):
   rm -f "$LAB/clone.keytab"
   expect "the clone's copied keytab passes adcli testjoin (it would say 'joined')" \
     in_host clone adcli testjoin --domain="$DOMAIN" --domain-controller="$DC_IP"
+  stage_as "$clone" "$clone_id" "Cl0neOnlyOnceAbcdefGhijkLmnop123" >"$LOGS/stage-clone.log" 2>&1 ||
+    die "clone stage (exit $?): $(cat "$LOGS/stage-clone.log")"
   with_params "$LOGS/join-command.sh" COMPUTER_NAME="$clone" INSTANCE_ID="$clone_id" \
-    OWNER_STAMP="adjoin $ACCOUNT $REGION $clone_id" >"$LOGS/clone-command.sh"
+    OWNER_STAMP="adjoin $ACCOUNT $REGION $clone_id" OTP_SSM_PARAMETER="/adjoin/otp/$clone_id" >"$LOGS/clone-command.sh"
   run_script clone "$clone_id" clone-join "$LOGS/clone-command.sh" >"$LOGS/join-clone.log" 2>&1 ||
     die "clone join (exit $?): $(cat "$LOGS/join-clone.log")"
   if ! grep -q "moved to /etc/krb5.keytab.adjoin-replaced" "$LOGS/join-clone.log" ||
@@ -454,14 +512,15 @@ for l in open(sys.argv[1]):
   say "a computer of an instance's name, made beforehand by someone else, is not taken over"
   local taken=ITAKEN0E2E taken_id=i-0f00e0000000e2e00 rc=0
   st computer create "$taken" --computerou=OU=Servers --description="made by mallory" >/dev/null
-  with_params "$LOGS/join-command.sh" COMPUTER_NAME="$taken" INSTANCE_ID="$taken_id" \
-    OWNER_STAMP="adjoin $ACCOUNT $REGION $taken_id" >"$LOGS/taken-command.sh"
-  run_script clone "$taken_id" taken-join "$LOGS/taken-command.sh" >"$LOGS/join-taken.log" 2>&1 || rc=$?
-  if [ "$rc" != 19 ] || ! grep -q "is not this instance's" "$LOGS/join-taken.log"; then
-    die "the join took over $taken (exit $rc): $(cat "$LOGS/join-taken.log")"
+  stage_as "$taken" "$taken_id" "TakenOnlyOnceAbcdefGhijkLmnop123" >"$LOGS/stage-taken.log" 2>&1 || rc=$?
+  if [ "$rc" != 19 ] || ! grep -q "is not this instance's" "$LOGS/stage-taken.log"; then
+    die "the stage took over $taken (exit $rc): $(cat "$LOGS/stage-taken.log")"
   fi
   expect "computer $taken keeps its creator's description" description_is "$taken" "made by mallory"
-  ok "join of $taken: exit 19: $(grep -m 1 "not this instance's" "$LOGS/join-taken.log")"
+  expect_fail "and its creator's password: the one-time password does not open it" \
+    'Password incorrect|Preauthentication failed|no support for encryption type' kinit_as inst "$taken\$@$REALM" "TakenOnlyOnceAbcdefGhijkLmnop123"
+  ok "stage of $taken: exit 19: $(grep -m 1 "not this instance's" "$LOGS/stage-taken.log")"
+
 
   say "objects the leave must not delete, and a child object of ours"
   local foreign=IFOREIGN0E2E stray=ISTRAY0E2E
@@ -513,6 +572,20 @@ LDIF
   agent tools "$TOOLS_ID" leave >"$LOGS/leave-2.log" 2>&1 || die "second leave (exit $?)"
   grep -q "nothing to delete" "$LOGS/leave-2.log" || die "second leave did not report 'nothing to delete'"
   ok "second leave: nothing to delete"
+
+  say "a join given up after its stage: the staged account goes, so its password opens nothing"
+  local gaveup=IGAVEUP0E2E gaveup_id=i-0a0e0000000000e2e gaveup_otp=GaveUpOnceAbcdefGhijkLmnop12345
+  stage_as "$gaveup" "$gaveup_id" "$gaveup_otp" >"$LOGS/stage-gaveup.log" 2>&1 ||
+    die "stage of $gaveup (exit $?): $(cat "$LOGS/stage-gaveup.log")"
+  expect "staged $gaveup: its one-time password opens it (before the give-up)" \
+    kinit_as inst "$gaveup\$@$REALM" "$gaveup_otp"
+  with_params "$LOGS/leave-command.sh" COMPUTER_NAME="$gaveup" INSTANCE_ID="$gaveup_id" \
+    OWNER_STAMP="adjoin $ACCOUNT $REGION $gaveup_id" >"$LOGS/leave-gaveup.sh"
+  run_script tools "$TOOLS_ID" leave-gaveup "$LOGS/leave-gaveup.sh" >"$LOGS/leave-gaveup.log" 2>&1 ||
+    die "removal of $gaveup (exit $?): $(cat "$LOGS/leave-gaveup.log")"
+  expect_fail "after the give-up's leave, $gaveup is gone" 'Unable to find computer' st computer show "$gaveup"
+  expect_fail "and its one-time password opens nothing" \
+    'not found in Kerberos database|Preauthentication failed|Password incorrect' kinit_as inst "$gaveup\$@$REALM" "$gaveup_otp"
   [ "$(ledger_status)" = leaving ] || die "ledger: $(ledger_status), not leaving before the leave is verified"
   out=$(replay terminated)
   grep -q '"outcome":"verified"' <<<"$out" || die "the leave's return was not verified: $out"

@@ -31,6 +31,14 @@ const SCRIPTS: &[(&str, &str)] = &[
         include_str!("../../../scripts/linux/leave.sh"),
     ),
     (
+        "linux/stage.sh",
+        include_str!("../../../scripts/linux/stage.sh"),
+    ),
+    (
+        "linux/tools.sh",
+        include_str!("../../../scripts/linux/tools.sh"),
+    ),
+    (
         "windows/common.ps1",
         include_str!("../../../scripts/windows/common.ps1"),
     ),
@@ -41,6 +49,14 @@ const SCRIPTS: &[(&str, &str)] = &[
     (
         "windows/leave.ps1",
         include_str!("../../../scripts/windows/leave.ps1"),
+    ),
+    (
+        "windows/stage.ps1",
+        include_str!("../../../scripts/windows/stage.ps1"),
+    ),
+    (
+        "windows/tools.ps1",
+        include_str!("../../../scripts/windows/tools.ps1"),
     ),
 ];
 
@@ -324,6 +340,7 @@ fn action_matches(pattern: &str, action: &str) -> bool {
 /// that is not listed fails the test: list it with its action.
 const CMDLETS: &[(&str, &str)] = &[
     ("Get-SSMParameter", "ssm:GetParameter"),
+    ("Remove-SSMParameter", "ssm:DeleteParameter"),
     ("Get-SSMParameterValue", "ssm:GetParameters"),
     ("Get-SSMParametersByPath", "ssm:GetParametersByPath"),
     ("Get-SECSecretValue", "secretsmanager:GetSecretValue"),
@@ -468,16 +485,21 @@ fn cmdlet_calls(name: &str, script: &str) -> BTreeSet<String> {
     calls
 }
 
-/// Who runs a script, by its name: (template, managed policy) of that reader's role.
-/// The shared helpers run in both.
-fn readers(name: &str) -> Vec<(&'static str, &'static str)> {
-    let join = ("member.yaml", "InstanceJoinSecretPolicy");
-    let leave = ("central.yaml", "ToolsHostJoinSecretPolicy");
+/// Who runs a script, by its name: the template and the managed policies of each
+/// reader's role. A joining instance has the staged-join policy and, when its account
+/// joins with the shared password, the shared-password one; the AD tools host runs the
+/// stage and leave scripts; the shared helpers run everywhere.
+fn readers(name: &str) -> Vec<(&'static str, Vec<&'static str>)> {
+    let join = (
+        "member.yaml",
+        vec!["InstanceJoinPolicy", "InstanceJoinSecretPolicy"],
+    );
+    let tools = ("central.yaml", vec!["ToolsHostJoinSecretPolicy"]);
     let file = name.rsplit('/').next().unwrap_or(name);
     match file.split('.').next() {
         Some("join") => vec![join],
-        Some("leave") => vec![leave],
-        Some("common") => vec![join, leave],
+        Some("leave" | "stage" | "tools") => vec![tools],
+        Some("common") => vec![join, tools],
         _ => panic!("{name}: which role runs it? Add it to readers()"),
     }
 }
@@ -495,8 +517,12 @@ fn template(name: &str) -> Node {
 fn ungranted(scripts: &[(&str, &str)]) -> Vec<String> {
     let mut missing = Vec::new();
     for (name, text) in scripts {
-        for (file, policy) in readers(name) {
-            let granted = granted_actions(&template(file), policy);
+        for (file, policies) in readers(name) {
+            let policy = policies.join(" + ");
+            let granted: Vec<String> = policies
+                .iter()
+                .flat_map(|p| granted_actions(&template(file), p))
+                .collect();
             for call in aws_calls(name, text) {
                 if !granted.iter().any(|g| action_matches(g, &call)) {
                     missing.push(format!(
@@ -678,12 +704,99 @@ mod tests {
             seen["linux/common.sh"],
             BTreeSet::from([
                 "secretsmanager:GetSecretValue".to_owned(),
+                "ssm:DeleteParameter".to_owned(),
                 "ssm:GetParameter".to_owned()
             ])
         );
         assert_eq!(seen["windows/common.ps1"], seen["linux/common.sh"]);
         let missing = ungranted(SCRIPTS);
         assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    /// Staged joins: an instance's role may read and delete only the one-time password
+    /// parameter tagged with its own ARN (and is denied everyone else's, whatever
+    /// AmazonSSMManagedInstanceCore allows), and nothing that holds the join password
+    /// unless the account asks for shared-password joins. The emulator cannot show this:
+    /// it evaluates SSM requests against the resource "*" and ignores conditions.
+    #[test]
+    fn instances_read_only_their_own_one_time_password_and_never_the_join_password() {
+        let member = template("member.yaml");
+        let statements = |logical: &str| {
+            member
+                .at("Resources")
+                .at(logical)
+                .at("Properties.PolicyDocument.Statement")
+                .items()
+                .to_vec()
+        };
+        let condition_value = |statement: &Node, operator: &str| {
+            let key = format!("aws:ResourceTag/{}", adjoin_core::staging::INSTANCE_TAG);
+            statement
+                .at("Condition")
+                .at(operator)
+                .get(&key)
+                .and_then(Node::str)
+                .map(str::to_owned)
+        };
+        let staged = statements("InstanceJoinPolicy");
+        let mut allows = 0;
+        for statement in &staged {
+            let text = format!("{statement:?}");
+            assert!(
+                !text.contains("JoinPasswordParameterPath") && !text.contains("secretsmanager"),
+                "the staged-join policy reaches the join password: {text}"
+            );
+            if statement.at("Effect").str() == Some("Allow") {
+                allows += 1;
+                assert!(text.contains("parameter/adjoin/otp/*"), "{text}");
+                assert_eq!(
+                    condition_value(statement, "StringEquals").as_deref(),
+                    Some("${ec2:SourceInstanceARN}"),
+                    "every grant is for the caller's own parameter: {text}"
+                );
+            }
+        }
+        assert_eq!(allows, 1);
+        let denies_others = staged.iter().any(|s| {
+            s.at("Effect").str() == Some("Deny")
+                && condition_value(s, "StringNotEquals").as_deref()
+                    == Some("${ec2:SourceInstanceARN}")
+                && [
+                    "ssm:GetParameter",
+                    "ssm:GetParameters",
+                    "ssm:DeleteParameter",
+                ]
+                .iter()
+                .all(|a| s.at("Action").items().iter().any(|n| n.str() == Some(a)))
+        });
+        assert!(
+            denies_others,
+            "other instances' parameters are denied explicitly"
+        );
+        let denies_paths = staged.iter().any(|s| {
+            s.at("Effect").str() == Some("Deny")
+                && s.at("Action")
+                    .items()
+                    .iter()
+                    .any(|n| n.str() == Some("ssm:GetParametersByPath"))
+                && s.get("Condition").is_none()
+        });
+        assert!(denies_paths, "path reads would get round the tag");
+        // The shared join password: only with SharedPasswordJoins=true.
+        let shared = member.at("Resources").at("InstanceJoinSecretPolicy");
+        assert_eq!(
+            shared.at("Condition").str(),
+            Some("SharedPasswordJoinsCondition")
+        );
+        assert_eq!(
+            member.at("Parameters.SharedPasswordJoins.Default").str(),
+            Some("false")
+        );
+        assert!(
+            member
+                .at("Outputs.InstancePolicyArn.Value")
+                .is_ref("InstanceJoinPolicy")
+        );
     }
 
     /// The check catches what the Windows helper did before: Get-SSMParameterValue
@@ -1133,16 +1246,16 @@ mod tests {
                 "step 6 omits {output}"
             );
         }
-        let leave = SCRIPTS
+        let helpers = SCRIPTS
             .iter()
-            .find(|(n, _)| *n == "linux/leave.sh")
-            .expect("leave.sh")
+            .find(|(n, _)| *n == "linux/tools.sh")
+            .expect("tools.sh")
             .1;
-        let tools = leave
+        let tools = helpers
             .lines()
             .find_map(|l| l.trim().strip_prefix("for tool in "))
             .and_then(|l| l.strip_suffix("; do"))
-            .expect("leave.sh checks its tools");
+            .expect("tools.sh checks its tools");
         for tool in tools.split_whitespace() {
             assert!(step6.contains(tool), "step 6 omits {tool}");
         }

@@ -9,7 +9,7 @@ pub mod samples;
 mod seed;
 
 pub use moto::{DetachedMoto, Moto};
-pub use seed::{Bed, HOME_ACCOUNT, RecordedCommand, event};
+pub use seed::{Bed, HOME_ACCOUNT, RecordedCommand, StoredParameter, event};
 
 /// What can go wrong setting up the test bed. All permanent for the run.
 #[derive(Debug, thiserror::Error)]

@@ -441,6 +441,78 @@ impl Bed {
         Ok(())
     }
 
+    /// A parameter of `account`/`region` as Parameter Store holds it, `None` when there
+    /// is none.
+    pub async fn parameter(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<StoredParameter>, Error> {
+        let ssm = self.ssm(account, region).await?;
+        let got = ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await;
+        let parameter = match got {
+            Ok(out) => out.parameter,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_parameter_not_found()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(aws("ssm:GetParameter")(e)),
+        };
+        let Some(parameter) = parameter else {
+            return Ok(None);
+        };
+        let tags = ssm
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id(name)
+            .send()
+            .await
+            .map_err(aws("ssm:ListTagsForResource"))?
+            .tag_list
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t.key, t.value))
+            .collect();
+        let described = ssm
+            .describe_parameters()
+            .parameter_filters(
+                aws_sdk_ssm::types::ParameterStringFilter::builder()
+                    .key("Name")
+                    .values(name)
+                    .build()
+                    .map_err(aws("ssm:DescribeParameters"))?,
+            )
+            .send()
+            .await
+            .map_err(aws("ssm:DescribeParameters"))?;
+        let meta = described.parameters().first();
+        Ok(Some(StoredParameter {
+            value: parameter.value.unwrap_or_default(),
+            secure: parameter.r#type == Some(aws_sdk_ssm::types::ParameterType::SecureString),
+            tier: meta
+                .and_then(|m| m.tier())
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
+            policies: meta
+                .map(|m| {
+                    m.policies()
+                        .iter()
+                        .filter_map(|p| p.policy_text().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            tags,
+        }))
+    }
+
     /// The commands SSM recorded in `account`/`region`, oldest first.
     pub async fn commands(
         &self,
@@ -470,6 +542,19 @@ impl Bed {
         commands.reverse();
         Ok(commands)
     }
+}
+
+/// A parameter as Parameter Store holds it ([`Bed::parameter`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredParameter {
+    pub value: String,
+    /// A SecureString.
+    pub secure: bool,
+    /// `Standard` or `Advanced`.
+    pub tier: String,
+    /// The parameter policies' JSON texts.
+    pub policies: Vec<String>,
+    pub tags: Vec<(String, String)>,
 }
 
 /// An EC2 state-change event as EventBridge delivers it.

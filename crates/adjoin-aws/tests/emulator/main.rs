@@ -50,7 +50,7 @@ async fn world(member: &str) -> World {
         "accountId": member, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",
         "dnsName": "example.test", "dnsIP1": "10.200.0.1",
         "assumeRoleARN": format!("arn:aws:iam::{member}:role/adjoin-member"), "externalId": format!("ext-{member}"),
-        "ouPath": "OU=Servers,DC=example,DC=test"
+        "ouPath": "OU=Servers,DC=example,DC=test", "joinMode": "sharedPassword"
     }))
     .await
     .expect("config item");
@@ -573,6 +573,113 @@ async fn a_join_comes_back_through_sqs_and_is_recorded_joined() {
         w.member_commands().await.len(),
         1,
         "one join command in all"
+    );
+}
+
+/// A staged join through the emulator's Parameter Store and SSM: the one-time password
+/// is written as two expiring, tagged SecureStrings (the instance's in its account, the
+/// tools host's in the service's), the stage command goes to the tools host, the join to
+/// the instance, and once joined no copy of the password is left.
+#[tokio::test]
+async fn a_staged_join_hands_its_one_time_password_over_through_parameter_store() {
+    let w = world("100000000014").await;
+    w.bed
+        .put_config(CONFIG_TABLE, &json!({
+            "accountId": w.member, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",
+            "dnsName": "example.test", "dnsIP1": "10.200.0.1",
+            "assumeRoleARN": format!("arn:aws:iam::{}:role/adjoin-member", w.member),
+            "externalId": format!("ext-{}", w.member)
+        }))
+        .await
+        .expect("config item");
+    let tools = w.tools_host().await;
+    let id = w.instance(false, &[("adGroupName", "linux-admins")]).await;
+    let worker = w.worker().await;
+    let batch = messages("staged-", vec![w.event(&id, "running")]);
+
+    let r = worker.handle_batch(&batch).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Join, Outcome::Dispatched),
+        "{r:?}"
+    );
+    let for_instance = format!("/adjoin/otp/{id}");
+    let for_tools = format!("/adjoin/stage/{}/{REGION}/{id}", w.member);
+    let mine = w
+        .bed
+        .parameter(&w.member, REGION, &for_instance)
+        .await
+        .expect("read")
+        .expect("the instance's copy");
+    let theirs = w
+        .bed
+        .parameter(HOME_ACCOUNT, REGION, &for_tools)
+        .await
+        .expect("read")
+        .expect("the tools host's copy");
+    assert_eq!(mine.value, theirs.value);
+    assert!(mine.secure && theirs.secure);
+    assert_eq!(
+        mine.tier, "Advanced",
+        "expiration policies need the advanced tier"
+    );
+    assert!(
+        mine.policies.iter().any(|p| p.contains("Expiration")),
+        "{:?}",
+        mine.policies
+    );
+    assert_eq!(
+        mine.tags,
+        vec![(
+            "adjoin:instance".to_owned(),
+            format!("arn:aws:ec2:{REGION}:{}:instance/{id}", w.member)
+        )]
+    );
+    let home = w.bed.commands(HOME_ACCOUNT, REGION).await.expect("home");
+    let stage = home
+        .iter()
+        .find(|c| c.comment.starts_with(&format!("adjoin stage {id}")))
+        .expect("the stage command");
+    assert_eq!(stage.instance_ids, vec![tools.clone()]);
+    assert!(
+        w.member_commands().await.is_empty(),
+        "no join before the stage"
+    );
+
+    // Staged (the emulator reports the command done): the join goes to the instance.
+    let r = worker.handle_batch(&batch).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Verify, Outcome::Dispatched),
+        "{r:?}"
+    );
+    let joins = w.member_commands().await;
+    assert_eq!(joins.len(), 1);
+    let p = params(&joins[0].commands);
+    assert_eq!(p["OTP_SSM_PARAMETER"], for_instance);
+    assert!(!p.contains_key("PASSWORD_SSM_PARAMETER"), "{p:?}");
+
+    let r = worker.handle_batch(&batch).await;
+    assert_eq!(
+        (r[0].action, r[0].outcome),
+        (Action::Verify, Outcome::Verified),
+        "{r:?}"
+    );
+    assert_eq!(records(&w, &[&id]).await[&id].status, JoinStatus::Joined);
+    for (account, name) in [
+        (w.member.as_str(), &for_instance),
+        (HOME_ACCOUNT, &for_tools),
+    ] {
+        assert_eq!(
+            w.bed.parameter(account, REGION, name).await.expect("read"),
+            None,
+            "{name} is deleted"
+        );
+    }
+    let everything = format!("{r:?}{joins:?}{home:?}{:?}", records(&w, &[&id]).await);
+    assert!(
+        !everything.contains(&mine.value),
+        "the one-time password leaked"
     );
 }
 

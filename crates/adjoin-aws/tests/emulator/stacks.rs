@@ -106,6 +106,11 @@ impl Stack {
         id
     }
 
+    /// Whether the stack created no resource `logical` (its condition was false).
+    fn has_no(&self, logical: &str) -> bool {
+        !self.resources.contains_key(logical)
+    }
+
     fn declares(&self, resource_type: &str) {
         assert!(
             self.declared_types.iter().any(|t| t == resource_type),
@@ -792,10 +797,18 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         "ssm:GetCommandInvocation",
         "ssm:DescribeInstanceInformation",
         "ssm:ListCommands",
+        "ssm:PutParameter",
+        "parameter/adjoin/otp/*",
     ] {
         assert!(join.contains(grant), "{grant} not in {join}");
     }
-    member.physical("InstanceJoinSecretPolicy", "AWS::IAM::ManagedPolicy");
+    // Staged joins by default: the instances' policy reads their own one-time password;
+    // the shared join password's policy exists only with SharedPasswordJoins=true.
+    member.physical("InstanceJoinPolicy", "AWS::IAM::ManagedPolicy");
+    assert!(
+        member.has_no("InstanceJoinSecretPolicy"),
+        "instances may not read the join password by default"
+    );
     // One external id per account: no default to share, at least 16 characters. The
     // template cannot see other accounts' values; the README generates one per account
     // before it uses it.
