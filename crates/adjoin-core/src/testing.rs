@@ -156,6 +156,9 @@ pub fn world() -> FakeAws {
         aws.put_agent(at, &region, &i.id, online(platform));
         aws.put_instance(at, &region, i);
     }
+    // Where the AD tools host reads it (staged joins), and where instances read it
+    // (sharedPassword).
+    aws.put_reference(&home, &region, PASSWORD_PARAMETER);
     aws.put_reference(&member, &region, PASSWORD_PARAMETER);
     aws
 }

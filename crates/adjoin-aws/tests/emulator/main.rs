@@ -582,7 +582,7 @@ async fn a_join_comes_back_through_sqs_and_is_recorded_joined() {
 /// the instance, and once joined no copy of the password is left.
 #[tokio::test]
 async fn a_staged_join_hands_its_one_time_password_over_through_parameter_store() {
-    let w = world("100000000014").await;
+    let w = world("100000000015").await;
     w.bed
         .put_config(CONFIG_TABLE, &json!({
             "accountId": w.member, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",

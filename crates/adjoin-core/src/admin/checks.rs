@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::admin::{AdminPorts, AdminSessions, AgentInfo, parameter_name, reference_account};
-use crate::config::{self, AccountConfig, ConfigItem, PasswordRef, RoleTarget, TagMatch};
+use crate::config::{self, AccountConfig, ConfigItem, JoinMode, PasswordRef, RoleTarget, TagMatch};
 use crate::error::Error;
 use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::{GROUP_TAG, Instance, OPT_OUT_TAG, Platform, group_tag_problem};

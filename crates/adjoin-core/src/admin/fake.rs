@@ -42,6 +42,11 @@ impl FakeAws {
     }
 
     /// Makes a parameter name or secret ARN exist in `account`/`region`.
+    /// Forgets every password reference.
+    pub fn clear_references(&self) {
+        self.state().references.clear();
+    }
+
     pub fn put_reference(&self, account: &AccountId, region: &Region, reference: &str) {
         self.state()
             .references

@@ -150,6 +150,10 @@ pub fn probe_place(
     (account, region)
 }
 
+/// Whether the join user's password reference exists where its reader reads it: the AD
+/// tools host's account and Region for a staged join (the default; the tools host stages
+/// and leaves), the member account for `sharedPassword` (the instances read it too). An
+/// ARN names its own account and Region either way. Its value is never read.
 pub(super) async fn password_check(
     sessions: &dyn Sessions,
     admin: &dyn AdminSessions,
@@ -157,7 +161,23 @@ pub(super) async fn password_check(
     region: &Region,
 ) -> Check {
     let name = "password reference";
-    let (account, region) = probe_place(&cfg.password, &cfg.account, region);
+    let (account, region, reader) = match cfg.join_mode {
+        JoinMode::Staged => match sessions.home().await {
+            Ok(home) => {
+                let (account, region) = probe_place(&cfg.password, &home.account, &home.region);
+                (account, region, "read by the AD tools host")
+            }
+            Err(e) => return Check::skip(name, &format!("no session in this account: {e}")),
+        },
+        JoinMode::SharedPassword => {
+            let (account, region) = probe_place(&cfg.password, &cfg.account, region);
+            (
+                account,
+                region,
+                "read by the instances: joinMode sharedPassword",
+            )
+        }
+    };
     let (what, reference, permission) = match &cfg.password {
         PasswordRef::SsmParameter(r) => (
             "parameter",
@@ -191,11 +211,13 @@ pub(super) async fn password_check(
     match ports.secrets.exists(&cfg.password).await {
         Ok(true) => Check::pass(
             name,
-            format!("{what} {reference} exists in {account} {region} (its value was not read)"),
+            format!(
+                "{what} {reference} exists in {account} {region}, {reader} (its value was not read)"
+            ),
         ),
         Ok(false) => Check::fail(
             name,
-            format!("no {what} {reference} in {account} {region}"),
+            format!("no {what} {reference} in {account} {region}, where it is {reader}"),
             match &cfg.password {
                 PasswordRef::SsmParameter(_) => format!(
                     "create it in {account} {region}: aws ssm put-parameter --type SecureString --name {reference} --value …"

@@ -308,5 +308,10 @@ pub async fn preflight(
             report.push(Check::skip("tools host agent", "no tools host"));
         }
     }
+    // What the tools host reads to stage (and to leave): the join user's password.
+    if cfg.join_mode == JoinMode::Staged {
+        report
+            .push(super::account::password_check(ports.sessions, ports.admin, &cfg, region).await);
+    }
     report
 }

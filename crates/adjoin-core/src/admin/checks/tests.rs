@@ -215,6 +215,45 @@ async fn a_central_parameter_is_probed_in_the_home_account_and_a_foreign_one_is_
 }
 
 #[tokio::test]
+async fn a_staged_account_needs_the_password_where_the_tools_host_reads_it() {
+    let aws = bare_world_with_item();
+    let admin = aws.clone();
+    // Only in the member account: enough for shared-password joins, not for staging.
+    admin.put_reference(&account(MEMBER), &region(), PASSWORD_PARAMETER);
+    let report = run_validate(&aws, &admin).await;
+    let line = failed(&report, "password reference");
+    assert!(
+        line.detail.contains(HOME) && line.detail.contains("AD tools host"),
+        "{line:?}"
+    );
+    let preflight = run_preflight(&aws, &admin).await;
+    assert_eq!(verdict(&preflight, "password reference"), Verdict::Fail);
+
+    let mut shared = item();
+    shared.insert("joinMode".into(), json!("sharedPassword"));
+    aws.put_config(&account(MEMBER), shared);
+    let report = run_validate(&aws, &admin).await;
+    assert_eq!(
+        verdict(&report, "password reference"),
+        Verdict::Pass,
+        "{report:#?}"
+    );
+    assert!(!names(&run_preflight(&aws, &admin).await).contains("password reference"));
+
+    admin.put_reference(&account(HOME), &region(), PASSWORD_PARAMETER);
+    aws.put_config(&account(MEMBER), item());
+    assert!(run_validate(&aws, &admin).await.passed());
+    assert!(run_preflight(&aws, &admin).await.passed());
+}
+
+/// The world, its password reference nowhere yet.
+fn bare_world_with_item() -> FakeAws {
+    let aws = world();
+    aws.clear_references();
+    aws
+}
+
+#[tokio::test]
 async fn a_ready_instance_passes_the_preflight() {
     let aws = world();
     let admin = aws.clone();
@@ -222,7 +261,7 @@ async fn a_ready_instance_passes_the_preflight() {
     assert!(report.passed(), "{report:#?}");
     assert_eq!(
         names(&report),
-        "config item, role assumable, instance running, SSM agent, platform, opt-out tag, adGroupName, tools host, tools host agent"
+        "config item, role assumable, instance running, SSM agent, platform, opt-out tag, adGroupName, tools host, tools host agent, password reference"
     );
 }
 
