@@ -5,10 +5,11 @@ use aws_sdk_ssm::error::SdkError;
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
 use aws_sdk_ssm::types::{
     CloudWatchOutputConfig, CommandFilter, CommandFilterKey, CommandInvocationStatus,
+    DocumentFormat, DocumentHashType,
 };
 
 use adjoin_core::ids::InstanceId;
-use adjoin_core::ports::{CommandResult, CommandStatus, Commands};
+use adjoin_core::ports::{CommandResult, CommandStatus, Commands, StoredDocument};
 use adjoin_core::render::CommandRequest;
 
 use crate::error::map_sdk_error;
@@ -26,16 +27,31 @@ impl SsmCommands {
 #[async_trait]
 impl Commands for SsmCommands {
     async fn send(&self, request: &CommandRequest) -> Result<String, adjoin_core::Error> {
-        let out = self
+        let mut send = self
             .client
             .send_command()
             .document_name(request.document.name())
-            .instance_ids(request.target.as_str())
-            .parameters("commands", request.commands.clone())
-            .parameters(
-                "executionTimeout",
-                vec![request.execution_timeout_secs.to_string()],
-            )
+            .instance_ids(request.target.as_str());
+        if request.document.is_adjoins() {
+            // adjoin's document: its values, and the hash of the content the worker
+            // checked (SSM refuses the command if the document changed since).
+            for (name, value) in &request.parameters {
+                send = send.parameters(name, vec![value.clone()]);
+            }
+            if let Some(hash) = &request.document_hash {
+                send = send
+                    .document_hash(hash)
+                    .document_hash_type(DocumentHashType::Sha256);
+            }
+        } else {
+            send = send
+                .parameters("commands", request.commands.clone())
+                .parameters(
+                    "executionTimeout",
+                    vec![request.execution_timeout_secs.to_string()],
+                );
+        }
+        let out = send
             .comment(&request.comment)
             .set_cloud_watch_output_config(request.output.log_group.as_ref().map(|group| {
                 CloudWatchOutputConfig::builder()
@@ -99,6 +115,38 @@ impl Commands for SsmCommands {
             }
         }
         Ok(None)
+    }
+
+    async fn document(&self, name: &str) -> Result<Option<StoredDocument>, adjoin_core::Error> {
+        let described = match self.client.describe_document().name(name).send().await {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_invalid_document()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(map_sdk_error("ssm:DescribeDocument", e)),
+        };
+        let Some(hash) = described
+            .document()
+            .and_then(|d| d.hash())
+            .map(str::to_owned)
+        else {
+            return Ok(None);
+        };
+        let got = self
+            .client
+            .get_document()
+            .name(name)
+            .document_format(DocumentFormat::Json)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("ssm:GetDocument", e))?;
+        Ok(Some(StoredDocument {
+            hash,
+            content: got.content().unwrap_or_default().to_owned(),
+        }))
     }
 
     async fn result(

@@ -5,7 +5,7 @@
 //! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`,
 //! `allowedLoginGroups`, `secretArn`,
 //! `externalId`, `toolsHostTag`, `computerNamePrefix`, `installRdsSessionHost`,
-//! `commandLogGroup`, `commandOutputBucket`, `joinMode`. Unknown attributes are ignored.
+//! `commandLogGroup`, `commandOutputBucket`, `joinMode`, `commandDocuments`. Unknown attributes are ignored.
 
 use std::net::IpAddr;
 
@@ -50,6 +50,19 @@ impl JoinMode {
     }
 }
 
+/// Which SSM documents run the join (`commandDocuments`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CommandDocuments {
+    /// `adjoin` (the default): adjoin's own documents, the scripts pinned by content.
+    #[default]
+    Adjoin,
+    /// `awsRunScript`: the original's `AWS-RunShellScript` / `AWS-RunPowerShellScript`,
+    /// which run any command as root or SYSTEM (the member stack must allow them:
+    /// `AllowAwsRunScriptDocuments=true`).
+    AwsRunScript,
+}
+
 /// The role to assume in the member account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleTarget {
@@ -90,6 +103,8 @@ pub struct AccountConfig {
     pub command_output: CommandOutput,
     /// `joinMode`: staged one-time passwords (the default) or the shared join password.
     pub join_mode: JoinMode,
+    /// `commandDocuments`: adjoin's own pinned documents (the default) or the original's.
+    pub command_documents: CommandDocuments,
 }
 
 /// Where SSM Run Command writes a command's output, besides its own 24 000 characters.
@@ -331,6 +346,20 @@ impl AccountConfig {
             }
         };
 
+        let command_documents = match text("commandDocuments").as_deref() {
+            None => CommandDocuments::default(),
+            Some(d) if d.eq_ignore_ascii_case("adjoin") => CommandDocuments::Adjoin,
+            Some(d) if d.eq_ignore_ascii_case("awsRunScript") => CommandDocuments::AwsRunScript,
+            Some(other) => {
+                problems.add(
+                    "commandDocuments",
+                    format!("commandDocuments {other:?} is neither adjoin nor awsRunScript"),
+                    "set commandDocuments to adjoin (the default) or awsRunScript",
+                );
+                CommandDocuments::default()
+            }
+        };
+
         match (problems.0.is_empty(), password) {
             (true, Some(password)) => Ok(AccountConfig {
                 account: account.clone(),
@@ -350,6 +379,7 @@ impl AccountConfig {
                     s3_bucket,
                 },
                 join_mode,
+                command_documents,
             }),
             _ => Err(InvalidItem {
                 account: account.clone(),

@@ -22,7 +22,7 @@ use crate::instance::Instance;
 use crate::ledger::JoinRecord;
 use crate::ports::{
     AccountPorts, CommandResult, CommandStatus, Commands, ConfigStore, DeadLetter, Instances,
-    Ledger, Parameters, Queue, SecretParameter, Sessions,
+    Ledger, Parameters, Queue, SecretParameter, Sessions, StoredDocument,
 };
 use crate::render::CommandRequest;
 use crate::worker::Ports;
@@ -74,6 +74,9 @@ pub(crate) struct State {
     parameters: BTreeMap<(AccountId, Region, String), StoredParameter>,
     /// Every parameter ever written, deleted ones included.
     parameter_writes: Vec<StoredParameter>,
+    /// Documents changed (or removed: `None`) by tests, by account, Region and name;
+    /// any other adjoin document is there as this version makes it.
+    documents: BTreeMap<(AccountId, Region, String), Option<String>>,
     pub(crate) agents: BTreeMap<(AccountId, Region, InstanceId), AgentInfo>,
     pub(crate) references: BTreeSet<(AccountId, Region, String)>,
     /// References whose existence was asked about: the fake never has a value to read.
@@ -177,6 +180,20 @@ impl FakeAws {
     /// Every parameter ever written, deleted ones included.
     pub fn parameter_writes(&self) -> Vec<StoredParameter> {
         self.state().parameter_writes.clone()
+    }
+    /// Replaces the document `name` in `account`/`region` with `content` (`None`:
+    /// deletes it), as someone with ssm:UpdateDocument there could.
+    pub fn put_document(
+        &self,
+        account: &AccountId,
+        region: &Region,
+        name: &str,
+        content: Option<&str>,
+    ) {
+        self.state().documents.insert(
+            (account.clone(), region.clone(), name.to_owned()),
+            content.map(str::to_owned),
+        );
     }
     /// What GetCommandInvocation reports for `command_id` from now on.
     pub fn set_result(&self, command_id: &str, result: CommandResult) {
@@ -320,10 +337,51 @@ impl Instances for FakeAccount {
     }
 }
 
+impl FakeAccount {
+    /// The document `name` here: a test's version, else (for adjoin's own) this
+    /// version's; its hash stands for the SHA-256 SSM would compute.
+    fn stored_document(&self, state: &State, name: &str) -> Option<StoredDocument> {
+        let content =
+            match state
+                .documents
+                .get(&(self.account.clone(), self.region.clone(), name.to_owned()))
+            {
+                Some(changed) => changed.clone()?,
+                None => {
+                    let (task, platform) = crate::documents::by_name(name)?;
+                    crate::documents::content(task, platform).to_string()
+                }
+            };
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        content.hash(&mut hasher);
+        Some(StoredDocument {
+            hash: format!("fake-sha256-{:016x}", hasher.finish()),
+            content,
+        })
+    }
+}
+
 #[async_trait]
 impl Commands for FakeAccount {
     async fn send(&self, request: &CommandRequest) -> Result<String, Error> {
         let mut state = self.aws.state();
+        if request.document.is_adjoins() {
+            // SSM runs a document only with the hash the request names.
+            let stored = self.stored_document(&state, request.document.name());
+            if stored.as_ref().map(|d| &d.hash) != request.document_hash.as_ref() {
+                return Err(Error::Invalid {
+                    operation: "ssm:SendCommand",
+                    message: format!(
+                        "InvalidDocument: {} with hash {:?} is not in {} {}",
+                        request.document.name(),
+                        request.document_hash,
+                        self.account,
+                        self.region
+                    ),
+                });
+            }
+        }
         let command_id = format!("fake-command-{}", state.sent.len() + 1);
         state.sent.push(SentCommand {
             account: self.account.clone(),
@@ -352,6 +410,9 @@ impl Commands for FakeAccount {
                     && c.sent_at >= since
             })
             .map(|c| c.command_id.clone()))
+    }
+    async fn document(&self, name: &str) -> Result<Option<StoredDocument>, Error> {
+        Ok(self.stored_document(&self.aws.state(), name))
     }
     async fn result(
         &self,

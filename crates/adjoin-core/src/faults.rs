@@ -27,7 +27,7 @@ use crate::instance::Instance;
 use crate::ledger::JoinRecord;
 use crate::ports::{
     AccountPorts, CommandResult, Commands, ConfigStore, DeadLetter, Instances, Ledger, Parameters,
-    Queue, SecretParameter, Sessions,
+    Queue, SecretParameter, Sessions, StoredDocument,
 };
 use crate::render::CommandRequest;
 
@@ -42,6 +42,7 @@ pub enum Op {
     TagInstance,
     SendCommand,
     FindCommand,
+    DescribeDocument,
     CommandResult,
     PutParameter,
     DeleteParameter,
@@ -69,6 +70,7 @@ impl Op {
             Op::TagInstance => "ec2:CreateTags",
             Op::SendCommand => "ssm:SendCommand",
             Op::FindCommand => "ssm:ListCommands",
+            Op::DescribeDocument => "ssm:DescribeDocument",
             Op::CommandResult => "ssm:GetCommandInvocation",
             Op::PutParameter => "ssm:PutParameter",
             Op::DeleteParameter => "ssm:DeleteParameter",
@@ -225,6 +227,7 @@ faulty_ports! {
     Commands {
         fn send(request: &CommandRequest) -> String = SendCommand;
         fn find_sent(instance: &InstanceId, comment: &str, since: std::time::SystemTime) -> Option<String> = FindCommand;
+        fn document(name: &str) -> Option<StoredDocument> = DescribeDocument;
         fn result(command_id: &str, instance: &InstanceId) -> CommandResult = CommandResult;
     }
     Parameters {

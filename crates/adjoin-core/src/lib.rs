@@ -27,6 +27,7 @@ pub mod arn;
 pub mod cache;
 pub mod computer_name;
 pub mod config;
+pub mod documents;
 pub mod error;
 pub mod event;
 #[cfg(any(test, feature = "test-util"))]

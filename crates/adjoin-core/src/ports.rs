@@ -93,10 +93,22 @@ pub trait Commands: Send + Sync {
         comment: &str,
         since: std::time::SystemTime,
     ) -> Result<Option<String>, Error>;
+    /// The SSM document `name` as this account and Region hold it (DescribeDocument for
+    /// its hash, GetDocument for its content), `None` when there is none.
+    async fn document(&self, name: &str) -> Result<Option<StoredDocument>, Error>;
     /// The result of a command on one instance (GetCommandInvocation). An invocation
     /// SSM does not know yet is [`CommandStatus::Pending`].
     async fn result(&self, command_id: &str, instance: &InstanceId)
     -> Result<CommandResult, Error>;
+}
+
+/// An SSM document as an account holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// The SHA-256 SSM computed for it (what `DocumentHash` must name).
+    pub hash: String,
+    /// Its content, as SSM returns it (JSON for adjoin's documents).
+    pub content: String,
 }
 
 /// Where a command stands on one instance.

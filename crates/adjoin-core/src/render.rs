@@ -11,33 +11,52 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Serialize;
 
-use crate::config::{AccountConfig, CommandOutput, JoinMode, PasswordRef};
+use std::collections::BTreeMap;
+
+use crate::config::{AccountConfig, CommandDocuments, CommandOutput, JoinMode, PasswordRef};
+use crate::documents::{self, Task};
 use crate::ids::{InstanceId, Region};
 use crate::instance::{GROUP_TAG, Instance, Platform};
-use crate::scripts;
 use crate::staging;
 
-/// The SSM documents used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The SSM document a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Document {
-    #[serde(rename = "AWS-RunShellScript")]
+    /// adjoin's own document for a task and platform: the script pinned by content
+    /// ([`crate::documents`]).
+    Adjoin(Task, Platform),
+    /// The original's documents, for accounts whose config item says
+    /// `commandDocuments: awsRunScript`: any command, as root or SYSTEM.
     RunShellScript,
-    #[serde(rename = "AWS-RunPowerShellScript")]
     RunPowerShellScript,
 }
 
 impl Document {
-    pub fn for_platform(platform: Platform) -> Self {
-        match platform {
-            Platform::Linux => Document::RunShellScript,
-            Platform::Windows => Document::RunPowerShellScript,
+    /// The document of `task` on `platform` under `documents` (the task's own unless the
+    /// account asks for the original's).
+    pub fn of(task: Task, platform: Platform, documents: CommandDocuments) -> Self {
+        match (documents, platform) {
+            (CommandDocuments::Adjoin, _) => Document::Adjoin(task, platform),
+            (CommandDocuments::AwsRunScript, Platform::Linux) => Document::RunShellScript,
+            (CommandDocuments::AwsRunScript, Platform::Windows) => Document::RunPowerShellScript,
         }
     }
     pub fn name(self) -> &'static str {
         match self {
+            Document::Adjoin(task, platform) => documents::name(task, platform),
             Document::RunShellScript => "AWS-RunShellScript",
             Document::RunPowerShellScript => "AWS-RunPowerShellScript",
         }
+    }
+    /// adjoin's own (pinned) document.
+    pub fn is_adjoins(self) -> bool {
+        matches!(self, Document::Adjoin(..))
+    }
+}
+
+impl Serialize for Document {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
     }
 }
 
@@ -47,8 +66,16 @@ pub struct CommandRequest {
     pub document: Document,
     /// The instance that runs the command.
     pub target: InstanceId,
-    /// The document's `commands` parameter: the parameter block, then the script.
+    /// What runs: the parameter block, then the script. The `commands` parameter of the
+    /// original's documents; for adjoin's own, what the document runs once SSM put the
+    /// values in.
     pub commands: Vec<String>,
+    /// The parameters of adjoin's own document: each value base64, and
+    /// `executionTimeout`.
+    pub parameters: BTreeMap<String, String>,
+    /// The SHA-256 SSM reported for adjoin's document once the worker compared its
+    /// content with this version's (`DocumentHash`); `None` until then.
+    pub document_hash: Option<String>,
     /// Shown in the SSM console and command history (at most 100 characters).
     pub comment: String,
     /// The document's `executionTimeout` parameter.
@@ -144,18 +171,14 @@ pub fn join_command(
     }
     params.push(("INSTANCE_ID", instance.id.as_str().to_owned()));
     params.push(("OWNER_STAMP", owner_stamp(config, region, &instance.id)));
-    let script = match instance.platform {
-        Platform::Linux => scripts::LINUX_JOIN,
-        Platform::Windows => scripts::WINDOWS_JOIN,
-    };
-    CommandRequest {
-        document: Document::for_platform(instance.platform),
-        target: instance.id.clone(),
-        commands: with_params(instance.platform, &params, &[script]),
-        comment: comment("join", &instance.id, event_id),
-        execution_timeout_secs: JOIN_TIMEOUT_SECS,
-        output: config.command_output.clone(),
-    }
+    request(
+        Task::Join,
+        Document::of(Task::Join, instance.platform, config.command_documents),
+        instance,
+        &params,
+        comment("join", &instance.id, event_id),
+        &config.command_output,
+    )
 }
 
 /// The stage command of a staged join: run on the AD tools host (in `tools_region`), it
@@ -187,18 +210,14 @@ pub fn stage_command(
         staging::tools_host_parameter(&config.account, instance_region, instance_id),
     ));
     params.push(("OTP_REGION", tools_region.as_str().to_owned()));
-    let scripts = match tools_host.platform {
-        Platform::Linux => [scripts::LINUX_TOOLS, scripts::LINUX_STAGE],
-        Platform::Windows => [scripts::WINDOWS_TOOLS, scripts::WINDOWS_STAGE],
-    };
-    CommandRequest {
-        document: Document::for_platform(tools_host.platform),
-        target: tools_host.id.clone(),
-        commands: with_params(tools_host.platform, &params, &scripts),
-        comment: comment("stage", instance_id, event_id),
-        execution_timeout_secs: LEAVE_TIMEOUT_SECS,
-        output: config.command_output.clone(),
-    }
+    request(
+        Task::Stage,
+        Document::Adjoin(Task::Stage, tools_host.platform),
+        tools_host,
+        &params,
+        comment("stage", instance_id, event_id),
+        &config.command_output,
+    )
 }
 
 /// The leave command: run on the AD tools host (in `tools_region`), it deletes
@@ -221,18 +240,14 @@ pub fn leave_command(
         "OWNER_STAMP",
         owner_stamp(config, instance_region, instance_id),
     ));
-    let scripts = match tools_host.platform {
-        Platform::Linux => [scripts::LINUX_TOOLS, scripts::LINUX_LEAVE],
-        Platform::Windows => [scripts::WINDOWS_TOOLS, scripts::WINDOWS_LEAVE],
-    };
-    CommandRequest {
-        document: Document::for_platform(tools_host.platform),
-        target: tools_host.id.clone(),
-        commands: with_params(tools_host.platform, &params, &scripts),
-        comment: comment("leave", instance_id, event_id),
-        execution_timeout_secs: LEAVE_TIMEOUT_SECS,
-        output: config.command_output.clone(),
-    }
+    request(
+        Task::Leave,
+        Document::Adjoin(Task::Leave, tools_host.platform),
+        tools_host,
+        &params,
+        comment("leave", instance_id, event_id),
+        &config.command_output,
+    )
 }
 
 /// SSM's limit on a command's comment, in characters.
@@ -247,39 +262,46 @@ fn comment(action: &str, instance: &InstanceId, event_id: &str) -> String {
         .collect()
 }
 
-/// The parameter block (one assignment per line, base64 values), the shared helpers,
-/// then the scripts.
-fn with_params(platform: Platform, params: &Params, scripts: &[&str]) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::with_capacity(params.len() + 2);
-    match platform {
-        Platform::Linux => {
-            lines.push("#!/usr/bin/env bash".to_owned());
-            for (name, value) in params {
-                lines.push(format!("ADJOIN_{name}_B64='{}'", B64.encode(value)));
-            }
-        }
-        Platform::Windows => {
-            for (name, value) in params {
-                lines.push(format!("$ADJOIN_{name}_B64 = '{}'", B64.encode(value)));
-            }
-        }
-    }
-    let common = match platform {
-        Platform::Linux => scripts::LINUX_COMMON,
-        Platform::Windows => scripts::WINDOWS_COMMON,
+/// The request for `task` on `target`: the values as base64, in the lines that run and
+/// as the parameters of adjoin's document.
+fn request(
+    task: Task,
+    document: Document,
+    target: &Instance,
+    params: &Params,
+    comment: String,
+    output: &CommandOutput,
+) -> CommandRequest {
+    let encoded: BTreeMap<String, String> = params
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), B64.encode(value)))
+        .collect();
+    let commands = documents::lines(task, target.platform, |name| {
+        encoded.get(name).cloned().unwrap_or_default()
+    });
+    let execution_timeout_secs = match task {
+        Task::Join => JOIN_TIMEOUT_SECS,
+        Task::Stage | Task::Leave => LEAVE_TIMEOUT_SECS,
     };
-    for part in std::iter::once(common).chain(scripts.iter().copied()) {
-        lines.extend(
-            part.lines()
-                .filter(|l| !l.starts_with("#!"))
-                .map(str::to_owned),
-        );
+    let mut parameters = encoded;
+    parameters.insert(
+        "executionTimeout".to_owned(),
+        execution_timeout_secs.to_string(),
+    );
+    CommandRequest {
+        document,
+        target: target.id.clone(),
+        commands,
+        parameters,
+        document_hash: None,
+        comment,
+        execution_timeout_secs,
+        output: output.clone(),
     }
-    lines
 }
 
-/// Decodes the parameter block of rendered commands back into names and values
-/// (for dry runs, tests and `adjoin render`).
+/// Decodes the parameter block of rendered commands back into the names and values it
+/// sets (for dry runs and tests); a name left empty is left out.
 pub fn decode_params(commands: &[String]) -> Vec<(String, String)> {
     commands
         .iter()
@@ -288,7 +310,7 @@ pub fn decode_params(commands: &[String]) -> Vec<(String, String)> {
             let (name, rest) = line.split_once("_B64")?;
             let name = name.strip_prefix("ADJOIN_")?;
             let value = rest.trim_start_matches([' ', '=']).trim_matches('\'');
-            let bytes = B64.decode(value).ok()?;
+            let bytes = B64.decode(value).ok().filter(|b| !b.is_empty())?;
             Some((
                 name.to_owned(),
                 String::from_utf8_lossy(&bytes).into_owned(),

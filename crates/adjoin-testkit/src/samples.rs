@@ -70,6 +70,7 @@ pub async fn seed(
         if secured.insert((account.to_owned(), region.to_owned())) {
             bed.put_secure_parameter(account, region, PASSWORD_PARAMETER, password)
                 .await?;
+            bed.create_documents(account, region).await?;
         }
         let tags = string_pairs(&spec["tags"]);
         let tag_refs: Vec<(&str, &str)> =
@@ -104,6 +105,7 @@ pub async fn seed(
         .await?;
     bed.put_secure_parameter(HOME_ACCOUNT, &region, PASSWORD_PARAMETER, password)
         .await?;
+    bed.create_documents(HOME_ACCOUNT, &region).await?;
     let (tag_key, tag_value) = tools_tags
         .iter()
         .find(|(k, _)| k != "Name")

@@ -19,9 +19,35 @@ pub struct RecordedCommand {
     pub document: String,
     pub instance_ids: Vec<String>,
     pub commands: Vec<String>,
+    /// The document's parameters (adjoin's documents: each value base64).
+    pub parameters: std::collections::BTreeMap<String, Vec<String>>,
     pub comment: String,
     /// `OutputS3BucketName` (the emulator does not keep `CloudWatchOutputConfig`).
     pub output_s3_bucket: Option<String>,
+}
+
+impl RecordedCommand {
+    /// The values the command hands its script, decoded: from adjoin's document's
+    /// parameters, or from the parameter block of the original's `commands`.
+    pub fn values(&self) -> std::collections::BTreeMap<String, String> {
+        use base64::Engine as _;
+        if adjoin_core::documents::by_name(&self.document).is_none() {
+            return adjoin_core::render::decode_params(&self.commands)
+                .into_iter()
+                .collect();
+        }
+        self.parameters
+            .iter()
+            .filter(|(name, _)| name.as_str() != "executionTimeout")
+            .filter_map(|(name, values)| {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(values.first()?)
+                    .ok()
+                    .filter(|b| !b.is_empty())?;
+                Some((name.clone(), String::from_utf8_lossy(&bytes).into_owned()))
+            })
+            .collect()
+    }
 }
 
 /// A seeded emulator, seen from the service's home account and Region.
@@ -441,6 +467,30 @@ impl Bed {
         Ok(())
     }
 
+    /// Creates adjoin's SSM documents in `account`/`region`, as the stacks do (one
+    /// already there is left as it is).
+    pub async fn create_documents(&self, account: &str, region: &str) -> Result<(), Error> {
+        let ssm = self.ssm(account, region).await?;
+        for (task, platform) in adjoin_core::documents::ALL {
+            let created = ssm
+                .create_document()
+                .name(adjoin_core::documents::name(task, platform))
+                .content(adjoin_core::documents::content(task, platform).to_string())
+                .document_type(aws_sdk_ssm::types::DocumentType::Command)
+                .document_format(aws_sdk_ssm::types::DocumentFormat::Json)
+                .send()
+                .await;
+            match created {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_document_already_exists()) => {}
+                Err(e) => return Err(aws("ssm:CreateDocument")(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// A parameter of `account`/`region` as Parameter Store holds it, `None` when there
     /// is none.
     pub async fn parameter(
@@ -533,6 +583,10 @@ impl Bed {
                         .parameters()
                         .and_then(|p| p.get("commands"))
                         .cloned()
+                        .unwrap_or_default(),
+                    parameters: c
+                        .parameters()
+                        .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                         .unwrap_or_default(),
                     comment: c.comment().unwrap_or_default().to_owned(),
                     output_s3_bucket: c.output_s3_bucket_name().map(str::to_owned),

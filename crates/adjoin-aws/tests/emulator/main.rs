@@ -15,7 +15,6 @@ use adjoin_core::ids::InstanceId;
 use adjoin_core::ledger::{JoinRecord, JoinStatus};
 use adjoin_core::outcome::{Action, Outcome, Report};
 use adjoin_core::ports::Ledger as _;
-use adjoin_core::render::decode_params;
 use adjoin_core::worker::Message;
 use adjoin_testkit::{Bed, HOME_ACCOUNT, Moto, event};
 use serde_json::json;
@@ -57,6 +56,9 @@ async fn world(member: &str) -> World {
     bed.put_secure_parameter(member, REGION, "/adjoin/join-password", PASSWORD)
         .await
         .expect("parameter");
+    for account in [member, HOME_ACCOUNT] {
+        bed.create_documents(account, REGION).await.expect("documents");
+    }
     let dlq = bed
         .create_queue(&format!("adjoin-dlq-{member}"))
         .await
@@ -166,10 +168,6 @@ fn messages(prefix: &str, bodies: Vec<String>) -> Vec<Message> {
         .collect()
 }
 
-fn params(commands: &[String]) -> BTreeMap<String, String> {
-    decode_params(commands).into_iter().collect()
-}
-
 #[tokio::test]
 async fn linux_instance_is_joined_with_the_shell_document_in_its_own_account() {
     let w = world("100000000001").await;
@@ -182,17 +180,17 @@ async fn linux_instance_is_joined_with_the_shell_document_in_its_own_account() {
     );
     let sent = w.member_commands().await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].document, "AWS-RunShellScript");
+    assert_eq!(sent[0].document, "adjoin-Join-Linux");
     assert_eq!(sent[0].instance_ids, vec![id.clone()]);
     assert_eq!(Some(&sent[0].command_id), r[0].command_id.as_ref());
-    let p = params(&sent[0].commands);
+    let p = sent[0].values();
     assert_eq!(p["ALLOWED_GROUP"], "linux-admins");
     assert_eq!(p["DOMAIN"], "example.test");
     assert_eq!(p["OU_PATH"], "OU=Servers,DC=example,DC=test");
     assert_eq!(p["PASSWORD_SSM_PARAMETER"], "/adjoin/join-password");
     assert!(sent[0].comment.contains(&id));
     assert!(
-        !sent[0].commands.join("\n").contains(PASSWORD),
+        !format!("{:?}", sent[0]).contains(PASSWORD),
         "the password never travels in the command"
     );
     let home = w
@@ -213,9 +211,9 @@ async fn windows_instance_is_joined_with_powershell() {
     let r = w.run(vec![w.event(&id, "running")]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
     let sent = w.member_commands().await;
-    assert_eq!(sent[0].document, "AWS-RunPowerShellScript");
+    assert_eq!(sent[0].document, "adjoin-Join-Windows");
     assert_eq!(sent[0].instance_ids, vec![id]);
-    assert!(sent[0].commands.iter().any(|l| l.contains("Add-Computer")));
+    assert!(sent[0].values().contains_key("COMPUTER_NAME"));
 }
 
 #[tokio::test]
@@ -291,9 +289,11 @@ async fn terminated_instance_leaves_on_the_tools_host_found_by_tag() {
         .iter()
         .find(|c| Some(&c.command_id) == r[0].command_id.as_ref())
         .expect("leave command recorded");
-    assert_eq!(leave.instance_ids, vec![tools.clone()]);
-    assert_eq!(leave.document, "AWS-RunShellScript");
-    assert_eq!(params(&leave.commands)["INSTANCE_ID"], id);
+    // The emulator lists every instance of the account under a command sent without
+    // Targets: the tools host must be among them (the request names it alone).
+    assert!(leave.instance_ids.contains(&tools), "{leave:?}");
+    assert_eq!(leave.document, "adjoin-Leave-Linux");
+    assert_eq!(leave.values()["INSTANCE_ID"], id);
     assert!(w.member_commands().await.is_empty());
     let ledger = w.bed.ledger(LEDGER_TABLE);
     let record = &ledger
@@ -361,7 +361,7 @@ async fn a_malformed_record_in_a_batch_of_ten_does_not_disturb_the_other_nine() 
     // target is read from the command's own INSTANCE_ID parameter here.
     let mut targets: Vec<String> = sent
         .iter()
-        .map(|c| params(&c.commands)["INSTANCE_ID"].clone())
+        .map(|c| c.values()["INSTANCE_ID"].clone())
         .collect();
     targets.sort();
     ids.sort();
@@ -655,7 +655,7 @@ async fn a_staged_join_hands_its_one_time_password_over_through_parameter_store(
     );
     let joins = w.member_commands().await;
     assert_eq!(joins.len(), 1);
-    let p = params(&joins[0].commands);
+    let p = joins[0].values();
     assert_eq!(p["OTP_SSM_PARAMETER"], for_instance);
     assert!(!p.contains_key("PASSWORD_SSM_PARAMETER"), "{p:?}");
 
@@ -716,7 +716,7 @@ async fn a_terminate_before_the_delayed_running_event_leaves_nothing_behind() {
             .await
             .expect("home")
             .iter()
-            .all(|c| { params(&c.commands).get("INSTANCE_ID") != Some(&id) })
+            .all(|c| { c.values().get("INSTANCE_ID") != Some(&id) })
     );
 }
 
@@ -788,12 +788,12 @@ async fn the_join_password_is_in_nothing_the_service_sends_stores_or_logs() {
             .await
             .expect("home")
             .into_iter()
-            .filter(|c| params(&c.commands).get("INSTANCE_ID") == Some(&gone)),
+            .filter(|c| c.values().get("INSTANCE_ID") == Some(&gone)),
     );
     assert_eq!(commands.len(), 3, "two joins and a leave");
     for c in &commands {
-        everything.push_str(&format!("{c:?}\n{:?}\n", params(&c.commands)));
-        let p = params(&c.commands);
+        everything.push_str(&format!("{c:?}\n{:?}\n", c.values()));
+        let p = c.values();
         assert!(
             p.contains_key("PASSWORD_SSM_PARAMETER"),
             "the command carries the reference only: {p:?}"
@@ -828,7 +828,8 @@ async fn commands_keep_their_output_where_the_config_item_says() {
         "accountId": w.member, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",
         "dnsName": "example.test", "dnsIP1": "10.200.0.1",
         "assumeRoleARN": format!("arn:aws:iam::{}:role/adjoin-member", w.member),
-        "commandLogGroup": "/adjoin/commands", "commandOutputBucket": "adjoin-audit-100000000014"
+        "commandLogGroup": "/adjoin/commands", "commandOutputBucket": "adjoin-audit-100000000014",
+        "joinMode": "sharedPassword"
     }))
     .await
     .expect("config item");

@@ -857,6 +857,30 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
     assert_eq!(target, central.output("EventBusArn"));
     assert!(target_role.as_deref().is_some_and(|r| r.contains(MEMBER)));
 
+    // ------------------------------------------------------------ member, security account
+    // The security account holds both stacks when its own instances join. That there,
+    // in the central account and Region, member.yaml creates neither the forwarding rule
+    // nor the command log group is checked on the template's conditions
+    // (`templates::member_stack_forwards_except_…`, `…exactly_one_stack_creates_the_command_log_group_…`): the
+    // emulator evaluates a condition that refers to another condition as true.
+    let home_member = create_stack(
+        &home,
+        "adjoin-member-here",
+        "member.yaml",
+        &[
+            ("CentralEventBusArn", central.output("EventBusArn")),
+            ("CentralLambdaRoleArn", central.output("LambdaRoleArn")),
+            ("ExternalId", EXTERNAL_ID),
+        ],
+        Capability::CapabilityNamedIam,
+    )
+    .await;
+    assert_eq!(
+        home_member.output("MemberRoleArn"),
+        format!("arn:aws:iam::{HOME_ACCOUNT}:role/adjoin-member")
+    );
+    home_member.physical("InstanceJoinPolicy", "AWS::IAM::ManagedPolicy");
+
     // ------------------------------------------------------------ region forwarder
     let other_sdk = bed.as_account(MEMBER, OTHER_REGION).await.expect("member");
     let forwarder = create_stack(

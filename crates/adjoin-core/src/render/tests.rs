@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::ConfigItem;
 use crate::ids::AccountId;
+use crate::scripts;
 use crate::testing::params_of;
 use std::collections::BTreeMap;
 
@@ -156,7 +157,7 @@ fn leave(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> Com
 #[test]
 fn linux_join_uses_the_shell_document_and_carries_values_as_base64() {
     let c = shared_join(Platform::Linux, HOSTILE, "IABC", "ev-1");
-    assert_eq!(c.document.name(), "AWS-RunShellScript");
+    assert_eq!(c.document.name(), "adjoin-Join-Linux");
     assert_eq!(c.target.as_str(), "i-0abcd1234ef567890");
     assert!(c.comment.contains("join i-0abcd1234ef567890 event ev-1"));
     let params = params_of(&c);
@@ -180,7 +181,11 @@ fn parameter_lines_are_only_assignments_of_base64_literals() {
         .skip(1)
         .take_while(|l| l.starts_with("ADJOIN_"))
         .collect();
-    assert_eq!(block.len(), decode_params(&c.commands).len());
+    assert_eq!(
+        block.len(),
+        crate::documents::parameters(Task::Join).len(),
+        "every value the document takes, set or empty"
+    );
     for line in block {
         let (name, value) = line.split_once('=').expect("assignment");
         assert!(
@@ -204,7 +209,7 @@ fn parameter_lines_are_only_assignments_of_base64_literals() {
 #[test]
 fn windows_join_uses_powershell_and_the_same_parameters() {
     let c = join(Platform::Windows, HOSTILE, "IABC", "ev");
-    assert_eq!(c.document.name(), "AWS-RunPowerShellScript");
+    assert_eq!(c.document.name(), "adjoin-Join-Windows");
     assert!(c.commands[0].starts_with("$ADJOIN_JOIN_MODE_B64 = '"));
     let params = params_of(&c);
     assert_eq!(params["ALLOWED_GROUP"], HOSTILE);
@@ -324,7 +329,7 @@ fn leave_runs_on_the_tools_host_and_names_the_computer() {
     };
     let c = leave(&tools, &config(), &region());
     assert_eq!(c.target, tools.id);
-    assert_eq!(c.document, Document::RunShellScript);
+    assert_eq!(c.document, Document::Adjoin(Task::Leave, Platform::Linux));
     let params = params_of(&c);
     assert_eq!(params["COMPUTER_NAME"], "IABC");
     assert_eq!(params["INSTANCE_ID"], "i-0abcd1234ef567890");
@@ -359,7 +364,51 @@ fn join_and_leave_carry_the_owner_stamp_and_the_leave_the_ou() {
     no_ou.ou_path = None;
     let tools = crate::testing::instance("i-0fffffffffffffff0", "running", Platform::Linux, &[]);
     let params = params_of(&leave(&tools, &no_ou, &region()));
-    assert_eq!(params["OU_PATH"], "");
+    assert_eq!(params.get("OU_PATH"), None);
+}
+
+#[test]
+fn commands_name_adjoins_own_documents_with_their_values_as_parameters() {
+    let c = join(Platform::Linux, HOSTILE, "IABC", "ev");
+    assert_eq!(c.document, Document::Adjoin(Task::Join, Platform::Linux));
+    assert_eq!(
+        c.document_hash, None,
+        "the worker sets it once it checked the document"
+    );
+    assert_eq!(c.parameters["ALLOWED_GROUP"], B64.encode(HOSTILE));
+    assert_eq!(
+        c.parameters["executionTimeout"],
+        JOIN_TIMEOUT_SECS.to_string()
+    );
+    let names = crate::documents::parameters(Task::Join);
+    for (name, value) in &c.parameters {
+        assert!(
+            name == "executionTimeout" || names.contains(&name.as_str()),
+            "{name}"
+        );
+        assert!(
+            value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        );
+    }
+    // The original's documents only where the account asks for them.
+    let mut compat = config();
+    compat.command_documents = CommandDocuments::AwsRunScript;
+    let old = join_command(
+        &instance(Platform::Windows, "g"),
+        &compat,
+        &region(),
+        "I",
+        "e",
+    );
+    assert_eq!(old.document, Document::RunPowerShellScript);
+    // Stage and leave always run adjoin's own, on the tools host.
+    let tools = crate::testing::instance("i-0fffffffffffffff0", "running", Platform::Linux, &[]);
+    assert_eq!(
+        leave(&tools, &compat, &region()).document,
+        Document::Adjoin(Task::Leave, Platform::Linux)
+    );
 }
 
 #[test]
@@ -371,10 +420,30 @@ fn hostile_values_reach_bash_as_data_and_nothing_runs() {
         "g'; touch {c}; echo \"$(touch {c})\" `touch {c}` $'\\n' \n; touch {c} #",
         c = canary.display()
     );
-    let params: Params = vec![("ALLOWED_GROUP", hostile.clone())];
-    // The parameter block and the shared helpers, as rendered, then a probe that
-    // prints the decoded value.
-    let mut script = with_params(Platform::Linux, &params, &[]);
+    let mut request = join(Platform::Linux, "g", "IABC", "ev");
+    request
+        .parameters
+        .insert("ALLOWED_GROUP".into(), B64.encode(&hostile));
+    // adjoin's document as SSM runs it: its assignment lines with each {{ NAME }}
+    // replaced by the command's value, then the shared helpers, then a probe that prints
+    // the decoded value.
+    let doc = crate::documents::content(crate::documents::Task::Join, Platform::Linux);
+    let mut script: Vec<String> = doc["mainSteps"][0]["inputs"]["runCommand"]
+        .as_array()
+        .expect("runCommand")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .filter(|l| l.starts_with("ADJOIN_"))
+        .map(|l| {
+            request
+                .parameters
+                .iter()
+                .fold(l.to_owned(), |line, (name, value)| {
+                    line.replace(&format!("{{{{ {name} }}}}"), value)
+                })
+        })
+        .collect();
+    script.extend(scripts::LINUX_COMMON.lines().map(str::to_owned));
     script.push(format!(
         "param ALLOWED_GROUP > '{}'",
         dir.join("out").display()

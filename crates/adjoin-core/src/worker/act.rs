@@ -200,7 +200,7 @@ impl Worker {
             return fate;
         }
         let claimed_at = self.now();
-        let sent = match job.group.ports.commands.send(&request).await {
+        let sent = match self.send(&job.group.ports, &request).await {
             Ok(command_id) => {
                 info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
                 Sent::to_instance(command_id, format!("join attempt {attempt} sent"))

@@ -62,7 +62,7 @@ impl Worker {
         if let Err(fate) = self.write(record, claim).await {
             return fate;
         }
-        match home.commands.send(&request).await {
+        match self.send(&home, &request).await {
             Ok(command_id) => {
                 info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
                 let sent = Sent {

@@ -23,6 +23,7 @@ mod act;
 mod intake;
 mod leave;
 pub mod plan;
+mod send;
 mod settle;
 mod stage;
 mod tools_host;
@@ -139,6 +140,8 @@ pub struct Worker {
     clock: Arc<dyn Clock>,
     /// AD tools hosts found, by tag, kept for [`Settings::tools_host_ttl`].
     tools_hosts: ToolsHosts,
+    /// adjoin's documents checked, by account and Region, kept as long.
+    documents: send::CheckedDocuments,
 }
 
 /// How a message ends before settling.
@@ -196,6 +199,7 @@ impl Worker {
     pub fn new(ports: Ports, settings: Settings) -> Self {
         Worker {
             tools_hosts: ToolsHosts::new(settings.tools_host_ttl),
+            documents: send::CheckedDocuments::new(settings.tools_host_ttl),
             ports,
             settings,
             clock: Arc::new(SystemClock),

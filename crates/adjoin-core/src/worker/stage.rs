@@ -146,7 +146,7 @@ impl Worker {
         }
         let claimed_at = self.now();
         let sent_to = format!("sent to the AD tools host {}", tools.id);
-        let (command_id, what) = match home.commands.send(&request).await {
+        let (command_id, what) = match self.send(&home, &request).await {
             Ok(command_id) => {
                 info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
                 (command_id, format!("stage attempt {attempt} {sent_to}"))
@@ -440,7 +440,7 @@ impl Worker {
                 name,
                 &event.event_id,
             );
-            match home.commands.send(&request).await {
+            match self.send(&home, &request).await {
                 Ok(command_id) => done.push(format!(
                     "staged account {name} removed by command {command_id} on the AD tools host {}",
                     tools.id

@@ -126,7 +126,11 @@ async fn running_linux_instance_is_joined_in_its_account_with_the_role_and_exter
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].account, account(MEMBER));
     assert_eq!(sent[0].request.target.as_str(), LINUX);
-    assert_eq!(sent[0].request.document.name(), "AWS-RunShellScript");
+    assert_eq!(sent[0].request.document.name(), "adjoin-Join-Linux");
+    assert!(
+        sent[0].request.document_hash.is_some(),
+        "pinned by its hash"
+    );
     let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands)
         .into_iter()
         .collect();
@@ -139,10 +143,104 @@ async fn running_windows_instance_is_joined_with_powershell() {
     let aws = world();
     let r = run(&aws, &[message("m1", body(MEMBER, WINDOWS, "running"))]).await;
     assert_eq!(r[0].outcome, Outcome::Dispatched);
-    assert_eq!(
-        aws.sent()[0].request.document.name(),
-        "AWS-RunPowerShellScript"
+    assert_eq!(aws.sent()[0].request.document.name(), "adjoin-Join-Windows");
+}
+
+#[tokio::test]
+async fn a_document_changed_in_the_account_is_refused_and_nothing_runs() {
+    let aws = world();
+    let name = "adjoin-Join-Linux";
+    aws.put_document(
+        &account(MEMBER),
+        &region(),
+        name,
+        Some(r#"{"schemaVersion":"2.2","mainSteps":[]}"#),
     );
+    let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(
+        &r[0],
+        "document adjoin-Join-Linux in account 111122223333 eu-west-1 is not adjoin",
+    );
+    assert_reason(&r[0], "deploy member.yaml");
+    assert!(aws.sent().is_empty());
+    assert_eq!(
+        aws.record(LINUX).expect("record").status,
+        JoinStatus::Failed
+    );
+
+    let aws = world();
+    aws.put_document(&account(MEMBER), &region(), name, None);
+    let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(
+        &r[0],
+        "document adjoin-Join-Linux is not in account 111122223333 eu-west-1",
+    );
+    assert!(aws.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_document_changed_after_its_check_is_refused_by_its_hash() {
+    let aws = world();
+    let worker = worker_on(&aws, &Faults::default());
+    let r = worker
+        .handle_batch(&[message("m1", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    // Changed while the worker keeps its check: SSM refuses the stale hash, and the
+    // next attempt checks again and refuses the new content.
+    let changed = crate::documents::content(crate::documents::Task::Join, Platform::Windows);
+    aws.put_document(
+        &account(MEMBER),
+        &region(),
+        "adjoin-Join-Linux",
+        Some(&changed.to_string()),
+    );
+    let r = worker
+        .handle_batch(&[
+            message("m2", body(MEMBER, WINDOWS, "running")),
+            message("m3", body(MEMBER, LINUX, "terminated")),
+        ])
+        .await;
+    assert_eq!(
+        r[0].outcome,
+        Outcome::Dispatched,
+        "the Windows document is untouched: {r:?}"
+    );
+    aws.put_record(JoinRecord {
+        status: JoinStatus::Failed,
+        ..aws.record(LINUX).expect("record")
+    });
+    let r = worker
+        .handle_batch(&[message("m4", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(&r[0], "InvalidDocument");
+    let r = worker
+        .handle_batch(&[message("m5", body(MEMBER, LINUX, "running"))])
+        .await;
+    assert_reason(&r[0], "is not adjoin");
+    assert_eq!(
+        aws.sent()
+            .iter()
+            .filter(|c| c.request.target.as_str() == LINUX)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_originals_documents_run_only_where_the_account_asks_for_them() {
+    let aws = world();
+    let mut item = shared_item();
+    item.insert("commandDocuments".into(), json!("awsRunScript"));
+    aws.put_config(&account(MEMBER), item);
+    let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    let sent = &aws.sent()[0].request;
+    assert_eq!(sent.document.name(), "AWS-RunShellScript");
+    assert_eq!(sent.document_hash, None);
 }
 
 #[tokio::test]
@@ -448,7 +546,7 @@ async fn dry_run_sends_nothing_and_shows_the_command() {
     assert_reason(&r[1], "dry run: not sent to the DLQ");
     assert_eq!(
         r[0].command.as_ref().map(|c| c.document),
-        Some("AWS-RunShellScript")
+        Some("adjoin-Join-Linux")
     );
     assert!(aws.sent().is_empty());
     assert!(aws.dead_letters().is_empty());
@@ -561,6 +659,9 @@ impl crate::ports::Commands for Hanging {
         _comment: &str,
         _since: SystemTime,
     ) -> Result<Option<String>, Error> {
+        std::future::pending().await
+    }
+    async fn document(&self, _name: &str) -> Result<Option<crate::ports::StoredDocument>, Error> {
         std::future::pending().await
     }
     async fn result(
