@@ -243,13 +243,20 @@ JSON
   aws_cli ssm put-parameter --name "$PASSWORD_PARAMETER" --type SecureString \
     --value "file://$LAB/password" >/dev/null
   rm -f "$LAB/password"
+  # adjoin's SSM documents, as the stacks create them.
+  "$ADJOIN" documents --json "$LAB/documents" >/dev/null || die "adjoin documents"
+  local doc
+  for doc in "$LAB"/documents/*.json; do
+    aws_cli ssm create-document --name "$(basename "$doc" .json)" --document-type Command \
+      --document-format JSON --content "file://$doc" >/dev/null
+  done
   local ami
   ami=$(aws_cli ec2 describe-images --query 'Images[?Platform==null] | [0].ImageId')
   INSTANCE_ID=$(aws_cli ec2 run-instances --image-id "$ami" --count 1 --query 'Instances[0].InstanceId' \
     --tag-specifications "ResourceType=instance,Tags=[{Key=adGroupName,Value=$ADMINS_GROUP},{Key=Name,Value=e2e-web}]")
   TOOLS_ID=$(aws_cli ec2 run-instances --image-id "$ami" --count 1 --query 'Instances[0].InstanceId' \
     --tag-specifications 'ResourceType=instance,Tags=[{Key=adjoin:role,Value=ad-tools}]')
-  ok "emulator: config item for $ACCOUNT, password parameter, instance $INSTANCE_ID, tools host $TOOLS_ID"
+  ok "emulator: config item for $ACCOUNT, password parameter, adjoin's documents, instance $INSTANCE_ID, tools host $TOOLS_ID"
 }
 
 # ---- the service and the SSM agent ----------------------------------------------------------
@@ -280,22 +287,40 @@ ledger_status() {
 join_commands() { aws_cli ssm list-commands --query "length(Commands[?starts_with(Comment, 'adjoin join')])"; }
 
 # agent HOST TARGET_INSTANCE ACTION: what SSM Agent does with the newest command for
-# TARGET_INSTANCE whose comment starts "adjoin ACTION": write the commands to the
+# TARGET_INSTANCE whose comment starts "adjoin ACTION": take the command's document
+# (adjoin's own, as the stacks create it: its runCommand lines, each {{ NAME }} replaced
+# by the command's parameter, or the document's default), write the lines to the
 # document's _script.sh and run `sh -c` on it, with the instance profile's credentials
 # (here: the emulator's). Prints the output; returns the script's exit status.
 agent() {
-  local h=$1 target=$2 action=$3 id targets dir
-  # One ListCommands: the newest matching command as "ID TARGETS..." and its commands.
+  local h=$1 target=$2 action=$3 id targets document
+  # One ListCommands: the newest matching command as "ID DOCUMENT TARGETS...", then its
+  # parameters as JSON.
   aws_cli ssm list-commands --output json \
     --query "reverse(sort_by(Commands[?starts_with(Comment, 'adjoin $action $INSTANCE_ID')], &RequestedDateTime))[0]" |
     python3 -c 'import json, sys
 c = json.load(sys.stdin) or {}
-print(" ".join([c.get("CommandId", "")] + c.get("InstanceIds", [])))
-sys.stdout.write("\n".join(c.get("Parameters", {}).get("commands", [])) + "\n")' >"$LOGS/$action-found"
-  read -r id targets <"$LOGS/$action-found"
+print(" ".join([c.get("CommandId", ""), c.get("DocumentName", "")] + c.get("InstanceIds", [])))
+print(json.dumps(c.get("Parameters", {})))' >"$LOGS/$action-found"
+  read -r id document targets <"$LOGS/$action-found"
   [ -n "$id" ] || die "no '$action' command for $INSTANCE_ID in the emulator"
   grep -qw "$target" <<<"$targets" || die "command $id does not target $target"
-  tail -n +2 "$LOGS/$action-found" >"$LOGS/$action-command.sh"
+  case $document in adjoin-*) ;; *) die "command $id runs $document, not one of adjoin's documents" ;; esac
+  aws_cli ssm get-document --name "$document" --document-format JSON --output json >"$LOGS/$action-document.json" ||
+    die "no document $document in the emulator"
+  tail -n 1 "$LOGS/$action-found" | python3 -c 'import json, re, sys
+doc = json.loads(json.load(open(sys.argv[1]))["Content"])
+given = json.load(sys.stdin)
+def value(m):
+    name = m.group(1)
+    spec = doc["parameters"][name]
+    v = given.get(name, [spec.get("default", "")])[0]
+    if not re.fullmatch(spec.get("allowedPattern", ".*"), v):
+        sys.exit("parameter %s does not match its allowedPattern" % name)
+    return v
+for line in doc["mainSteps"][0]["inputs"]["runCommand"]:
+    print(re.sub(r"\{\{ *([A-Za-z0-9_]+) *\}\}", value, line))' "$LOGS/$action-document.json" \
+    >"$LOGS/$action-command.sh" || die "command $id: its parameters do not fit $document"
   run_script "$h" "$target" "$id" "$LOGS/$action-command.sh"
 }
 

@@ -713,6 +713,104 @@ mod tests {
         assert!(missing.is_empty(), "{missing:#?}");
     }
 
+    /// The documents the stacks create are the bundled scripts of this version: the
+    /// generated part of each template is what `adjoin documents --write-templates`
+    /// writes now, so a script changed without the templates fails here.
+    #[test]
+    fn the_templates_documents_are_the_scripts_of_this_version() {
+        for (name, text) in [
+            ("member.yaml", MEMBER),
+            ("region-forwarder.yaml", FORWARDER),
+            ("central.yaml", CENTRAL),
+        ] {
+            let (tasks, condition) = adjoin_core::documents::of_template(name).expect("documents");
+            let block = adjoin_core::documents::cloudformation(tasks, condition);
+            let regenerated = adjoin_core::documents::with_block(text, &block)
+                .unwrap_or_else(|| panic!("{name}: no generated part"));
+            assert!(
+                regenerated == text,
+                "{name}: its documents differ from the scripts; run `cargo run -p adjoin-cli -- documents --write-templates infra`"
+            );
+            // And they parse as the documents the worker compares with.
+            let template = template(name);
+            for task in tasks {
+                for platform in [
+                    adjoin_core::instance::Platform::Linux,
+                    adjoin_core::instance::Platform::Windows,
+                ] {
+                    let id = adjoin_core::documents::logical_id(*task, platform);
+                    let resource = template.at("Resources").at(&id);
+                    assert_eq!(
+                        resource.at("Properties.Name").str(),
+                        Some(adjoin_core::documents::name(*task, platform))
+                    );
+                    assert_eq!(resource.get("Condition").and_then(Node::str), condition);
+                }
+            }
+        }
+    }
+
+    /// Root on member instances only through adjoin's own documents: the member role
+    /// may send the original's AWS-RunShellScript / AWS-RunPowerShellScript only when
+    /// the stack allows them, never to an instance tagged autoadjoin=false, and the
+    /// central role only the tools host's documents.
+    #[test]
+    fn roles_send_only_adjoins_documents_and_never_to_opted_out_instances() {
+        let member = template("member.yaml");
+        let statements = member
+            .at("Resources.MemberRole.Properties.Policies")
+            .items()
+            .first()
+            .expect("policy")
+            .at("PolicyDocument.Statement")
+            .items()
+            .to_vec();
+        let text = |n: &Node| format!("{n:?}");
+        let send = statements
+            .iter()
+            .find(|s| s.get("Sid").and_then(Node::str) == Some("SendJoinCommand"))
+            .expect("SendJoinCommand");
+        assert!(text(send).contains("document/adjoin-Join-*"));
+        assert!(!text(send).contains("AWS-Run"), "{send:?}");
+        let original = statements
+            .iter()
+            .find(|s| text(s).contains("SendOriginalDocuments"))
+            .expect("the original's documents");
+        let (tag, args) = original.tag().expect("!If");
+        assert_eq!(tag, "!If");
+        assert_eq!(
+            args.items().first().and_then(Node::str),
+            Some("AllowAwsRunScript")
+        );
+        assert_eq!(
+            member
+                .at("Parameters.AllowAwsRunScriptDocuments.Default")
+                .str(),
+            Some("false")
+        );
+        let deny = statements
+            .iter()
+            .find(|s| s.get("Sid").and_then(Node::str) == Some("NeverToOptedOutInstances"))
+            .expect("the opt-out deny");
+        assert_eq!(deny.at("Effect").str(), Some("Deny"));
+        assert_eq!(
+            deny.at("Condition.StringEqualsIgnoreCase")
+                .get("ssm:resourceTag/autoadjoin")
+                .and_then(Node::str),
+            Some("false")
+        );
+        let central = template("central.yaml");
+        let function = text(central.at("Resources.FunctionRole"));
+        assert!(
+            !function.contains("AWS-Run"),
+            "the central role sends the original's documents"
+        );
+        assert!(
+            function.contains("document/adjoin-Stage-*")
+                && function.contains("document/adjoin-Leave-*")
+        );
+    }
+
     /// Staged joins: an instance's role may read and delete only the one-time password
     /// parameter tagged with its own ARN (and is denied everyone else's, whatever
     /// AmazonSSMManagedInstanceCore allows), and nothing that holds the join password
@@ -1281,7 +1379,7 @@ mod tests {
             .items()
             .iter()
             .flat_map(|p| p.at("PolicyDocument.Statement").items())
-            .filter(|s| s.at("Action").str() == Some("ec2:CreateTags"))
+            .filter(|s| s.get("Action").and_then(Node::str) == Some("ec2:CreateTags"))
             .collect::<Vec<_>>();
         assert_eq!(statements.len(), 1, "one CreateTags grant");
         let keys = statements[0]

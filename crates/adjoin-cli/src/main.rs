@@ -2,6 +2,7 @@
 
 mod check;
 mod config;
+mod documents;
 mod manual;
 mod replay;
 mod status;
@@ -61,6 +62,9 @@ enum Command {
     ///
     /// Exit status: 0 every check passed, 1 any did not, 2 usage errors.
     Check(check::Args),
+    /// adjoin's SSM Command documents (the bundled scripts, pinned), as the stacks create
+    /// them: list them, write them as JSON, or write them into the templates.
+    Documents(documents::Args),
 }
 
 #[tokio::main]
@@ -82,6 +86,7 @@ async fn main() -> ExitCode {
         Command::Config(args) => config::run(args).await,
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Documents(args) => documents::run(args),
     }
 }
 

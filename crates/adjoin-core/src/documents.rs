@@ -230,6 +230,69 @@ pub fn content(task: Task, platform: Platform) -> Value {
     })
 }
 
+/// The first line of the generated part of a template.
+pub const BEGIN_MARKER: &str = "  # ---- adjoin's documents: written by `adjoin documents --write-templates infra` from scripts/; do not edit";
+/// Its last line.
+pub const END_MARKER: &str = "  # ---- end of adjoin's documents";
+
+/// The logical id of a document's resource, e.g. `JoinLinuxDocument`.
+pub fn logical_id(task: Task, platform: Platform) -> String {
+    let platform = match platform {
+        Platform::Linux => "Linux",
+        Platform::Windows => "Windows",
+    };
+    format!("{task:?}{platform}Document")
+}
+
+/// The documents each template creates, and the condition they are created under.
+pub fn of_template(template: &str) -> Option<(&'static [Task], Option<&'static str>)> {
+    match template {
+        "member.yaml" => Some((&[Task::Join], None)),
+        // Not where member.yaml (or central.yaml's account) already has them.
+        "region-forwarder.yaml" => Some((&[Task::Join], Some("OutsideCentralRegion"))),
+        "central.yaml" => Some((&[Task::Stage, Task::Leave], None)),
+        _ => None,
+    }
+}
+
+/// The CloudFormation resources of `tasks`' documents, between the markers: each
+/// document's content as JSON (valid YAML), named as the worker sends it.
+pub fn cloudformation(tasks: &[Task], condition: Option<&str>) -> String {
+    let mut out = format!("{BEGIN_MARKER}\n");
+    for (task, platform) in ALL.into_iter().filter(|(t, _)| tasks.contains(t)) {
+        let json = serde_json::to_string_pretty(&content(task, platform)).unwrap_or_default();
+        out.push_str(&format!(
+            "  {}:\n    Type: AWS::SSM::Document\n",
+            logical_id(task, platform)
+        ));
+        if let Some(condition) = condition {
+            out.push_str(&format!("    Condition: {condition}\n"));
+        }
+        out.push_str(&format!(
+            "    Properties:\n      Name: {}\n      DocumentType: Command\n      DocumentFormat: JSON\n      UpdateMethod: NewVersion\n      Content:\n",
+            name(task, platform)
+        ));
+        for line in json.lines() {
+            out.push_str(&format!("        {line}\n"));
+        }
+    }
+    out.push_str(END_MARKER);
+    out.push('\n');
+    out
+}
+
+/// `template` with its generated part replaced by `block`; `None` when it has no
+/// markers.
+pub fn with_block(template: &str, block: &str) -> Option<String> {
+    let begin = template.find(BEGIN_MARKER)?;
+    let end = begin + template.get(begin..)?.find(END_MARKER)? + END_MARKER.len();
+    let rest = template
+        .get(end..)?
+        .strip_prefix('\n')
+        .unwrap_or(template.get(end..)?);
+    Some(format!("{}{block}{rest}", template.get(..begin)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

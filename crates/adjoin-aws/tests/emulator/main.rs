@@ -57,7 +57,9 @@ async fn world(member: &str) -> World {
         .await
         .expect("parameter");
     for account in [member, HOME_ACCOUNT] {
-        bed.create_documents(account, REGION).await.expect("documents");
+        bed.create_documents(account, REGION)
+            .await
+            .expect("documents");
     }
     let dlq = bed
         .create_queue(&format!("adjoin-dlq-{member}"))

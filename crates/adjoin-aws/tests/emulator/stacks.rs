@@ -635,8 +635,8 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         "arn:aws:iam::*:role/adjoin-member",
         "sts:GetCallerIdentity",
         "ec2:DescribeInstances",
-        "arn:aws:ssm:eu-central-1::document/AWS-RunShellScript",
-        "arn:aws:ssm:eu-central-1::document/AWS-RunPowerShellScript",
+        "document/adjoin-Stage-*",
+        "document/adjoin-Leave-*",
         "ssm:GetCommandInvocation",
         "dynamodb:GetItem",
         "dynamodb:BatchGetItem",
@@ -792,8 +792,8 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
     let join = role_policy(&member_iam, "adjoin-member", "adjoin-join").await;
     for grant in [
         "ec2:DescribeInstances",
-        "arn:aws:ssm:*::document/AWS-RunShellScript",
-        "arn:aws:ssm:*::document/AWS-RunPowerShellScript",
+        "document/adjoin-Join-*",
+        "ssm:DescribeDocument",
         "ssm:GetCommandInvocation",
         "ssm:DescribeInstanceInformation",
         "ssm:ListCommands",

@@ -2,8 +2,8 @@
 
 use std::process::Output;
 
-use adjoin_testkit::Moto;
 use adjoin_testkit::samples::{CONFIG_TABLE, PASSWORD_PARAMETER};
+use adjoin_testkit::{HOME_ACCOUNT, Moto};
 use serde_json::Value;
 
 use super::{MEMBER, PASSWORD, REGION, adjoin, private_bed, tempdir};
@@ -107,7 +107,8 @@ async fn config_items_are_written_checked_listed_validated_and_deleted() {
         &file,
         "accountId = \"222233334444\"\ndnsName = \"corp.example.com\"\ndnsIP1 = \"10.0.0.10\"\n\
          adJoinUserName = \"svc-adjoin\"\nadJoinUserPwParam = \"/adjoin/join-password\"\n\
-         assumeRoleARN = \"arn:aws:iam::222233334444:role/adjoin-member\"\ncomputerGroups = [\"a\"]\n",
+         assumeRoleARN = \"arn:aws:iam::222233334444:role/adjoin-member\"\ncomputerGroups = [\"a\"]\n\
+         joinMode = \"sharedPassword\"\n",
     )
     .expect("file");
     let put = config(
@@ -150,8 +151,17 @@ async fn config_items_are_written_checked_listed_validated_and_deleted() {
         .collect();
     assert_eq!(accounts, ["111122223333", "222233334444"]);
 
-    // Validate: the role is assumed and the parameter found, its value never shown.
-    bed.put_secure_parameter(MEMBER, REGION, PASSWORD_PARAMETER, PASSWORD)
+    // Validate: the role is assumed and the parameter found, its value never shown. A
+    // staged account (the default) needs it where the AD tools host reads it: the
+    // service's own account.
+    let staged = config(&moto, &["validate", MEMBER]);
+    assert_eq!(staged.status.code(), Some(1));
+    assert!(
+        text(&staged.stdout).contains("where it is read by the AD tools host"),
+        "{}",
+        text(&staged.stdout)
+    );
+    bed.put_secure_parameter(HOME_ACCOUNT, REGION, PASSWORD_PARAMETER, PASSWORD)
         .await
         .expect("parameter");
     let ok = config(&moto, &["validate", MEMBER]);
@@ -164,7 +174,8 @@ async fn config_items_are_written_checked_listed_validated_and_deleted() {
     );
     assert!(report.contains("its value was not read"), "{report}");
     assert!(!format!("{report}{}", text(&ok.stderr)).contains(PASSWORD));
-    // The other account has no parameter.
+    // The other account joins with the shared password: its instances read it there,
+    // and it has none.
     let missing = config(&moto, &["validate", "222233334444"]);
     let report = text(&missing.stdout);
     assert_eq!(missing.status.code(), Some(1), "{report}");

@@ -176,25 +176,41 @@ async fn replaying_the_sample_events() {
         }
     }
 
-    // What the emulator recorded: joins in the member account (both Regions), the leave
-    // on the tools host in the home account, two rejections with reasons on the DLQ.
-    let eu: Vec<_> = bed.commands(MEMBER, REGION).await.expect("commands");
-    assert_eq!(eu.len(), 3, "linux, windows and the batch's good record");
+    // What the emulator recorded. Staged joins: a stage command per running instance
+    // and the leave, all on the tools host in the home account; no join yet (it follows
+    // when a message comes back).
+    let home = bed.commands(HOME_ACCOUNT, REGION).await.expect("commands");
+    let stages: Vec<_> = home
+        .iter()
+        .filter(|c| c.comment.starts_with("adjoin stage"))
+        .collect();
     assert_eq!(
-        eu.iter()
-            .filter(|c| c.document == "AWS-RunPowerShellScript")
-            .count(),
-        1
+        stages.len(),
+        4,
+        "linux, windows, the other Region's and the batch's good record"
     );
-    let us = bed.commands(MEMBER, "us-west-2").await.expect("commands");
-    assert_eq!(us.len(), 1);
-    assert_eq!(
-        us[0].instance_ids,
-        vec![seeded.ids["i-0a1b2c3d4e5f60003"].clone()]
+    assert!(
+        stages
+            .iter()
+            .all(|c| c.instance_ids.contains(&seeded.tools_host))
     );
-    let leave = bed.commands(HOME_ACCOUNT, REGION).await.expect("commands");
+    assert!(
+        stages
+            .iter()
+            .all(|c| c.document.starts_with("adjoin-Stage-"))
+    );
+    let leave: Vec<_> = home
+        .iter()
+        .filter(|c| c.comment.starts_with("adjoin leave"))
+        .collect();
     assert_eq!(leave.len(), 1);
     assert!(leave[0].instance_ids.contains(&seeded.tools_host));
+    assert!(
+        bed.commands(MEMBER, REGION)
+            .await
+            .expect("commands")
+            .is_empty()
+    );
     let dlq = bed.drain_queue(dlq_url(&seeded)).await.expect("dlq");
     let mut reasons: Vec<_> = dlq.iter().map(|(_, r)| r.as_str()).collect();
     reasons.sort();
@@ -214,14 +230,14 @@ async fn replaying_the_sample_events() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr),
         String::from_utf8_lossy(&dry.stdout),
-        eu,
+        home,
         leave
     );
     assert!(!everything.contains(PASSWORD));
 
     // Only good messages, again: exit status 0. The same messages a second time read
-    // their joins' and the leave's results (the emulator reports success) and send
-    // nothing new.
+    // their stage commands' and the leave's results (the emulator reports success): the
+    // joins go to the instances, in their own account and Region.
     let good: Vec<PathBuf> = seeded
         .files
         .iter()
@@ -239,23 +255,48 @@ async fn replaying_the_sample_events() {
     assert_eq!(
         again,
         [
-            "verify verified",
-            "verify verified",
-            "verify verified",
+            "verify dispatched",
+            "verify dispatched",
+            "verify dispatched",
             "none skipped",
             "verify verified"
         ]
     );
+    let eu = bed.commands(MEMBER, REGION).await.expect("commands");
+    assert_eq!(eu.len(), 2, "linux and windows");
+    assert_eq!(
+        eu.iter()
+            .filter(|c| c.document == "adjoin-Join-Windows")
+            .count(),
+        1
+    );
+    let us = bed.commands(MEMBER, "us-west-2").await.expect("commands");
+    assert_eq!(us.len(), 1);
+    assert_eq!(
+        us[0].instance_ids,
+        vec![seeded.ids["i-0a1b2c3d4e5f60003"].clone()]
+    );
+    // A third time: the joins are verified, and nothing new is sent.
+    let third = replay(&moto, &seeded, &[], &good);
+    let verified: Vec<String> = lines(&third).iter().map(summary).collect();
+    assert_eq!(
+        verified
+            .iter()
+            .filter(|l| l.as_str() == "verify verified")
+            .count(),
+        3,
+        "{verified:?}"
+    );
     assert_eq!(
         bed.commands(MEMBER, REGION).await.expect("commands").len(),
-        eu.len()
+        2
     );
     assert_eq!(
         bed.commands(HOME_ACCOUNT, REGION)
             .await
             .expect("commands")
             .len(),
-        1
+        home.len()
     );
 
     // Piped, replay draws no progress bar: stderr has the logs only.

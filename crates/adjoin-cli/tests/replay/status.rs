@@ -53,7 +53,8 @@ async fn status_shows_the_ledger_and_the_commands_state_in_ssm() {
         .iter()
         .find(|r| r["instance_id"] == linux_id.as_str())
         .expect("row");
-    assert_eq!(joining["status"], "joining");
+    // Staged: the stage command went to the tools host (the join follows).
+    assert_eq!(joining["status"], "staging");
     assert_eq!(joining["account"], MEMBER);
     assert!(joining["command_id"].is_string());
     assert_eq!(
