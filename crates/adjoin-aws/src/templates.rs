@@ -750,6 +750,54 @@ mod tests {
         }
     }
 
+    /// The templates carry the documents and exceed the 51,200 bytes CloudFormation
+    /// takes inline: every command of the README that deploys one goes through S3.
+    #[test]
+    fn the_readme_deploys_the_large_templates_through_s3() {
+        for (name, text) in [
+            ("central.yaml", CENTRAL),
+            ("member.yaml", MEMBER),
+            ("region-forwarder.yaml", FORWARDER),
+        ] {
+            assert!(
+                text.len() > 51_200,
+                "{name} is small enough to go inline: simplify the README"
+            );
+        }
+        let mut seen = 0;
+        for command in README.split("aws cloudformation ").skip(1) {
+            // The command, with its continuation lines.
+            let mut text = String::new();
+            for line in command.lines() {
+                text.push_str(line);
+                if !line.trim_end().ends_with('\\') {
+                    break;
+                }
+            }
+            if text.starts_with("deploy ") {
+                seen += 1;
+                assert!(
+                    text.contains("--s3-bucket"),
+                    "inline template: aws cloudformation {text}"
+                );
+            }
+            if text.starts_with("create-stack-set ")
+                || text.starts_with("update-stack-set ") && text.contains("--template")
+            {
+                seen += 1;
+                assert!(
+                    text.contains("--template-url"),
+                    "inline template: aws cloudformation {text}"
+                );
+            }
+            assert!(
+                !text.contains("--template-body"),
+                "aws cloudformation {text}"
+            );
+        }
+        assert!(seen >= 5, "{seen} deploy commands found");
+    }
+
     /// Root on member instances only through adjoin's own documents: the member role
     /// may send the original's AWS-RunShellScript / AWS-RunPowerShellScript only when
     /// the stack allows them, never to an instance tagged autoadjoin=false, and the

@@ -17,10 +17,14 @@ use crate::instance::Platform;
 use crate::ports::AccountPorts;
 use crate::render::{CommandRequest, Document};
 
-/// Document hashes checked, by account, Region and document name, each kept for `ttl`.
+/// Where a document is: account, Region, name.
+type DocumentKey = (AccountId, Region, &'static str);
+
+/// Document hashes checked, by account, Region and document name, each kept for `ttl`
+/// (with the time they were checked).
 pub(super) struct CheckedDocuments {
     ttl: Duration,
-    found: Mutex<HashMap<(AccountId, Region, &'static str), (String, Instant)>>,
+    found: Mutex<HashMap<DocumentKey, (String, Instant)>>,
 }
 
 impl CheckedDocuments {
