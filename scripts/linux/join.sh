@@ -36,7 +36,7 @@
 # which the service sends ahead of this script.
 
 params JOIN_MODE DOMAIN REALM DC_IPS JOIN_USER COMPUTER_NAME OU_PATH ALLOWED_GROUP COMPUTER_GROUPS \
-  OWNER_STAMP OTP_SSM_PARAMETER OTP_REGION
+  OWNER_STAMP OTP_SSM_PARAMETER OTP_REGION SUDO_GROUPS
 require "domain, realm, computer name and owner stamp" DOMAIN REALM COMPUTER_NAME OWNER_STAMP
 case ${JOIN_MODE:-staged} in
   staged) require "the one-time password parameter and its Region (staged join)" OTP_SSM_PARAMETER OTP_REGION ;;
@@ -45,9 +45,15 @@ case ${JOIN_MODE:-staged} in
 esac
 read_dcs
 HOST_FQDN="${COMPUTER_NAME,,}.${DOMAIN}"
-case $ALLOWED_GROUP in
-  *[[:cntrl:],]*) fail 10 "adGroupName contains a comma or a control character" ;;
-esac
+# ALLOWED_GROUP and SUDO_GROUPS: one AD group per line. A name becomes data in sssd.conf,
+# sshd_config and sudoers: no commas, quotes, pattern characters or control characters.
+for groups in "$ALLOWED_GROUP" "$SUDO_GROUPS"; do
+  while IFS= read -r group; do
+    case $group in
+      *[[:cntrl:],\"\\*?!]*) fail 10 "group name '$group' contains a comma, a quote, a pattern or a control character" ;;
+    esac
+  done <<<"$groups"
+done
 DC=""          # the domain controller used for the join: the first that answers
 DC_HOSTS=()    # "IP host-name" of each domain controller that answers
 ETC=${ADJOIN_ETC:-/etc}
@@ -95,13 +101,14 @@ pm_install() {
 }
 
 install_packages() {
-  if command -v adcli >/dev/null && command -v sssd >/dev/null && command -v kinit >/dev/null; then
+  if command -v adcli >/dev/null && command -v sssd >/dev/null && command -v kinit >/dev/null &&
+    command -v nsupdate >/dev/null; then
     return 0
   fi
   case $(os_family) in
-    debian) pm_install sssd sssd-tools libnss-sss libpam-sss adcli krb5-user samba-common-bin ;;
-    rhel) pm_install sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir ;;
-    suse) pm_install sssd sssd-ad sssd-tools adcli krb5-client samba-client ;;
+    debian) pm_install sssd sssd-tools libnss-sss libpam-sss adcli krb5-user samba-common-bin dnsutils ;;
+    rhel) pm_install sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir bind-utils ;;
+    suse) pm_install sssd sssd-ad sssd-tools adcli krb5-client samba-client bind-utils ;;
     *) return 1 ;;
   esac
 }
@@ -171,8 +178,12 @@ write_sssd_conf() {
     printf 'ad_hostname = %s\nkrb5_keytab = %s\n' "$HOST_FQDN" "$KEYTAB"
     printf 'use_fully_qualified_names = true\nldap_id_mapping = true\ncache_credentials = true\n'
     printf 'fallback_homedir = /home/%%u@%%d\ndefault_shell = /bin/bash\n'
+    # The instance's address in the directory's DNS, registered by sssd as the computer
+    # (GSS-TSIG) and kept current; the leave removes it (a new instance may get the address).
+    printf 'dyndns_update = true\ndyndns_update_ptr = false\ndyndns_refresh_interval = 43200\n'
+    printf 'dyndns_server = %s\n' "$(dc_names | cut -d, -f1 | tr -d ' ')"
     if [ -n "$ALLOWED_GROUP" ]; then
-      printf 'access_provider = simple\nsimple_allow_groups = %s\n' "$ALLOWED_GROUP"
+      printf 'access_provider = simple\nsimple_allow_groups = %s\n' "$(paste -sd, <<<"$ALLOWED_GROUP" | sed 's/,/, /g')"
     else
       # No adGroupName tag: nobody from the directory may log in.
       printf 'access_provider = deny\n'
@@ -206,6 +217,74 @@ restart_sssd() {
     if [ -r /run/sssd.pid ]; then kill "$(cat /run/sssd.pid)" 2>/dev/null || true; sleep 1; fi
     sssd -D --logger=files
   fi
+}
+
+# fq_groups GROUPS: each group of GROUPS (one per line) as sssd names it: lower case,
+# @domain; one per line.
+fq_groups() {
+  local group
+  while IFS= read -r group; do
+    [ -n "$group" ] && printf '%s@%s\n' "${group,,}" "$DOMAIN"
+  done <<<"$1"
+}
+
+# configure_sshd: the login groups may log in over SSH with their directory password:
+# a Match block at the end of sshd_config, owned by this script (rewritten on every run,
+# then `Match all`, so that lines appended later are global again), checked with
+# `sshd -t` before sshd reloads. Local accounts keep their own settings.
+configure_sshd() {
+  local conf=$ETC/ssh/sshd_config groups block
+  if [ ! -f "$conf" ]; then
+    log "no $conf: SSH is not configured (openssh-server is not installed)"
+    return 0
+  fi
+  cp -p "$conf" "$conf.adjoin-previous"
+  sed -i '/^# adjoin: begin/,/^# adjoin: end/d' "$conf"
+  groups=$(fq_groups "$ALLOWED_GROUP" | paste -sd,)
+  if [ -n "$groups" ]; then
+    block="# adjoin: begin (directory logins; rewritten by every join)"$'\n'
+    block+="Match Group \"$groups\""$'\n'
+    block+="    PasswordAuthentication yes"$'\n'"    KbdInteractiveAuthentication yes"$'\n'
+    block+="Match all"$'\n'"# adjoin: end"
+    printf '%s\n' "$block" >>"$conf"
+  fi
+  if command -v sshd >/dev/null && ! sshd -t -f "$conf" >/dev/null 2>&1; then
+    mv -f "$conf.adjoin-previous" "$conf"
+    return 1
+  fi
+  rm -f "$conf.adjoin-previous"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl reload ssh >/dev/null 2>&1 || systemctl reload sshd >/dev/null 2>&1 || true
+  elif [ -r /run/sshd.pid ]; then
+    kill -HUP "$(cat /run/sshd.pid)" 2>/dev/null || true
+  fi
+}
+
+# configure_sudo: members of the SUDO_GROUPS groups may run any command with sudo (and
+# their password): /etc/sudoers.d/adjoin, checked with visudo before it is put in place;
+# no SUDO_GROUPS removes it.
+configure_sudo() {
+  local file=$ETC/sudoers.d/adjoin new group
+  if [ -z "$SUDO_GROUPS" ]; then
+    rm -f "$file"
+    return 0
+  fi
+  command -v visudo >/dev/null || pm_install sudo >/dev/null 2>&1 || true
+  command -v visudo >/dev/null || return 1
+  mkdir -p "$ETC/sudoers.d"
+  new=$(mktemp "$ETC/sudoers.d/.adjoin.XXXXXX")
+  {
+    printf '# Written by adjoin on every join: these directory groups may use sudo.\n'
+    while IFS= read -r group; do
+      [ -n "$group" ] && printf '%%%s ALL=(ALL:ALL) ALL\n' "${group// /\\ }"
+    done < <(fq_groups "$SUDO_GROUPS")
+  } >"$new"
+  chmod 440 "$new"
+  if ! visudo -cf "$new" >/dev/null 2>&1; then
+    rm -f "$new"
+    return 1
+  fi
+  mv -f "$new" "$file"
 }
 
 # ---- domain controllers -------------------------------------------------------------
@@ -366,7 +445,9 @@ main() {
   write_sssd_conf || fail 15 "cannot write sssd.conf"
   enable_sss_login || fail 15 "cannot enable sssd logins (NSS, PAM)"
   restart_sssd || fail 15 "cannot (re)start sssd"
-  log "login allowed for group: ${ALLOWED_GROUP:-(none)}"
+  configure_sshd || fail 15 "cannot configure sshd for directory logins (sshd -t refused it; the previous sshd_config is kept)"
+  configure_sudo || fail 15 "cannot write /etc/sudoers.d/adjoin (sudo missing, or visudo refused it)"
+  log "login allowed for group(s): $(paste -sd, <<<"${ALLOWED_GROUP:-(none)}"); sudo for: $(paste -sd, <<<"${SUDO_GROUPS:-(none)}")"
   if [ "${#GROUP_FAILURES[@]}" -gt 0 ]; then
     fail 16 "joined, but not added to group(s): ${GROUP_FAILURES[*]}"
   fi

@@ -13,6 +13,11 @@
 # delete first, then, for an object with children, the tree-delete control (on Windows
 # AD the join user then needs the "Delete subtree" right on computer objects).
 #
+# The instance's address record (COMPUTER_NAME.DOMAIN, registered by sssd at the join)
+# is removed too, with nsupdate as the join user (GSS-TSIG): a new instance may get the
+# address. That is best effort: it needs nsupdate here and the right to delete the
+# record; a failure is reported in the output, not in the exit code.
+#
 # Exit codes: 0 deleted (or already absent), 10 bad parameters, 11 adcli, kinit or
 # ldap-utils missing, 12 password unreadable, 13 domain controller unreachable or the
 # join user cannot authenticate, 14 delete refused, 15 not ours: a computer of that name
@@ -21,6 +26,7 @@
 find_computer
 if [ -z "$DN" ]; then
   log "computer $COMPUTER_NAME of $INSTANCE_ID is not in $DOMAIN: nothing to delete"
+  remove_dns_record
   exit 0
 fi
 why=$(not_ours_because)
@@ -36,3 +42,4 @@ case $rc in
   32) log "computer $COMPUTER_NAME of $INSTANCE_ID is not in $DOMAIN: nothing to delete" ;;
   *) cat "$WORK/err" >&2; fail 14 "LDAP delete of $DN refused (ldapdelete exit $rc)" ;;
 esac
+remove_dns_record

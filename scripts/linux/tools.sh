@@ -117,6 +117,23 @@ report_not_ours() {
   grep '^description::\? ' <<<"$FOUND" | sed 's/^/adjoin:   found /' || printf 'adjoin:   found no description\n'
 }
 
+# remove_dns_record: deletes the A record COMPUTER_NAME.DOMAIN (what sssd registered for
+# the instance) with nsupdate as the join user, at the domain controller. Best effort:
+# logs what became of it.
+remove_dns_record() {
+  local fqdn=${COMPUTER_NAME,,}.$DOMAIN out
+  if ! command -v nsupdate >/dev/null; then
+    log "nsupdate is not installed (dnsutils or bind-utils): the DNS record $fqdn was not removed"
+    return 0
+  fi
+  if out=$(printf 'server %s\nzone %s\nupdate delete %s. A\nsend\n' "$DC_NAME" "$DOMAIN" "$fqdn" |
+    timeout 30 nsupdate -g 2>&1); then
+    log "removed the DNS record $fqdn (if there was one)"
+  else
+    log "could not remove the DNS record $fqdn: $(head -n 1 <<<"$out") (the join user needs the right to delete it)"
+  fi
+}
+
 # delete_computer: deletes DN with its child objects: a leaf first; an object with
 # children (LDAP 66, notAllowedOnNonLeaf) with the tree-delete control
 # (1.2.840.113556.1.4.805). Returns ldapdelete's exit status (32: already gone).

@@ -105,18 +105,20 @@ function Join-AdjoinStaged {
     exit 3010
 }
 
-# Lets the adGroupName group log in over RDP. Runs after the join's reboot too (SSM runs
-# the script again after exit 3010), so a failure is reported, not lost.
+# Lets the adGroupName groups (one per line) log in over RDP. Runs after the join's
+# reboot too (SSM runs the script again after exit 3010), so a failure is reported, not
+# lost.
 function Grant-AdjoinRemoteDesktop {
-    if (-not $AllowedGroup) { return }
-    $member = "$Domain\$AllowedGroup"
-    $present = Get-LocalGroupMember -Group 'Remote Desktop Users' -ErrorAction SilentlyContinue |
-        Where-Object { $_.Name -ieq $member }
-    if ($present) { return }
-    try {
-        Add-LocalGroupMember -Group 'Remote Desktop Users' -Member $member
-    } catch {
-        Stop-Adjoin 15 "cannot add $member to Remote Desktop Users"
+    foreach ($group in @($AllowedGroup -split "`n" | Where-Object { $_ })) {
+        $member = "$Domain\$group"
+        $present = Get-LocalGroupMember -Group 'Remote Desktop Users' -ErrorAction SilentlyContinue |
+            Where-Object { $_.Name -ieq $member }
+        if ($present) { continue }
+        try {
+            Add-LocalGroupMember -Group 'Remote Desktop Users' -Member $member
+        } catch {
+            Stop-Adjoin 15 "cannot add $member to Remote Desktop Users"
+        }
     }
 }
 

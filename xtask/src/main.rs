@@ -1,18 +1,21 @@
 //! Developer commands: `cargo xtask setup | demo | test | e2e | package | bench`.
 //!
-//! The Python tools (the AWS API emulator moto, the AWS CLI, cfn-lint, cargo-lambda) live
-//! in a virtual environment of the project, `<target>/venv`, created on first use:
-//! nothing is installed into the system Python (which refuses it on Debian 12 and
-//! Ubuntu 24.04 anyway). Every command xtask runs finds them first on its PATH.
+//! The Python tools (the AWS API emulator moto, the AWS CLI, cfn-lint, the tree-sitter
+//! PowerShell grammar, cargo-lambda) live in a virtual environment of the project,
+//! `<target>/venv`, created on first use: nothing is installed into the system Python
+//! (which refuses it on Debian 12 and Ubuntu 24.04 anyway). Every command xtask runs
+//! finds them first on its PATH.
 //!
 //! - `setup`: creates that environment and installs the Python tools (every other task
 //!   does this first when needed).
 //! - `demo [--keep]`: runs `adjoin-demo`, which
 //!   starts it, seeds the sample account, instances and AD tools host, and replays
 //!   `tests/events/` with `adjoin replay`.
-//! - `test`: format check, clippy, shellcheck, cfn-lint, every test and the end-to-end
-//!   test (on the `adjoin` binary `cargo test` built); ends with a
-//!   `tests: N passed, N failed` line.
+//! - `test`: format check, clippy, shellcheck, a PowerShell syntax check
+//!   (`xtask/check_powershell.py`: `scripts/windows/*.ps1` and the Windows documents'
+//!   scripts in `infra/*.yaml`, parsed with the tree-sitter grammar, since no PowerShell
+//!   runs here), cfn-lint, every test and the end-to-end test (on the `adjoin` binary
+//!   `cargo test` built); ends with a `tests: N passed, N failed` line.
 //! - `e2e`: the end-to-end test alone: a Samba AD domain controller, an instance and an
 //!   AD tools host in network namespaces, the AWS API emulator, `adjoin replay` and the
 //!   join and leave scripts (`tests/e2e/samba-ad.sh`; root, Debian packages installed
@@ -90,8 +93,17 @@ fn path_with_venv() -> OsString {
 }
 
 /// The Python tools every task may need: the AWS API emulator, the AWS CLI (1.29 is the
-/// first that honours AWS_ENDPOINT_URL) and the template linter.
-const PYTHON_TOOLS: &[&str] = &["moto[server]>=5,<6", "awscli>=1.29", "cfn-lint>=1,<2"];
+/// first that honours AWS_ENDPOINT_URL), the template linter, and the PowerShell grammar
+/// `xtask/check_powershell.py` parses the Windows scripts with (pinned: a new grammar
+/// may accept or reject other syntax; tree-sitter-pwsh, as tree-sitter-powershell 0.26.4
+/// rejects valid `-Name a, b` arguments).
+const PYTHON_TOOLS: &[&str] = &[
+    "moto[server]>=5,<6",
+    "awscli>=1.29",
+    "cfn-lint>=1,<2",
+    "tree-sitter==0.26.1",
+    "tree-sitter-pwsh==0.38.1",
+];
 
 /// Creates `<target>/venv` if needed and installs `PYTHON_TOOLS` into it (again only
 /// when the list changed). pip runs with PIP_REQUIRE_VIRTUALENV, so it can never
@@ -213,6 +225,12 @@ fn test() -> Result {
         tool("sh")
             .current_dir(root())
             .args(["-c", "shellcheck scripts/linux/*.sh tests/e2e/*.sh"]),
+    )?;
+    run(
+        "PowerShell syntax (xtask/check_powershell.py)",
+        tool(venv().join("bin/python"))
+            .current_dir(root())
+            .arg(root().join("xtask/check_powershell.py")),
     )?;
     run(
         "cfn-lint",

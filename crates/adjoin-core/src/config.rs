@@ -5,7 +5,7 @@
 //! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`,
 //! `allowedLoginGroups`, `secretArn`,
 //! `externalId`, `toolsHostTag`, `computerNamePrefix`, `installRdsSessionHost`,
-//! `commandLogGroup`, `commandOutputBucket`, `joinMode`, `commandDocuments`. Unknown attributes are ignored.
+//! `commandLogGroup`, `commandOutputBucket`, `joinMode`, `commandDocuments`, `sudoGroups`. Unknown attributes are ignored.
 
 use std::net::IpAddr;
 
@@ -94,6 +94,9 @@ pub struct AccountConfig {
     /// `allowedLoginGroups`: the only AD groups an `adGroupName` tag may name; `None`:
     /// any group but the privileged ones ([`crate::instance::PRIVILEGED_GROUPS`]).
     pub allowed_login_groups: Option<Vec<String>>,
+    /// `sudoGroups`: AD groups whose members get `sudo` on the account's Linux instances
+    /// (an `adSudoGroup` tag narrows it to one of them).
+    pub sudo_groups: Vec<String>,
     pub tools_host_tag: Option<TagMatch>,
     pub computer_name_prefix: Option<String>,
     /// `installRdsSessionHost`: Windows instances also get the Remote Desktop Session
@@ -267,6 +270,18 @@ impl AccountConfig {
                 )
             },
         );
+        const FIX_SUDO: &str = "set sudoGroups to a list of AD group names of letters, digits, spaces, '.', '_' and '-'";
+        let sudo_groups = group_list(item, "sudoGroups", FIX_SUDO, &mut problems);
+        if let Some(bad) = sudo_groups.iter().find(|g| {
+            !g.chars()
+                .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c))
+        }) {
+            problems.add(
+                "sudoGroups",
+                format!("sudoGroups names {bad:?}, which a sudoers file cannot name safely"),
+                FIX_SUDO,
+            );
+        }
         let tools_host_tag = match text("toolsHostTag") {
             Some(tag) => match tag.split_once('=') {
                 Some((k, v)) if !k.is_empty() && !v.is_empty() => Some(TagMatch {
@@ -371,6 +386,7 @@ impl AccountConfig {
                 ou_path: text("ouPath"),
                 computer_groups,
                 allowed_login_groups,
+                sudo_groups,
                 tools_host_tag,
                 computer_name_prefix,
                 install_rds_session_host,

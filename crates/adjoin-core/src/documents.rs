@@ -57,6 +57,7 @@ pub fn parameters(task: Task) -> &'static [&'static str] {
             "OTP_REGION",
             "COMPUTER_NAME",
             "ALLOWED_GROUP",
+            "SUDO_GROUPS",
             "INSTALL_RDS_SESSION_HOST",
             "INSTANCE_ID",
             "OWNER_STAMP",

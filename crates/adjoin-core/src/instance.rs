@@ -7,6 +7,11 @@ use crate::ids::InstanceId;
 
 /// The tag naming the AD group whose members may log in to the instance.
 pub const GROUP_TAG: &str = "adGroupName";
+/// The tag that picks, among the account's `sudoGroups`, the one AD group whose members
+/// get `sudo` on this instance (without it: every group of `sudoGroups`).
+pub const SUDO_TAG: &str = "adSudoGroup";
+/// At most this many login groups in one `adGroupName` tag.
+pub const MAX_LOGIN_GROUPS: usize = 10;
 /// The opt-out tag: `autoadjoin=false` leaves the instance alone.
 pub const OPT_OUT_TAG: &str = "autoadjoin";
 /// The ready signal: set to the computer name once the join is verified, so that Auto
@@ -172,7 +177,57 @@ const PRIVILEGED_PREFIX: &str = "aws delegated ";
 /// ([`PRIVILEGED_GROUPS`], AWS Managed AD's `AWS Delegated …` groups), compared without
 /// case and without a `DOMAIN\` prefix or `@domain` suffix. Non-ASCII names (look-alikes
 /// of privileged ones) need the allow-list.
+///
+/// The tag may name several groups, separated by commas (AD group names never contain
+/// one), at most [`MAX_LOGIN_GROUPS`]; each is checked on its own.
 pub fn group_tag_problem(value: &str, allowed: Option<&[String]>) -> Option<String> {
+    if value.chars().any(char::is_control) {
+        return Some("contains a control character".to_owned());
+    }
+    let names = login_groups(value);
+    if names.is_empty() || value.split(',').any(|n| n.trim().is_empty()) {
+        return Some("names an empty group (a comma too many?)".to_owned());
+    }
+    if names.len() > MAX_LOGIN_GROUPS {
+        return Some(format!("names more than {MAX_LOGIN_GROUPS} groups"));
+    }
+    names.iter().find_map(|name| {
+        one_group_problem(name, allowed).map(|problem| {
+            if names.len() == 1 {
+                problem
+            } else {
+                format!("names group {name:?}, which {problem}")
+            }
+        })
+    })
+}
+
+/// What forbids an `adSudoGroup` tag, if anything: it must name one of the account's
+/// `sudoGroups` (compared without case).
+pub fn sudo_tag_problem(value: &str, sudo_groups: &[String]) -> Option<String> {
+    if sudo_groups.is_empty() {
+        Some("is set, but the account's config item has no sudoGroups".to_owned())
+    } else if sudo_groups
+        .iter()
+        .any(|g| g.trim().eq_ignore_ascii_case(value.trim()))
+    {
+        None
+    } else {
+        Some("is not in the account's sudoGroups".to_owned())
+    }
+}
+
+/// The group names of an `adGroupName` tag: comma-separated, trimmed.
+pub fn login_groups(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// What forbids one group name, if anything ([`group_tag_problem`]).
+fn one_group_problem(value: &str, allowed: Option<&[String]>) -> Option<String> {
     let bare = |name: &str| {
         let name = name.rsplit_once('\\').map_or(name, |(_, n)| n);
         name.split_once('@')
@@ -181,9 +236,7 @@ pub fn group_tag_problem(value: &str, allowed: Option<&[String]>) -> Option<Stri
             .to_lowercase()
     };
     let wanted = bare(value);
-    if value.chars().any(|c| c.is_control() || c == ',') {
-        Some("contains a comma or a control character".to_owned())
-    } else if value.chars().count() > 256 {
+    if value.chars().count() > 256 {
         Some("is longer than 256 characters".to_owned())
     } else if let Some(allowed) = allowed {
         let whole = value.trim().to_lowercase();
@@ -228,6 +281,22 @@ mod tests {
         let problem = group_tag_problem("web-admins", Some(&allowed)).expect("refused");
         assert!(problem.contains("allowedLoginGroups"), "{problem}");
         assert!(group_tag_problem("a,b", Some(&allowed)).is_some());
+        // Several groups: each is checked; none may be empty.
+        assert_eq!(
+            group_tag_problem("linux-admins, Domain Admins", Some(&allowed)),
+            None
+        );
+        assert_eq!(group_tag_problem("web, db-admins", None), None);
+        let problem = group_tag_problem("web,Domain Admins", None).expect("refused");
+        assert!(
+            problem.contains("\"Domain Admins\"") && problem.contains("privileged"),
+            "{problem}"
+        );
+        assert!(group_tag_problem("web,,db", None).is_some());
+        assert!(group_tag_problem("web,", None).is_some());
+        assert!(group_tag_problem(&vec!["g"; 11].join(","), None).is_some());
+        assert!(group_tag_problem("a\nb", None).is_some());
+
         // Another forest's group of the same name is another group.
         assert!(group_tag_problem("linux-admins@other-forest.example", Some(&allowed)).is_some());
         // AWS Managed AD's delegated groups, and look-alikes, need the list.
@@ -239,5 +308,17 @@ mod tests {
         ] {
             assert!(group_tag_problem(refused, None).is_some(), "{refused}");
         }
+    }
+
+    #[test]
+    fn a_sudo_tag_may_only_narrow_the_accounts_sudo_groups() {
+        let sudo = vec!["linux-admins".to_owned(), "dba".to_owned()];
+        assert_eq!(sudo_tag_problem("DBA", &sudo), None);
+        assert!(sudo_tag_problem("Domain Admins", &sudo).is_some());
+        assert!(
+            sudo_tag_problem("dba", &[])
+                .expect("refused")
+                .contains("no sudoGroups")
+        );
     }
 }

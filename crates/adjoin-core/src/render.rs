@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use crate::config::{AccountConfig, CommandDocuments, CommandOutput, JoinMode, PasswordRef};
 use crate::documents::{self, Task};
 use crate::ids::{InstanceId, Region};
-use crate::instance::{GROUP_TAG, Instance, Platform};
+use crate::instance::{GROUP_TAG, Instance, Platform, SUDO_TAG, login_groups};
 use crate::staging;
 
 /// The SSM document a command runs.
@@ -162,10 +162,14 @@ pub fn join_command(
         }
     };
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
+    // The login groups, one per line (the tag separates them with commas).
     params.push((
         "ALLOWED_GROUP",
-        instance.tag(GROUP_TAG).unwrap_or_default().to_owned(),
+        login_groups(instance.tag(GROUP_TAG).unwrap_or_default()).join("\n"),
     ));
+    if instance.platform == Platform::Linux {
+        params.push(("SUDO_GROUPS", sudo_groups(instance, config).join("\n")));
+    }
     if instance.platform == Platform::Windows && config.install_rds_session_host {
         params.push(("INSTALL_RDS_SESSION_HOST", "true".to_owned()));
     }
@@ -179,6 +183,19 @@ pub fn join_command(
         comment("join", &instance.id, event_id),
         &config.command_output,
     )
+}
+
+/// The AD groups whose members get `sudo` on `instance`: the one its `adSudoGroup` tag
+/// names (spelled as the account's `sudoGroups` spells it), else all of `sudoGroups`.
+pub fn sudo_groups<'a>(instance: &Instance, config: &'a AccountConfig) -> Vec<&'a str> {
+    let all = config.sudo_groups.iter().map(String::as_str);
+    match instance.tag(SUDO_TAG) {
+        Some(tag) => all
+            .filter(|g| g.trim().eq_ignore_ascii_case(tag.trim()))
+            .take(1)
+            .collect(),
+        None => all.collect(),
+    }
 }
 
 /// The stage command of a staged join: run on the AD tools host (in `tools_region`), it

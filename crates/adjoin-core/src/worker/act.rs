@@ -102,6 +102,7 @@ impl Worker {
             computer_name,
             leave_unrecorded: self.settings.leave_unrecorded,
             allowed_login_groups: job.group.config.allowed_login_groups.as_deref(),
+            sudo_groups: &job.group.config.sudo_groups,
             ignore_opt_out: self.settings.ignore_opt_out,
         };
         let (action, plan) = plan(&facts);
@@ -341,11 +342,7 @@ impl Worker {
                 let instance = job.group.instances.get(job.event.instance_id.as_str());
                 // The tags are read afresh for every attempt: they are checked afresh too.
                 let refused = instance.and_then(|i| {
-                    tags_refuse_join(
-                        i,
-                        job.group.config.allowed_login_groups.as_deref(),
-                        self.settings.ignore_opt_out,
-                    )
+                    tags_refuse_join(i, &job.group.config, self.settings.ignore_opt_out)
                 });
                 match instance.filter(|i| i.state == "running") {
                     Some(instance)

@@ -18,8 +18,11 @@
 
 use std::fmt;
 
+use crate::config::AccountConfig;
 use crate::event::{EventState, InstanceEvent};
-use crate::instance::{GROUP_TAG, Instance, InstanceState, Platform, group_tag_problem};
+use crate::instance::{
+    GROUP_TAG, Instance, InstanceState, Platform, SUDO_TAG, group_tag_problem, sudo_tag_problem,
+};
 use crate::ledger::{self, Handler, JoinRecord, Step};
 use crate::outcome::Action;
 
@@ -40,6 +43,8 @@ pub struct Facts<'a> {
     pub leave_unrecorded: bool,
     /// The account's `allowedLoginGroups`.
     pub allowed_login_groups: Option<&'a [String]>,
+    /// The account's `sudoGroups` (an `adSudoGroup` tag may pick one of them).
+    pub sudo_groups: &'a [String],
     /// [`super::Settings::ignore_opt_out`].
     pub ignore_opt_out: bool,
 }
@@ -119,9 +124,13 @@ pub enum RejectReason {
     GaveUp(String),
     /// A terminated event for an instance EC2 reports alive.
     StillAlive { state: InstanceState },
-    /// The `adGroupName` tag would change the instance's configuration, or names a
-    /// group the account does not allow.
-    GroupTag { value: String, problem: String },
+    /// A tag (`adGroupName`, `adSudoGroup`) would change the instance's configuration,
+    /// or names a group the account does not allow.
+    Tag {
+        tag: &'static str,
+        value: String,
+        problem: String,
+    },
 }
 
 impl fmt::Display for RejectReason {
@@ -139,9 +148,11 @@ impl fmt::Display for RejectReason {
                 f,
                 "terminated event, but EC2 reports the instance {state}: its computer object is kept"
             ),
-            RejectReason::GroupTag { value, problem } => {
-                write!(f, "{GROUP_TAG} tag {value:?} {problem}: not joined")
-            }
+            RejectReason::Tag {
+                tag,
+                value,
+                problem,
+            } => write!(f, "{tag} tag {value:?} {problem}: not joined"),
         }
     }
 }
@@ -203,7 +214,7 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
         }
         Some(i) => i,
     };
-    if let Some(reason) = group_tag_refusal(instance, facts.allowed_login_groups) {
+    if let Some(reason) = tag_refusal(instance, facts.allowed_login_groups, facts.sudo_groups) {
         return (Action::Join, Plan::Reject(reason));
     }
     let plan = match step {
@@ -225,27 +236,43 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
     (Action::Join, plan)
 }
 
-/// Why the instance's `adGroupName` tag forbids a join, if it does.
-fn group_tag_refusal(instance: &Instance, allowed: Option<&[String]>) -> Option<RejectReason> {
-    let value = instance.tag(GROUP_TAG)?;
-    group_tag_problem(value, allowed).map(|problem| RejectReason::GroupTag {
+/// Why the instance's `adGroupName` or `adSudoGroup` tag forbids a join, if one does.
+fn tag_refusal(
+    instance: &Instance,
+    allowed: Option<&[String]>,
+    sudo_groups: &[String],
+) -> Option<RejectReason> {
+    let refused = |tag: &'static str, value: &str, problem: String| RejectReason::Tag {
+        tag,
         value: value.to_owned(),
         problem,
-    })
+    };
+    if let Some(value) = instance.tag(GROUP_TAG)
+        && let Some(problem) = group_tag_problem(value, allowed)
+    {
+        return Some(refused(GROUP_TAG, value, problem));
+    }
+    let value = instance.tag(SUDO_TAG)?;
+    sudo_tag_problem(value, sudo_groups).map(|problem| refused(SUDO_TAG, value, problem))
 }
 
 /// Why the instance's tags, as EC2 reports them now, forbid sending another join
-/// attempt, if they do: opted out since, or a login group the account does not allow.
-/// Checked before every attempt, since tags may change while a join is retried.
+/// attempt, if they do: opted out since, or a login or sudo group the account does not
+/// allow. Checked before every attempt, since tags may change while a join is retried.
 pub(super) fn tags_refuse_join(
     instance: &Instance,
-    allowed: Option<&[String]>,
+    config: &AccountConfig,
     ignore_opt_out: bool,
 ) -> Option<String> {
     if instance.opted_out() && !ignore_opt_out {
         return Some(SkipReason::OptedOut.to_string());
     }
-    group_tag_refusal(instance, allowed).map(|r| r.to_string())
+    tag_refusal(
+        instance,
+        config.allowed_login_groups.as_deref(),
+        &config.sudo_groups,
+    )
+    .map(|r| r.to_string())
 }
 
 fn plan_terminated(facts: &Facts<'_>) -> (Action, Plan) {

@@ -273,13 +273,8 @@ impl Worker {
         });
         let instance = job.group.instances.get(job.event.instance_id.as_str());
         // The tags are read afresh for every step: they are checked afresh too.
-        let refused = instance.and_then(|i| {
-            tags_refuse_join(
-                i,
-                job.group.config.allowed_login_groups.as_deref(),
-                self.settings.ignore_opt_out,
-            )
-        });
+        let refused = instance
+            .and_then(|i| tags_refuse_join(i, &job.group.config, self.settings.ignore_opt_out));
         let running = instance.filter(|i| i.state == "running");
         match result.status {
             CommandStatus::Pending | CommandStatus::InProgress => {

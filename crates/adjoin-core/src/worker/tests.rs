@@ -634,7 +634,12 @@ async fn a_forged_terminated_event_for_a_running_instance_deletes_nothing() {
 #[tokio::test]
 async fn a_group_tag_that_would_rewrite_sssd_conf_is_refused() {
     let aws = world();
-    for value in ["admins\n[domain/evil]", "admins,domain users"] {
+    // A newline would start a section of sssd.conf; an empty name a stray separator.
+    for value in [
+        "admins\n[domain/evil]",
+        "admins,,domain users",
+        "admins,Domain Admins",
+    ] {
         put_member(
             &aws,
             instance(LINUX, "running", Platform::Linux, &[("adGroupName", value)]),
@@ -643,6 +648,49 @@ async fn a_group_tag_that_would_rewrite_sssd_conf_is_refused() {
         assert_eq!(r[0].outcome, Outcome::Rejected, "{value:?}");
     }
     assert!(aws.sent().is_empty());
+}
+
+#[tokio::test]
+async fn several_login_groups_and_the_sudo_groups_reach_the_join_as_lines() {
+    let aws = world();
+    let mut item = shared_item();
+    item.insert("sudoGroups".into(), json!(["linux-admins", "dba"]));
+    aws.put_config(&account(MEMBER), item);
+    put_member(
+        &aws,
+        instance(
+            LINUX,
+            "running",
+            Platform::Linux,
+            &[("adGroupName", "linux-admins, web"), ("adSudoGroup", "DBA")],
+        ),
+    );
+    let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+    let params: BTreeMap<_, _> = decode_params(&aws.sent()[0].request.commands)
+        .into_iter()
+        .collect();
+    assert_eq!(params["ALLOWED_GROUP"], "linux-admins\nweb");
+    assert_eq!(
+        params["SUDO_GROUPS"], "dba",
+        "the tag narrows the account's sudoGroups"
+    );
+    // A sudo tag the account does not list is refused.
+    put_member(
+        &aws,
+        instance(
+            LINUX,
+            "running",
+            Platform::Linux,
+            &[("adSudoGroup", "Domain Admins")],
+        ),
+    );
+    let r = run(&aws, &[message("m2", body(MEMBER, LINUX, "running"))]).await;
+    assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+    assert_reason(
+        &r[0],
+        "adSudoGroup tag \"Domain Admins\" is not in the account's sudoGroups",
+    );
 }
 
 /// Commands that never answer, as an SSM endpoint that hangs would.

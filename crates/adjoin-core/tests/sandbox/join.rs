@@ -19,9 +19,8 @@ pub(crate) struct Distribution {
     aws_cli_call: &'static str,
 }
 
-pub(crate) const DNF_CALL: &str =
-    "dnf install -y -q sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir";
-pub(crate) const APT_CALL: &str = "apt-get -o DPkg::Lock::Timeout=60 install -y -q sssd sssd-tools libnss-sss libpam-sss adcli krb5-user samba-common-bin";
+pub(crate) const DNF_CALL: &str = "dnf install -y -q sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir bind-utils";
+pub(crate) const APT_CALL: &str = "apt-get -o DPkg::Lock::Timeout=60 install -y -q sssd sssd-tools libnss-sss libpam-sss adcli krb5-user samba-common-bin dnsutils";
 pub(crate) const AUTHSELECT_CALL: &str = "authselect select sssd with-mkhomedir --force";
 pub(crate) const PAM_AUTH_UPDATE_CALL: &str = "pam-auth-update --enable mkhomedir";
 /// AWS's bundled installer, run from the state directory.
@@ -68,7 +67,7 @@ pub(crate) const DISTRIBUTIONS: &[Distribution] = &[
         os_release: "NAME=\"Amazon Linux\"\nID=\"amzn\"\nVERSION_ID=\"2\"\nID_LIKE=\"centos rhel fedora\"\n",
         preinstalled: &["yum", "authconfig", "aws"],
         unavailable: "",
-        package_call: "yum install -y -q sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir",
+        package_call: "yum install -y -q sssd sssd-tools adcli krb5-workstation samba-common-tools oddjob-mkhomedir bind-utils",
         pam_call: "authconfig --enablesssd --enablesssdauth --enablemkhomedir --update",
         aws_cli_call: "",
     },
@@ -116,7 +115,7 @@ pub(crate) const DISTRIBUTIONS: &[Distribution] = &[
         os_release: "NAME=\"SLES\"\nID=\"sles\"\nID_LIKE=\"suse\"\nVERSION_ID=\"15.6\"\n",
         preinstalled: &["zypper", "pam-config"],
         unavailable: "",
-        package_call: "zypper --non-interactive install sssd sssd-ad sssd-tools adcli krb5-client samba-client",
+        package_call: "zypper --non-interactive install sssd sssd-ad sssd-tools adcli krb5-client samba-client bind-utils",
         pam_call: "pam-config -a --sss --mkhomedir",
         aws_cli_call: "zypper --non-interactive install aws-cli",
     },
@@ -277,7 +276,7 @@ pub(crate) fn failures_have_their_own_exit_codes() {
             16,
             "not added to group(s): gmsa-hosts",
         ),
-        ("", "admins,everyone", 10, "contains a comma"),
+        ("", "admins\"x", 10, "contains a comma, a quote"),
     ] {
         let sandbox = debian_sandbox();
         if !flag.is_empty() {
@@ -310,7 +309,7 @@ pub(crate) fn a_hostile_group_tag_is_written_as_data_and_never_runs() {
     let sandbox = debian_sandbox();
     let canary = sandbox.path("pwned");
     let c = canary.display();
-    let hostile = format!("x$(touch {c})`touch {c}`';touch {c};'\"; touch {c} #");
+    let hostile = format!("x$(touch {c})`touch {c}`';touch {c};'; touch {c} #");
     let (code, out) = sandbox.run(&join(&hostile));
     assert_eq!(code, 0, "{out}");
     assert!(!canary.exists(), "a tag value was executed");
@@ -319,15 +318,20 @@ pub(crate) fn a_hostile_group_tag_is_written_as_data_and_never_runs() {
         sssd.contains(&format!("simple_allow_groups = {hostile}\n")),
         "{sssd}"
     );
+    // A double quote would end the quoted group list of sshd_config: refused.
+    let (code, out) = sandbox.run(&join(&format!("{hostile}\"; touch {c}")));
+    assert_eq!(code, 10, "{out}");
+    assert!(!canary.exists(), "a tag value was executed");
 }
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
 
     /// Any tag value (up to EC2's 256 characters): quotes, `$()`, backticks, `;`, unicode,
-    /// newlines. The script either refuses it (exit 10: commas and control characters, which
-    /// sssd.conf cannot hold) or writes it verbatim as the one allowed group; no command of
-    /// the value ever runs.
+    /// newlines. Commas separate groups. The script either refuses it (exit 10: control
+    /// characters, which sssd.conf cannot hold, and double quotes, backslashes and pattern
+    /// characters, which sshd_config's group list cannot) or writes its groups verbatim as
+    /// the allowed groups; no command of the value ever runs.
     #[test]
     fn any_group_tag_is_one_value_and_never_runs(
         tail in r#"([a-zA-Z0-9 ._\-é中]|[\$`'";|&<>(){}\\*?!#~]){0,160}"#,
@@ -345,13 +349,14 @@ proptest::proptest! {
         }
         let (code, out) = sandbox.run(&join(&value));
         proptest::prop_assert!(!canary.exists(), "a tag value was executed: {value:?}");
-        let refusable = value.chars().any(|c| c.is_control() || c == ',');
+        let refusable = value.chars().any(|c| c.is_control() || "\"\\*?!".contains(c));
         if refusable {
             proptest::prop_assert_eq!(code, 10, "{}", out);
         } else {
             proptest::prop_assert_eq!(code, 0, "{}", out);
             let sssd = sandbox.read("etc/sssd/sssd.conf");
-            let expected = format!("\nsimple_allow_groups = {value}\n");
+            let groups = adjoin_core::instance::login_groups(&value).join(", ");
+            let expected = format!("\nsimple_allow_groups = {groups}\n");
             proptest::prop_assert!(sssd.contains(&expected), "{}", sssd);
         }
         // What the stand-ins received: only the expected commands, never the value's.
@@ -391,4 +396,109 @@ pub(crate) fn a_computer_of_that_name_made_by_someone_else_is_not_taken_over() {
     let (code, out) = sandbox.run(&join("linux-admins"));
     assert_eq!(code, 0, "{out}");
     assert!(sandbox.calls().contains("adcli join"));
+}
+
+/// A Debian sandbox with openssh-server and sudo: `sshd -t` and `visudo -cf` stand-ins
+/// that accept a file unless told (`sshd-refuses`, `visudo-refuses`).
+fn ssh_sudo_sandbox() -> Sandbox {
+    let sandbox = debian_sandbox();
+    std::fs::create_dir_all(sandbox.path("etc/ssh")).expect("dir");
+    sandbox.flag(
+        "etc/ssh/sshd_config",
+        "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\n",
+    );
+    sandbox.tool("bin/sshd", "[ ! -e \"$SANDBOX/sshd-refuses\" ]\n");
+    sandbox.tool(
+        "bin/visudo",
+        "cp \"${*: -1}\" \"$SANDBOX/visudo-checked\"\n[ ! -e \"$SANDBOX/visudo-refuses\" ]\n",
+    );
+    sandbox
+}
+
+fn with_sudo_groups(groups: &[&str]) -> adjoin_core::config::AccountConfig {
+    adjoin_core::config::AccountConfig {
+        sudo_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..crate::config()
+    }
+}
+
+#[test]
+pub(crate) fn login_groups_may_log_in_over_ssh_with_their_password_and_only_they() {
+    let sandbox = ssh_sudo_sandbox();
+    let commands = crate::join_with(&crate::config(), "Linux-Admins, web");
+    let (code, out) = sandbox.run(&commands);
+    assert_eq!(code, 0, "{out}");
+    let block = "# adjoin: begin (directory logins; rewritten by every join)\n\
+                 Match Group \"linux-admins@example.test,web@example.test\"\n    \
+                 PasswordAuthentication yes\n    KbdInteractiveAuthentication yes\n\
+                 Match all\n# adjoin: end\n";
+    let conf = sandbox.read("etc/ssh/sshd_config");
+    assert!(
+        conf.starts_with("Include /etc/ssh/sshd_config.d/*.conf\n"),
+        "{conf}"
+    );
+    assert!(conf.ends_with(block), "{conf}");
+    let sssd = sandbox.read("etc/sssd/sssd.conf");
+    assert!(
+        sssd.contains("simple_allow_groups = Linux-Admins, web\n"),
+        "{sssd}"
+    );
+    // sssd registers the instance's address in the directory's DNS, at the DC.
+    assert!(
+        sssd.contains("dyndns_update = true\n")
+            && sssd.contains("dyndns_server = dc1.example.test\n"),
+        "{sssd}"
+    );
+    // Again: the block is replaced, not added twice.
+    assert_eq!(sandbox.run(&commands).0, 0);
+    assert_eq!(
+        sandbox
+            .read("etc/ssh/sshd_config")
+            .matches("# adjoin: begin")
+            .count(),
+        1
+    );
+    // sshd refuses the result: the previous file stays, the join says so.
+    let before = sandbox.read("etc/ssh/sshd_config");
+    sandbox.flag("sshd-refuses", "");
+    let (code, out) = sandbox.run(&crate::join_with(&crate::config(), "other"));
+    assert_eq!(code, 15, "{out}");
+    assert!(out.contains("cannot configure sshd"), "{out}");
+    assert_eq!(sandbox.read("etc/ssh/sshd_config"), before);
+}
+
+#[test]
+pub(crate) fn sudo_groups_get_a_checked_sudoers_file_and_lose_it_with_the_setting() {
+    let sandbox = ssh_sudo_sandbox();
+    let (code, out) = sandbox.run(&crate::join_with(
+        &with_sudo_groups(&["Linux Admins", "dba"]),
+        "g",
+    ));
+    assert_eq!(code, 0, "{out}");
+    let sudoers = sandbox.read("etc/sudoers.d/adjoin");
+    assert_eq!(
+        sudoers,
+        "# Written by adjoin on every join: these directory groups may use sudo.\n\
+         %linux\\ admins@example.test ALL=(ALL:ALL) ALL\n%dba@example.test ALL=(ALL:ALL) ALL\n"
+    );
+    assert_eq!(
+        sandbox.read("visudo-checked"),
+        sudoers,
+        "visudo checked what was installed"
+    );
+    let mode = std::fs::metadata(sandbox.path("etc/sudoers.d/adjoin")).expect("file");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o440
+    );
+    // visudo refuses: nothing is installed, the join says so.
+    let refused = ssh_sudo_sandbox();
+    refused.flag("visudo-refuses", "");
+    let (code, out) = refused.run(&crate::join_with(&with_sudo_groups(&["dba"]), "g"));
+    assert_eq!(code, 15, "{out}");
+    assert!(!refused.path("etc/sudoers.d/adjoin").exists());
+    // No sudoGroups any more: the file goes.
+    let (code, out) = sandbox.run(&crate::join_with(&crate::config(), "g"));
+    assert_eq!(code, 0, "{out}");
+    assert!(!sandbox.path("etc/sudoers.d/adjoin").exists());
 }

@@ -9,7 +9,7 @@ use crate::{PASSWORD, STAMP, config, join, leave, leave_with};
 /// The tools host's sandbox: adcli, kinit, ldap-utils and the AWS CLI present.
 pub(crate) fn tools_sandbox() -> Sandbox {
     let sandbox = debian_sandbox();
-    for tool in ["adcli", "aws", "kinit"] {
+    for tool in ["adcli", "aws", "kinit", "nsupdate"] {
         sandbox.preinstall(tool);
     }
     sandbox
@@ -49,6 +49,12 @@ pub(crate) fn leave_deletes_its_own_object_with_kerberos_and_tolerates_its_absen
     assert!(
         out.contains("deleted computer I0ABCD1234EF567 (CN=I0ABCD1234EF567,OU=Servers,DC=example,DC=test) of i-0abcd1234ef567890"),
         "{out}"
+    );
+    // The instance's DNS record goes too, as the join user (GSS-TSIG) at the DC.
+    assert!(calls.contains("nsupdate -g"), "{calls}");
+    assert_eq!(
+        sandbox.read("nsupdate.log"),
+        "server dc1.example.test\nzone example.test\nupdate delete i0abcd1234ef567.example.test. A\nsend\n"
     );
     // The DC's name is pinned in the script's own block of /etc/hosts, once.
     assert_eq!(sandbox.run(&leave()).0, 0);

@@ -9,7 +9,8 @@ use std::process::Command;
 /// Real tools the scripts use; everything else on PATH is a stand-in.
 pub(crate) const REAL_TOOLS: &[&str] = &[
     "bash", "sh", "base64", "sed", "head", "cat", "chmod", "mkdir", "rm", "mv", "tr", "grep",
-    "uname", "touch", "env", "cp", "awk", "mktemp", "flock", "python3", "iconv",
+    "uname", "touch", "env", "cp", "awk", "mktemp", "flock", "python3", "iconv", "paste", "cut",
+    "timeout",
 ];
 
 /// Logs its name and arguments; the common head of every stand-in.
@@ -27,6 +28,7 @@ done
 for pkg in "$@"; do
   case $pkg in
     adcli) tool=adcli ;; sssd) tool=sssd ;; unzip) tool=unzip ;; curl) tool=curl ;;
+    dnsutils|bind-utils) tool=nsupdate ;;
     krb5-user|krb5-workstation|krb5-client) tool=kinit ;;
     awscli|aws-cli) tool=aws ;;
     *) continue ;;
@@ -128,6 +130,11 @@ cat >>"$SANDBOX/ldif.log"
 [ ! -e "$SANDBOX/ldap-modify-exit" ] || exit "$(cat "$SANDBOX/ldap-modify-exit")"
 "#;
 
+/// nsupdate: reads the update on stdin into `nsupdate.log`.
+pub(crate) const NSUPDATE: &str = r#"
+cat >>"$SANDBOX/nsupdate.log"
+"#;
+
 /// The bundle's downloader and unpacker; the unpacked installer puts `aws` on PATH.
 pub(crate) const CURL: &str = r#"
 while [ $# -gt 0 ]; do case $1 in -o) out=$2; shift ;; esac; shift; done
@@ -170,6 +177,7 @@ impl Sandbox {
             ("kinit", KINIT),
             ("aws", AWS),
             ("aws-bundled", AWS),
+            ("nsupdate", NSUPDATE),
             ("unzip", UNZIP),
             ("curl", CURL),
         ] {

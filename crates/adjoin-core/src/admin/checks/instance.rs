@@ -2,8 +2,9 @@
 
 use super::*;
 
-/// The `adGroupName` rule the worker applies before a join: written into sssd.conf and a
-/// Windows group name, so no control characters, no commas, at most 256 characters.
+/// The `adGroupName` rule the worker applies before a join: up to ten AD group names,
+/// comma-separated, written into sssd.conf, sshd_config and a Windows group name, so no
+/// control characters and no empty names, each at most 256 characters.
 pub fn group_tag_check(instance: &Instance, allowed: Option<&[String]>) -> Check {
     let name = "adGroupName";
     match instance.tag(GROUP_TAG) {
@@ -15,7 +16,7 @@ pub fn group_tag_check(instance: &Instance, allowed: Option<&[String]>) -> Check
             Some(problem) => Check::fail(
                 name,
                 format!("{v:?} {problem}"),
-                "tag one AD group name of at most 256 characters, without commas, that the account's allowedLoginGroups allows (without it: not a privileged group)",
+                "tag up to ten AD group names, comma-separated, each of at most 256 characters, that the account's allowedLoginGroups allows (without it: no privileged group)",
             ),
             None => Check::pass(name, v.to_owned()),
         },

@@ -376,7 +376,8 @@ fn group_tags_with_commas_control_characters_or_too_long_fail() {
         group_tag_check(&instance(INSTANCE, "running", Platform::Linux, &[]), None).verdict,
         Verdict::Pass
     );
-    assert_eq!(group_tag_check(&with("a,b"), None).verdict, Verdict::Fail);
+    assert_eq!(group_tag_check(&with("a, b"), None).verdict, Verdict::Pass);
+    assert_eq!(group_tag_check(&with("a,,b"), None).verdict, Verdict::Fail);
     assert_eq!(group_tag_check(&with("a\nb"), None).verdict, Verdict::Fail);
     assert_eq!(
         group_tag_check(&with(&"g".repeat(257)), None).verdict,

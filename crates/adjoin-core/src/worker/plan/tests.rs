@@ -84,6 +84,7 @@ fn check(case: &Case) {
         computer_name: NAME,
         leave_unrecorded: case.leave_unrecorded,
         allowed_login_groups: None,
+        sudo_groups: &[],
         ignore_opt_out: false,
     };
     let (action, plan) = plan(&facts);
@@ -178,7 +179,7 @@ fn every_rule_of_the_plan() {
             leave_unrecorded: false,
             expect: (
                 Action::Join,
-                Expect::Reject(|r| matches!(r, RejectReason::GroupTag { .. })),
+                Expect::Reject(|r| matches!(r, RejectReason::Tag { .. })),
             ),
         },
         Case {
