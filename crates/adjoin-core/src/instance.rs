@@ -294,7 +294,7 @@ mod tests {
         );
         assert!(group_tag_problem("web,,db", None).is_some());
         assert!(group_tag_problem("web,", None).is_some());
-        assert!(group_tag_problem(&vec!["g"; 11].join(","), None).is_some());
+        assert!(group_tag_problem(&["g"; 11].join(","), None).is_some());
         assert!(group_tag_problem("a\nb", None).is_some());
 
         // Another forest's group of the same name is another group.
