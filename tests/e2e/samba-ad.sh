@@ -6,7 +6,8 @@
 # Six network namespaces joined by a bridge, with no route off the machine:
 # (adjN-: N is the run's id, ADJOIN_E2E_RUN or the shell's PID, so runs never share a lab)
 #   adjN-dc     10.200.0.1   Samba AD DC for EXAMPLE.TEST (OU=Servers, delegated join user)
-#   adjN-inst   10.200.0.2   the "EC2 instance" that is joined
+#   adjN-inst   10.200.0.2   the "EC2 instance" that is joined: a fresh Debian 12 image
+#                            (tests/e2e/image.sh) without sssd, adcli, krb5 or the AWS CLI
 #   adjN-tools  10.200.0.3   the AD tools host that deletes computer objects
 #   adjN-clone  10.200.0.4   an instance launched from an image of the joined one
 #   adjN-aws    10.200.0.10  the AWS API emulator (moto server)
@@ -20,11 +21,16 @@
 # in the target's namespaces, with the instance's AWS credentials pointed at the emulator.
 #
 # Root only. Needs: samba winbind krb5-user adcli sssd sssd-tools samba-common-bin
-# ldb-tools dnsutils iproute2 (Debian), moto_server and the AWS CLI (pip).
+# ldb-tools dnsutils iproute2 debootstrap openssh-client sshpass (Debian), moto_server
+# and the AWS CLI (pip). The image is built once (network: the machine's Debian mirror)
+# and cached in ADJOIN_E2E_IMAGE (default target/e2e-image of the repository).
 # ADJOIN_E2E_KEEP=1 keeps the lab afterwards, to look around (then: tests/e2e/samba-ad.sh
 # down RUN, with the run id it prints).
 # shellcheck disable=SC2016  # inner sh -c '...' scripts get their values as $1..
 set -Eeuo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/e2e/image.sh
+source "$HERE/image.sh"
 
 # One lab per run: its namespaces and files carry the run's id, so two runs on one
 # machine never tear each other down. `down RUN` removes a kept lab.
@@ -38,8 +44,9 @@ REALM=EXAMPLE.TEST DOMAIN=example.test WORKGROUP=EXAMPLE BASE_DN=DC=example,DC=t
 OU_DN="OU=Servers,$BASE_DN"
 ADMIN_PASS='Adm1n-E2e-Lab!'
 JOIN_USER=svc-join JOIN_PASS='J0in-Only-Servers!'
-ALICE_PASS='Al1ce-Passw0rd!' BOB_PASS='B0b-Passw0rd!'
-ADMINS_GROUP=linux-admins GMSA_GROUP=gmsa-hosts
+ALICE_PASS='Al1ce-Passw0rd!' BOB_PASS='B0b-Passw0rd!' CAROL_PASS='C4rol-Passw0rd!'
+ADMINS_GROUP=linux-admins USERS_GROUP=linux-users GMSA_GROUP=gmsa-hosts
+IMAGE_CACHE=${ADJOIN_E2E_IMAGE:-$HERE/../../target/e2e-image}
 DC_IP=10.200.0.1 DC_FQDN=dc1.example.test INST_IP=10.200.0.2 TOOLS_IP=10.200.0.3 CLONE_IP=10.200.0.4
 AWS_IP=10.200.0.10 AWS_PORT=5000
 ACCOUNT=123456789012 REGION=us-east-1
@@ -212,8 +219,16 @@ dc_up() {
     --trusteedn="CN=$JOIN_USER,CN=Users,$BASE_DN" --sddl="(OA;;WP;$member;;$sid)" >/dev/null
   st user create alice "$ALICE_PASS" >/dev/null
   st user create bob "$BOB_PASS" >/dev/null
+  st user create carol "$CAROL_PASS" >/dev/null
   st group addmembers "$ADMINS_GROUP" alice >/dev/null
-  ok "DC: $REALM provisioned; $OU_DN, $JOIN_USER delegated there, $ADMINS_GROUP (alice), $GMSA_GROUP, bob"
+  st group add "$USERS_GROUP" >/dev/null
+  st group addmembers "$USERS_GROUP" carol >/dev/null
+  # ...and remove the address records of the zone (the leave deletes the instance's):
+  # read, write and delete on dnsNode objects (e0fa1e8c-…) in the zone.
+  st dsacl set --objectdn="DC=$DOMAIN,CN=MicrosoftDNS,DC=DomainDnsZones,$BASE_DN" \
+    --trusteedn="CN=$JOIN_USER,CN=Users,$BASE_DN" \
+    --sddl="(OA;CIIO;RPWPSDSW;;e0fa1e8c-9b45-11d0-afdd-00c04fd930c9;$sid)" >/dev/null
+  ok "DC: $REALM provisioned; $OU_DN, $JOIN_USER delegated there and on the zone's records, $ADMINS_GROUP (alice), $USERS_GROUP (carol), $GMSA_GROUP, bob"
 }
 
 # ---- the AWS emulator and the account's seed ------------------------------------------------
@@ -235,7 +250,8 @@ aws_up() {
   aws_cli dynamodb put-item --table-name "$CONFIG_TABLE" --item "$(cat <<JSON
 {"accountId": {"S": "$ACCOUNT"}, "dnsName": {"S": "$DOMAIN"}, "dnsIP1": {"S": "$DC_IP"},
  "adJoinUserName": {"S": "$JOIN_USER"}, "adJoinUserPwParam": {"S": "$PASSWORD_PARAMETER"},
- "ouPath": {"S": "$OU_DN"}, "computerGroups": {"L": [{"S": "$GMSA_GROUP"}]}}
+ "ouPath": {"S": "$OU_DN"}, "computerGroups": {"L": [{"S": "$GMSA_GROUP"}]},
+ "sudoGroups": {"L": [{"S": "$ADMINS_GROUP"}]}}
 JSON
 )"
   # The password reaches the emulator on stdin-like file input, not in argv.
@@ -252,8 +268,9 @@ JSON
   done
   local ami
   ami=$(aws_cli ec2 describe-images --query 'Images[?Platform==null] | [0].ImageId')
+  # Two login groups; sudo for the account's sudoGroups (linux-admins).
   INSTANCE_ID=$(aws_cli ec2 run-instances --image-id "$ami" --count 1 --query 'Instances[0].InstanceId' \
-    --tag-specifications "ResourceType=instance,Tags=[{Key=adGroupName,Value=$ADMINS_GROUP},{Key=Name,Value=e2e-web}]")
+    --tag-specifications "[{\"ResourceType\": \"instance\", \"Tags\": [{\"Key\": \"adGroupName\", \"Value\": \"$ADMINS_GROUP, $USERS_GROUP\"}, {\"Key\": \"Name\", \"Value\": \"e2e-web\"}]}]")
   TOOLS_ID=$(aws_cli ec2 run-instances --image-id "$ami" --count 1 --query 'Instances[0].InstanceId' \
     --tag-specifications 'ResourceType=instance,Tags=[{Key=adjoin:role,Value=ad-tools}]')
   ok "emulator: config item for $ACCOUNT, password parameter, adjoin's documents, instance $INSTANCE_ID, tools host $TOOLS_ID"
@@ -374,6 +391,54 @@ parameter_gone() {
   ! aws_cli ssm get-parameter --name "$1" >/dev/null 2>&1
 }
 
+# ssh_as USER PASSWORD CMD...: CMD on the instance over SSH as the directory user USER,
+# logged in with PASSWORD (from the tools host's namespace: another machine of the lab).
+ssh_as() {
+  local user=$1 pass=$2 rc=0; shift 2
+  printf '%s\n' "$pass" >"$LAB/ssh-pass"
+  in_net tools sshpass -f "$LAB/ssh-pass" ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+    -o PreferredAuthentications=keyboard-interactive,password -o PubkeyAuthentication=no \
+    -o ConnectTimeout=10 -l "$user@$DOMAIN" "$INST_IP" "$@" || rc=$?
+  rm -f "$LAB/ssh-pass"
+  return "$rc"
+}
+
+# ssh_login USER PASSWORD: USER logs in over SSH and lands in a home directory of its own.
+ssh_login() {
+  local out
+  out=$(ssh_as "$1" "$2" 'id -un; cd && pwd' 2>/dev/null) || return 1
+  [ "$out" = "$1@$DOMAIN"$'\n'"/home/$1@$DOMAIN" ] || { echo "unexpected: $out"; return 1; }
+}
+
+# ssh_refused USER PASSWORD: USER's SSH login fails, and sshd says why: the account phase
+# of PAM (sssd's access control) refused it, not a wrong password or a lost connection.
+ssh_refused() {
+  if ssh_as "$1" "$2" true 2>/dev/null; then echo "$1 logged in"; return 1; fi
+  grep -F "Access denied for user $1@$DOMAIN by PAM account configuration" "$LOGS/inst-sshd.log"
+}
+
+# local_accounts_kept: every entry of the instance's passwd, shadow and group files from
+# before the join is still there, unchanged (packages may add system accounts).
+local_accounts_kept() {
+  local f
+  for f in passwd shadow group; do
+    in_host inst cat "/etc/$f" >"$LAB/accounts-after-$f"
+    if grep -Fxvf "$LAB/accounts-after-$f" "$LAB/accounts-before/$f"; then echo "changed in /etc/$f"; return 1; fi
+  done
+}
+
+# sudo_as USER PASSWORD: USER runs `id -u` with sudo (its password on stdin) over SSH.
+sudo_as() {
+  local out
+  out=$(printf '%s\n' "$2" | ssh_as "$1" "$2" "sudo -S -k -p '' id -u" 2>&1 | grep -v '^Warning: Permanently added') ||
+    { echo "$out"; return 1; }
+  [ "$out" = 0 ] || { echo "unexpected: $out"; return 1; }
+}
+
+# dns_a NAME: the A records the domain controller's DNS gives for NAME.
+dns_a() { in_net aws dig +short +time=2 +tries=1 "@$DC_IP" "$1" A; }
+dns_is() { [ "$(dns_a "$1")" = "$2" ]; }
+
 # ---- checks ---------------------------------------------------------------------------------
 computer_in() { st computer show "$COMPUTER" | grep -Fx "dn: CN=$COMPUTER,$1" >/dev/null; }
 # attr COMPUTER ATTRIBUTE: the attribute's value line(s) of a computer object.
@@ -416,12 +481,19 @@ run() {
   mkdir -p "$LAB/ns" "$LAB/pids" "$LOGS"
   mount -n --bind "$LAB/ns" "$LAB/ns"
   mount -n --make-private "$LAB/ns"
-  say "lab: namespaces, domain controller, AWS emulator"
+  say "lab: a fresh Debian 12 image, namespaces, domain controller, AWS emulator"
+  t1=$(now)
+  image_build "$IMAGE_CACHE" || die "the Debian image could not be built (see $IMAGE_CACHE/build.log)"
+  ok "image: $IMAGE_ROOTFS ($(since "$t1") s; sssd, adcli, krb5 and the AWS CLI only in its local repository)"
   net_up
   host_up dc "$DC_FQDN" "$DC_IP"
-  host_up inst e2e-web.internal "$INST_IP"
+  image_host_up inst e2e-web.internal "$INST_IP" "$LAB" "$NSP" || die "the instance did not start"
   host_up tools tools.internal "$TOOLS_IP"
-  host_up clone e2e-web-copy.internal "$CLONE_IP"
+  ! in_host inst sh -c 'command -v sssd || command -v adcli || command -v kinit || command -v aws' >/dev/null ||
+    die "the fresh image already has sssd, adcli, kinit or aws"
+  ok "the instance is a fresh image: no sssd, adcli, Kerberos client or AWS CLI"
+  mkdir -p "$LAB/accounts-before"
+  in_host inst sh -c 'cp /etc/passwd /etc/shadow /etc/group "$1"/' sh "$LAB/accounts-before"
   dc_up
   aws_up
   printf 'auth required pam_sss.so\naccount required pam_sss.so\n' >"$LAB/pam"
@@ -487,12 +559,37 @@ for l in open(sys.argv[1]):
   expect "bob (not in $ADMINS_GROUP) may not" access_is DENIED "bob@$DOMAIN"
   expect "alice's password authenticates (pam_sss, Kerberos)" password_auth "alice@$DOMAIN" "$ALICE_PASS"
 
+  say "the original's acceptance test: SSH logins, sudo, DNS"
+  expect "alice ($ADMINS_GROUP) logs in over SSH with her password, into a new home directory" \
+    ssh_login alice "$ALICE_PASS"
+  expect "carol ($USERS_GROUP, the second login group) logs in over SSH" ssh_login carol "$CAROL_PASS"
+  expect "bob (in neither group) cannot log in over SSH (PAM's account phase refuses him)" \
+    ssh_refused bob "$BOB_PASS"
+  expect "alice ($ADMINS_GROUP, the account's sudoGroups) may use sudo" sudo_as alice "$ALICE_PASS"
+  expect_fail "carol may not use sudo" 'not in the sudoers|not allowed|may not run' sudo_as carol "$CAROL_PASS"
+  expect "local accounts are unchanged (every line of /etc/passwd, shadow and group is still there)" \
+    local_accounts_kept
+  HOST_FQDN=${COMPUTER,,}.$DOMAIN
+  wait_for 90 "the instance's address is in the directory's DNS ($HOST_FQDN A $INST_IP, registered by sssd)" \
+    dns_is "$HOST_FQDN" "$INST_IP"
+
+  say "sssd restarts (as at a reboot): logins still work"
+  in_host inst sh -c 'kill "$(cat /run/sssd.pid)"; for _ in $(seq 50); do [ -e /run/sssd.pid ] || break; sleep 0.1; done
+    sssd -D --logger=files' || die "cannot restart sssd"
+  wait_for 30 "getent passwd alice@$DOMAIN after the restart" in_host inst getent passwd "alice@$DOMAIN"
+  expect "alice logs in over SSH after the restart" ssh_login alice "$ALICE_PASS"
+
   say "the same join again (SSM may deliver twice)"
   k1=$(kvno)
+  local configured=(/etc/sssd/sssd.conf /etc/ssh/sshd_config /etc/sudoers.d/adjoin /etc/krb5.conf /etc/hosts /etc/nsswitch.conf)
+  in_host inst md5sum "${configured[@]}" >"$LAB/configured.md5"
   agent inst "$INSTANCE_ID" join >"$LOGS/join-2.log" 2>&1 || die "second join (exit $?)"
   grep -q "already joined" "$LOGS/join-2.log" || die "second join did not report 'already joined'"
   [ "$(kvno)" = "$k1" ] || die "second join reset the machine password (kvno $k1 -> $(kvno))"
   ok "second run: already joined, machine password kept (kvno $k1)"
+  expect "and it changed nothing: ${configured[*]} are the same" \
+    sh -c 'nsenter --net="$3" --mount="$1.mnt" --uts="$1.uts" -- md5sum -c --quiet "$2"' \
+    sh "$LAB/ns/inst" "$LAB/configured.md5" "/run/netns/$NSP-inst"
 
   say "the running event again, in a new message (EventBridge may deliver twice)"
   out=$(replay running duplicate)
@@ -503,6 +600,7 @@ for l in open(sys.argv[1]):
 
   say "an instance launched from an image of the joined one (its keytab is the first's)"
   local clone=ICLONE0E2E clone_id=i-0c10e0000000e2e00 first_kvno first_pwd
+  image_host_up clone e2e-web-copy.internal "$CLONE_IP" "$LAB" "$NSP" inst || die "the clone did not start"
   first_kvno=$(attr "$COMPUTER" msDS-KeyVersionNumber) first_pwd=$(attr "$COMPUTER" pwdLastSet)
   in_host clone mkdir -p /etc/sssd
   in_host inst cat /etc/krb5.keytab >"$LAB/clone.keytab"
@@ -597,6 +695,7 @@ LDIF
   agent tools "$TOOLS_ID" leave >"$LOGS/leave-2.log" 2>&1 || die "second leave (exit $?)"
   grep -q "nothing to delete" "$LOGS/leave-2.log" || die "second leave did not report 'nothing to delete'"
   ok "second leave: nothing to delete"
+  expect "the instance's DNS record is gone ($HOST_FQDN)" dns_is "$HOST_FQDN" ""
 
   say "a join given up after its stage: the staged account goes, so its password opens nothing"
   local gaveup=IGAVEUP0E2E gaveup_id=i-0a0e0000000000e2e gaveup_otp=GaveUpOnceAbcdefGhijkLmnop12345

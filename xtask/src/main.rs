@@ -276,6 +276,10 @@ const E2E_PACKAGES: &[(&str, &str)] = &[
     ("ldapdelete", "ldap-utils"),
     ("dig", "dnsutils"),
     ("ip", "iproute2"),
+    // The instance: a fresh Debian image, and SSH logins into it.
+    ("debootstrap", "debootstrap"),
+    ("ssh", "openssh-client"),
+    ("sshpass", "sshpass"),
 ];
 
 fn e2e() -> Result {

@@ -1,6 +1,9 @@
 //! Parsing an SQS message body into an [`InstanceEvent`].
 //!
-//! Three body shapes carry the same EventBridge "EC2 Instance State-change Notification":
+//! Two EventBridge events are acted on: EC2's "EC2 Instance State-change Notification"
+//! (`running`, `terminated`), and the tagging service's "Tag Change on Resource" for an
+//! EC2 instance (a tag adjoin reads — `adGroupName`, `adSudoGroup`, `autoadjoin` —
+//! added, changed or removed). Three body shapes carry them:
 //! the event itself (EventBridge → SQS, or SNS raw message delivery), and an SNS
 //! notification envelope whose `Message` is the event as a string (SNS → SQS, the
 //! cross-Region path). Anything else is refused with a reason that says what was wrong.
@@ -13,8 +16,18 @@ use crate::ids::{AccountId, InstanceId, Region};
 
 /// The `detail-type` of the events this service acts on.
 pub const DETAIL_TYPE: &str = "EC2 Instance State-change Notification";
-/// The only `source` acted on: events must come from EC2 itself.
+/// The only `source` of state changes acted on: they must come from EC2 itself.
 pub const SOURCE: &str = "aws.ec2";
+/// The `detail-type` of tag changes.
+pub const TAG_CHANGE_DETAIL_TYPE: &str = "Tag Change on Resource";
+/// The only `source` of tag changes acted on: the tagging service.
+pub const TAG_SOURCE: &str = "aws.tag";
+/// The tags whose changes matter: who may log in, who may use sudo, whether to join.
+pub const WATCHED_TAGS: [&str; 3] = [
+    crate::instance::GROUP_TAG,
+    crate::instance::SUDO_TAG,
+    crate::instance::OPT_OUT_TAG,
+];
 
 /// An EC2 instance state change, as the worker needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +49,9 @@ pub struct InstanceEvent {
 pub enum EventState {
     Running,
     Terminated,
+    /// Tags of the instance changed (their keys): a running instance is joined, or its
+    /// configuration (login groups, sudo groups) written again.
+    TagsChanged(Vec<String>),
     /// Any other state (`pending`, `stopping`, …): valid, but nothing to do.
     Other(String),
 }
@@ -52,6 +68,7 @@ impl EventState {
         match self {
             EventState::Running => "running",
             EventState::Terminated => "terminated",
+            EventState::TagsChanged(_) => "tags-changed",
             EventState::Other(s) => s,
         }
     }
@@ -79,6 +96,7 @@ struct RawEvent {
     account: Option<String>,
     region: Option<String>,
     time: Option<String>,
+    resources: Option<Vec<String>>,
     detail: Option<RawDetail>,
 }
 
@@ -87,6 +105,12 @@ struct RawDetail {
     #[serde(rename = "instance-id")]
     instance_id: Option<String>,
     state: Option<String>,
+    // Tag changes.
+    #[serde(rename = "changed-tag-keys")]
+    changed_tag_keys: Option<Vec<String>>,
+    service: Option<String>,
+    #[serde(rename = "resource-type")]
+    resource_type: Option<String>,
 }
 
 /// Parses one SQS message body.
@@ -131,15 +155,22 @@ fn parse_event(value: Value, via_sns: bool) -> Result<InstanceEvent, ParseError>
     let detail_type = raw
         .detail_type
         .ok_or_else(|| ParseError("not an EventBridge event: no detail-type".into()))?;
-    if detail_type != DETAIL_TYPE {
+    let tag_change = detail_type == TAG_CHANGE_DETAIL_TYPE;
+    if detail_type != DETAIL_TYPE && !tag_change {
         return Err(ParseError(format!(
-            "detail-type {detail_type:?} is not {DETAIL_TYPE:?}"
+            "detail-type {detail_type:?} is neither {DETAIL_TYPE:?} nor {TAG_CHANGE_DETAIL_TYPE:?}"
         )));
     }
     let source = raw.source.unwrap_or_default();
-    if source != SOURCE {
+    let expected = if tag_change { TAG_SOURCE } else { SOURCE };
+    if source != expected {
         return Err(ParseError(format!(
-            "source {source:?} is not {SOURCE:?}: only events from EC2 are acted on"
+            "source {source:?} is not {expected:?}: only events from {} are acted on",
+            if tag_change {
+                "the tagging service"
+            } else {
+                "EC2"
+            }
         )));
     }
     let account = AccountId::parse(&required(raw.account, "account")?).map_err(ParseError)?;
@@ -147,9 +178,16 @@ fn parse_event(value: Value, via_sns: bool) -> Result<InstanceEvent, ParseError>
     let detail = raw
         .detail
         .ok_or_else(|| ParseError("event has no detail".into()))?;
-    let instance_id = InstanceId::parse(&required(detail.instance_id, "detail.instance-id")?)
-        .map_err(ParseError)?;
-    let state = EventState::from_name(&required(detail.state, "detail.state")?);
+    let (instance_id, state) = if tag_change {
+        tag_change_of(&detail, raw.resources.as_deref(), &account, &region)?
+    } else {
+        let id = InstanceId::parse(&required(detail.instance_id, "detail.instance-id")?)
+            .map_err(ParseError)?;
+        (
+            id,
+            EventState::from_name(&required(detail.state, "detail.state")?),
+        )
+    };
     let event_id = raw.id.unwrap_or_default();
     check_event_id(&event_id)?;
     Ok(InstanceEvent {
@@ -161,6 +199,48 @@ fn parse_event(value: Value, via_sns: bool) -> Result<InstanceEvent, ParseError>
         time: raw.time.unwrap_or_default(),
         via_sns,
     })
+}
+
+/// The instance and changed keys of a tag change: an EC2 instance's, named by the one
+/// ARN in `resources`, which must be of the event's own account and Region.
+fn tag_change_of(
+    detail: &RawDetail,
+    resources: Option<&[String]>,
+    account: &AccountId,
+    region: &Region,
+) -> Result<(InstanceId, EventState), ParseError> {
+    let service = detail.service.as_deref().unwrap_or_default();
+    let kind = detail.resource_type.as_deref().unwrap_or_default();
+    if service != "ec2" || kind != "instance" {
+        return Err(ParseError(format!(
+            "tag change of {service:?} {kind:?}, not of an EC2 instance"
+        )));
+    }
+    let [arn] = resources.unwrap_or_default() else {
+        return Err(ParseError(
+            "tag change does not name exactly one resource".into(),
+        ));
+    };
+    let parsed = crate::arn::Arn::parse(arn)
+        .filter(|a| a.service == "ec2")
+        .ok_or_else(|| {
+            ParseError(format!(
+                "resource {:?} is not an EC2 ARN",
+                crate::text::first_chars(arn, 120)
+            ))
+        })?;
+    if parsed.account != account.as_str() || parsed.region != region.as_str() {
+        return Err(ParseError(format!(
+            "resource {arn} is not of the event's account {account} and Region {region}"
+        )));
+    }
+    let id = parsed
+        .resource
+        .strip_prefix("instance/")
+        .ok_or_else(|| ParseError(format!("resource {arn} is not an instance")))?;
+    let id = InstanceId::parse(id).map_err(ParseError)?;
+    let keys = detail.changed_tag_keys.clone().unwrap_or_default();
+    Ok((id, EventState::TagsChanged(keys)))
 }
 
 /// The longest event id accepted (EventBridge's are 36-character UUIDs).
@@ -231,6 +311,58 @@ mod tests {
         assert_eq!(e.state, EventState::Running);
         assert_eq!(e.event_id, "7bf73129-1428-4cd3-a780-95db273d1602");
         assert!(!e.via_sns);
+    }
+
+    /// A "Tag Change on Resource" event as EventBridge delivers it for an EC2 instance.
+    fn tag_change(account: &str, service: &str, arn: &str, keys: &[&str]) -> String {
+        serde_json::json!({
+            "version": "0", "id": "ffd8a6fe-32f8-4e40-9e1b-8c3b8a1a7d0a",
+            "detail-type": "Tag Change on Resource", "source": "aws.tag",
+            "account": account, "time": "2026-11-20T12:00:00Z", "region": "us-east-1",
+            "resources": [arn],
+            "detail": {
+                "changed-tag-keys": keys, "service": service, "resource-type": "instance",
+                "version": 3, "tags": {"adGroupName": "web, db"}
+            }
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn tag_changes_of_an_instance_parse_and_others_are_refused() {
+        let arn = "arn:aws:ec2:us-east-1:111122223333:instance/i-0abcd1234ef567890";
+        let e =
+            parse_body(&tag_change("111122223333", "ec2", arn, &["adGroupName"])).expect("parses");
+        assert_eq!(e.instance_id.as_str(), "i-0abcd1234ef567890");
+        assert_eq!(e.state, EventState::TagsChanged(vec!["adGroupName".into()]));
+        assert_eq!(e.state.as_str(), "tags-changed");
+        for (body, says) in [
+            (
+                tag_change("111122223333", "rds", arn, &["x"]),
+                "not of an EC2 instance",
+            ),
+            // An instance of another account or Region than the event's: forged.
+            (
+                tag_change("444455556666", "ec2", arn, &["x"]),
+                "not of the event's account",
+            ),
+            (
+                tag_change(
+                    "111122223333",
+                    "ec2",
+                    "arn:aws:ec2:us-east-1:111122223333:volume/vol-1",
+                    &["x"],
+                ),
+                "not an instance",
+            ),
+            (
+                tag_change("111122223333", "ec2", arn, &["x"]).replace("aws.tag", "aws.ec2"),
+                "only events from the tagging service",
+            ),
+        ] {
+            let e = parse_body(&body).expect_err("refused");
+            assert!(e.0.contains(says), "{e}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::instance::READY_TAG;
 use crate::ledger::{self, Handler, JoinRecord, JoinStatus};
 use crate::outcome::Action;
 use crate::ports::CommandStatus;
-use crate::render::CommandRequest;
+use crate::render::{CommandRequest, join_command};
 use crate::text::clip_end;
 
 /// A command SSM took, as the ledger records it.
@@ -120,6 +120,24 @@ impl Worker {
             Plan::VerifyStage { command_id, target } => {
                 self.verify_stage(job, record, &command_id, &target).await
             }
+            Plan::Reconfigure { computer_name } => match instance {
+                Some(instance) => {
+                    info!(%computer_name, "tags changed: writing the join's configuration again");
+                    let request = join_command(
+                        instance,
+                        &job.group.config,
+                        &job.event.region,
+                        &computer_name,
+                        &job.event.event_id,
+                    );
+                    self.join(job, request, &computer_name, record, 1, None)
+                        .await
+                        .after("tags changed on the joined instance")
+                }
+                None => {
+                    Fate::Failed("internal: a reconfiguration planned without an instance".into())
+                }
+            },
             Plan::Leave {
                 computer_name,
                 attempt,

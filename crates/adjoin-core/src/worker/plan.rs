@@ -57,6 +57,10 @@ pub enum Plan {
     /// Claim the record and start join attempt `attempt`: the stage command to the AD
     /// tools host (a staged join), or the join command to the instance.
     Join { platform: Platform, attempt: u32 },
+    /// A joined instance's tags changed: send the join command again (attempt 1, no
+    /// staging: an instance already joined keeps its join and writes its configuration
+    /// afresh; should it fail, the next attempt is a whole join).
+    Reconfigure { computer_name: String },
     /// This delivery sent the stage command `command_id` to the tools host `target`:
     /// read its result, and send the join command once the account is staged.
     VerifyStage { command_id: String, target: String },
@@ -164,7 +168,7 @@ pub fn plan(facts: &Facts<'_>) -> (Action, Plan) {
         && (r.account != event.account.as_str() || r.region != event.region.as_str())
     {
         let action = match event.state {
-            EventState::Running => Action::Join,
+            EventState::Running | EventState::TagsChanged(_) => Action::Join,
             EventState::Terminated => Action::Leave,
             EventState::Other(_) => Action::None,
         };
@@ -178,6 +182,7 @@ pub fn plan(facts: &Facts<'_>) -> (Action, Plan) {
     }
     match &event.state {
         EventState::Running => plan_running(facts),
+        EventState::TagsChanged(keys) => plan_tags_changed(facts, keys),
         EventState::Terminated => plan_terminated(facts),
         EventState::Other(state) => (
             Action::None,
@@ -185,6 +190,51 @@ pub fn plan(facts: &Facts<'_>) -> (Action, Plan) {
                 state: state.clone(),
             }),
         ),
+    }
+}
+
+/// A tag change: a joined instance gets its configuration written again (login and sudo
+/// groups, by the join command, which keeps the join); any other running instance is
+/// handled as a running event (joined, unless the ledger or its tags say otherwise).
+fn plan_tags_changed(facts: &Facts<'_>, keys: &[String]) -> (Action, Plan) {
+    if !keys
+        .iter()
+        .any(|k| crate::event::WATCHED_TAGS.contains(&k.as_str()))
+    {
+        return (
+            Action::None,
+            Plan::Skip(SkipReason::Ledger(format!(
+                "no tag adjoin reads changed ({})",
+                keys.join(", ")
+            ))),
+        );
+    }
+    let joined_before = facts.record.filter(|r| {
+        r.status == ledger::JoinStatus::Joined && r.message_id != facts.handler.message_id
+    });
+    let Some(record) = joined_before else {
+        return plan_running(facts);
+    };
+    match facts.instance {
+        None => (Action::None, Plan::Skip(SkipReason::Gone)),
+        Some(i) if i.opted_out() && !facts.ignore_opt_out => {
+            (Action::None, Plan::Skip(SkipReason::OptedOut))
+        }
+        Some(i) if i.state != InstanceState::Running => (
+            Action::None,
+            Plan::Skip(SkipReason::NotRunning {
+                state: i.state.clone(),
+            }),
+        ),
+        Some(i) => match tag_refusal(i, facts.allowed_login_groups, facts.sudo_groups) {
+            Some(reason) => (Action::Join, Plan::Reject(reason)),
+            None => (
+                Action::Join,
+                Plan::Reconfigure {
+                    computer_name: record.computer_name.clone(),
+                },
+            ),
+        },
     }
 }
 

@@ -2332,3 +2332,122 @@ mod staged {
         assert!(aws.parameter_writes().is_empty() && aws.sent().is_empty());
     }
 }
+
+/// Tag changes ("Tag Change on Resource"): a joined instance gets its configuration
+/// written again without a new join; a running instance not joined yet is joined.
+mod tag_changes {
+    use super::*;
+
+    fn tag_change(instance: &str, keys: &[&str]) -> String {
+        json!({
+            "version": "0", "id": format!("tags-{instance}"), "detail-type": "Tag Change on Resource",
+            "source": "aws.tag", "account": MEMBER, "time": ledger::format_time(SystemTime::now()),
+            "region": REGION,
+            "resources": [format!("arn:aws:ec2:{REGION}:{MEMBER}:instance/{instance}")],
+            "detail": {"changed-tag-keys": keys, "service": "ec2", "resource-type": "instance", "version": 2}
+        })
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_joined_instances_new_login_groups_are_written_without_a_new_join() {
+        let aws = crate::testing::world(); // staged joins
+        joined(&aws, LINUX);
+        put_member(
+            &aws,
+            instance(
+                LINUX,
+                "running",
+                Platform::Linux,
+                &[("adGroupName", "linux-admins, web")],
+            ),
+        );
+        let m = message("t1", tag_change(LINUX, &["adGroupName"]));
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        assert_eq!(
+            (r[0].action, r[0].outcome),
+            (Action::Join, Outcome::Dispatched),
+            "{r:?}"
+        );
+        assert_reason(&r[0], "tags changed on the joined instance");
+        let sent = aws.sent();
+        assert_eq!(
+            sent.len(),
+            1,
+            "the join command only: no stage, no new password"
+        );
+        assert_eq!(sent[0].request.target.as_str(), LINUX);
+        assert!(aws.parameter_writes().is_empty());
+        let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands)
+            .into_iter()
+            .collect();
+        assert_eq!(params["ALLOWED_GROUP"], "linux-admins\nweb");
+        // Its result is read like a join's.
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        assert_eq!(r[0].outcome, Outcome::Verified, "{r:?}");
+        assert_eq!(
+            aws.record(LINUX).expect("record").status,
+            JoinStatus::Joined
+        );
+        // The same message again: done.
+        let r = run(&aws, std::slice::from_ref(&m)).await;
+        assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
+        assert_eq!(aws.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn removing_the_opt_out_from_a_running_instance_joins_it() {
+        let aws = crate::testing::world();
+        let r = run(&aws, &[message("t1", tag_change(LINUX, &["autoadjoin"]))]).await;
+        assert_eq!(
+            (r[0].action, r[0].outcome),
+            (Action::Join, Outcome::Dispatched),
+            "{r:?}"
+        );
+        assert_reason(&r[0], "stage attempt 1 sent");
+        assert_eq!(
+            aws.record(LINUX).expect("record").status,
+            JoinStatus::Staging
+        );
+    }
+
+    #[tokio::test]
+    async fn other_tags_opted_out_and_refused_groups_change_nothing() {
+        let aws = crate::testing::world();
+        joined(&aws, LINUX);
+        let r = run(
+            &aws,
+            &[message("t1", tag_change(LINUX, &["Name", "CostCenter"]))],
+        )
+        .await;
+        assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
+        assert_reason(&r[0], "no tag adjoin reads changed (Name, CostCenter)");
+        put_member(
+            &aws,
+            instance(
+                LINUX,
+                "running",
+                Platform::Linux,
+                &[("autoadjoin", "false")],
+            ),
+        );
+        let r = run(&aws, &[message("t2", tag_change(LINUX, &["autoadjoin"]))]).await;
+        assert_eq!(r[0].outcome, Outcome::Skipped, "{r:?}");
+        put_member(
+            &aws,
+            instance(
+                LINUX,
+                "running",
+                Platform::Linux,
+                &[("adGroupName", "Domain Admins")],
+            ),
+        );
+        let r = run(&aws, &[message("t3", tag_change(LINUX, &["adGroupName"]))]).await;
+        assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+        assert!(aws.sent().is_empty());
+        assert_eq!(
+            aws.record(LINUX).expect("record").status,
+            JoinStatus::Joined
+        );
+    }
+}
