@@ -117,12 +117,13 @@ install_packages() {
 # the distribution's package is tried, then AWS's own bundle, unpacked and installed under
 # STATE_DIR (never /tmp, which may be mounted noexec).
 ensure_aws_cli() {
-  command -v aws >/dev/null && return 0
+  # An `aws` that does not run (a broken or half-removed install) counts as missing.
+  aws --version >/dev/null 2>&1 && return 0
   case $(os_family) in
     debian) pm_install awscli >/dev/null 2>&1 || true ;;
     suse) pm_install aws-cli >/dev/null 2>&1 || true ;;
   esac
-  command -v aws >/dev/null && return 0
+  aws --version >/dev/null 2>&1 && return 0
   command -v unzip >/dev/null && command -v curl >/dev/null || pm_install unzip curl >/dev/null 2>&1 || true
   local work=$STATE_DIR/awscli-install
   rm -rf "$work" && mkdir -p "$work"
@@ -132,7 +133,7 @@ ensure_aws_cli() {
     return 1
   rm -rf "$work"
   export PATH="/usr/local/bin:$PATH"
-  command -v aws >/dev/null
+  aws --version >/dev/null 2>&1
 }
 
 # ---- configuration ------------------------------------------------------------------

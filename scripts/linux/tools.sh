@@ -121,13 +121,23 @@ report_not_ours() {
 # the instance) with nsupdate as the join user, at the domain controller. Best effort:
 # logs what became of it.
 remove_dns_record() {
-  local fqdn=${COMPUTER_NAME,,}.$DOMAIN out
+  local fqdn=${COMPUTER_NAME,,}.$DOMAIN out rc=0 left
   if ! command -v nsupdate >/dev/null; then
     log "nsupdate is not installed (dnsutils or bind-utils): the DNS record $fqdn was not removed"
     return 0
   fi
-  if out=$(printf 'server %s\nzone %s\nupdate delete %s. A\nsend\n' "$DC_NAME" "$DOMAIN" "$fqdn" |
-    timeout 30 nsupdate -g 2>&1); then
+  out=$(printf 'server %s\nzone %s\nupdate delete %s. A\nsend\n' "$DC_NAME" "$DOMAIN" "$fqdn" |
+    timeout 30 nsupdate -g 2>&1) || rc=$?
+  # What the DC answers now decides (Samba applies the update, then may sign its answer
+  # in a way nsupdate rejects: "tsig verify failure").
+  if command -v dig >/dev/null; then
+    left=$(dig +short +time=3 +tries=1 "@$DC" "$fqdn" A 2>/dev/null | grep -v '^;' || true)
+    if [ -z "$left" ]; then
+      log "removed the DNS record $fqdn (the DC has none now)"
+    else
+      log "could not remove the DNS record $fqdn (still $(paste -sd, <<<"$left")): $(head -n 1 <<<"$out") (the join user needs the right to delete it)"
+    fi
+  elif [ "$rc" = 0 ]; then
     log "removed the DNS record $fqdn (if there was one)"
   else
     log "could not remove the DNS record $fqdn: $(head -n 1 <<<"$out") (the join user needs the right to delete it)"

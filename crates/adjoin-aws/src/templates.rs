@@ -750,6 +750,51 @@ mod tests {
         }
     }
 
+    /// Tag changes reach the queue from every stack, for exactly the tags the worker
+    /// reads, and the queue admits the central stack's tag rules.
+    #[test]
+    fn tag_change_rules_watch_the_tags_the_worker_reads() {
+        let watched: Vec<&str> = adjoin_core::event::WATCHED_TAGS.to_vec();
+        for (name, rules) in [
+            ("member.yaml", &["ForwardTagChangesRule"][..]),
+            ("region-forwarder.yaml", &["ForwardTagChangesRule"][..]),
+            (
+                "central.yaml",
+                &["CentralBusTagRule", "DefaultBusTagRule"][..],
+            ),
+        ] {
+            let template = template(name);
+            for rule in rules {
+                let pattern = template
+                    .at("Resources")
+                    .at(rule)
+                    .at("Properties.EventPattern");
+                assert_eq!(
+                    pattern.at("source").items(),
+                    [Node::Str(adjoin_core::event::TAG_SOURCE.into())]
+                );
+                assert_eq!(
+                    pattern.at("detail-type").items(),
+                    [Node::Str(adjoin_core::event::TAG_CHANGE_DETAIL_TYPE.into())]
+                );
+                let keys: Vec<&str> = pattern
+                    .at("detail.changed-tag-keys")
+                    .items()
+                    .iter()
+                    .filter_map(Node::str)
+                    .collect();
+                assert_eq!(keys, watched, "{name} {rule}");
+            }
+        }
+        let policy = format!(
+            "{:?}",
+            template("central.yaml").at("Resources.DomainJoinQueuePolicy")
+        );
+        for rule in ["CentralBusTagRule.Arn", "DefaultBusTagRule.Arn"] {
+            assert!(policy.contains(rule), "the queue does not admit {rule}");
+        }
+    }
+
     /// The templates carry the documents and exceed the 51,200 bytes CloudFormation
     /// takes inline: every command of the README that deploys one goes through S3.
     #[test]
