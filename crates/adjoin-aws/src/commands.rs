@@ -117,6 +117,41 @@ impl Commands for SsmCommands {
         Ok(None)
     }
 
+    async fn online(
+        &self,
+        instances: &[InstanceId],
+    ) -> Result<Vec<InstanceId>, adjoin_core::Error> {
+        // InstanceIds filters take at most 50 values per call.
+        let mut online = Vec::new();
+        for chunk in instances.chunks(50) {
+            let filter = aws_sdk_ssm::types::InstanceInformationStringFilter::builder()
+                .key("InstanceIds")
+                .set_values(Some(chunk.iter().map(|i| i.as_str().to_owned()).collect()))
+                .build()
+                .map_err(|e| adjoin_core::Error::Invalid {
+                    operation: "ssm:DescribeInstanceInformation",
+                    message: e.to_string(),
+                })?;
+            let mut pages = self
+                .client
+                .describe_instance_information()
+                .filters(filter)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| map_sdk_error("ssm:DescribeInstanceInformation", e))?;
+                online.extend(
+                    page.instance_information_list()
+                        .iter()
+                        .filter(|i| i.ping_status().is_some_and(|p| p.as_str() == "Online"))
+                        .filter_map(|i| i.instance_id())
+                        .filter_map(|id| InstanceId::parse(id).ok()),
+                );
+            }
+        }
+        Ok(online)
+    }
+
     async fn document(&self, name: &str) -> Result<Option<StoredDocument>, adjoin_core::Error> {
         let described = match self.client.describe_document().name(name).send().await {
             Ok(out) => out,

@@ -392,8 +392,12 @@ fn cli_calls(name: &str, script: &str) -> BTreeSet<String> {
             {
                 continue;
             }
-            // `command -v aws`, `type aws`: a look for the CLI, not a call.
+            // `command -v aws`, `type aws`: a look for the CLI, not a call; nor is
+            // `aws --version`.
             if i > 0 && ["-v", "type", "which", "hash"].contains(&tokens[i - 1]) {
+                continue;
+            }
+            if tokens.get(i + 1) == Some(&"--version") {
                 continue;
             }
             let mut words = tokens[i + 1..].iter().copied();
@@ -1247,8 +1251,15 @@ mod tests {
                                 && s.at("Principal.Service").str() == Some("events.amazonaws.com")
                                 && s.at("Action").str() == Some("sqs:SendMessage")
                                 && s.at("Resource").get_att("Arn") == Some(dlq)
-                                && s.at("Condition.ArnEquals.aws:SourceArn").get_att("Arn")
-                                    == Some(rule_id)
+                                && {
+                                    // One rule's ARN, or a list of them.
+                                    let source = s.at("Condition.ArnEquals.aws:SourceArn");
+                                    source.get_att("Arn") == Some(rule_id)
+                                        || source
+                                            .items()
+                                            .iter()
+                                            .any(|a| a.get_att("Arn") == Some(rule_id))
+                                }
                         });
                     assert!(
                         allows,
@@ -1273,8 +1284,8 @@ mod tests {
             }
         }
         assert_eq!(
-            targets_checked, 2,
-            "member.yaml's and region-forwarder.yaml's targets"
+            targets_checked, 4,
+            "member.yaml's and region-forwarder.yaml's targets (state changes, tag changes)"
         );
     }
 

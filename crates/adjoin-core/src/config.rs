@@ -5,7 +5,7 @@
 //! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`,
 //! `allowedLoginGroups`, `secretArn`,
 //! `externalId`, `toolsHostTag`, `computerNamePrefix`, `installRdsSessionHost`,
-//! `commandLogGroup`, `commandOutputBucket`, `joinMode`, `commandDocuments`, `sudoGroups`. Unknown attributes are ignored.
+//! `commandLogGroup`, `commandOutputBucket`, `joinMode`, `commandDocuments`, `sudoGroups`, `toolsHostId`. Unknown attributes are ignored.
 
 use std::net::IpAddr;
 
@@ -98,6 +98,9 @@ pub struct AccountConfig {
     /// (an `adSudoGroup` tag narrows it to one of them).
     pub sudo_groups: Vec<String>,
     pub tools_host_tag: Option<TagMatch>,
+    /// `toolsHostId`: the AD tools host by instance id (in the service's account and
+    /// Region; it must still carry the tools-host tag the central stack grants).
+    pub tools_host_id: Option<crate::ids::InstanceId>,
     pub computer_name_prefix: Option<String>,
     /// `installRdsSessionHost`: Windows instances also get the Remote Desktop Session
     /// Host role (RDS-RD-Server). Off unless the item says `true`.
@@ -300,6 +303,21 @@ impl AccountConfig {
             None => None,
         };
 
+        let tools_host_id = match text("toolsHostId") {
+            Some(id) => match crate::ids::InstanceId::parse(&id) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    problems.add(
+                        "toolsHostId",
+                        format!("toolsHostId: {e}"),
+                        "set toolsHostId to the AD tools host's instance id, e.g. i-0123456789abcdef0, or remove it",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+
         let computer_name_prefix = text("computerNamePrefix");
         if let Some(prefix) = &computer_name_prefix
             && let Err(e) = crate::computer_name::check_prefix(prefix)
@@ -388,6 +406,7 @@ impl AccountConfig {
                 allowed_login_groups,
                 sudo_groups,
                 tools_host_tag,
+                tools_host_id,
                 computer_name_prefix,
                 install_rds_session_host,
                 command_output: CommandOutput {

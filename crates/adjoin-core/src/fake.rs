@@ -366,6 +366,21 @@ impl FakeAccount {
 impl Commands for FakeAccount {
     async fn send(&self, request: &CommandRequest) -> Result<String, Error> {
         let mut state = self.aws.state();
+        // An agent SSM knows but that is not online cannot take commands.
+        if let Some(agent) = state.agents.get(&(
+            self.account.clone(),
+            self.region.clone(),
+            request.target.clone(),
+        )) && agent.ping_status != "Online"
+        {
+            return Err(Error::AgentNotReady {
+                operation: "ssm:SendCommand",
+                message: format!(
+                    "InvalidInstanceId: {} is {}",
+                    request.target, agent.ping_status
+                ),
+            });
+        }
         if request.document.is_adjoins() {
             // SSM runs a document only with the hash the request names.
             let stored = self.stored_document(&state, request.document.name());
@@ -410,6 +425,19 @@ impl Commands for FakeAccount {
                     && c.sent_at >= since
             })
             .map(|c| c.command_id.clone()))
+    }
+    async fn online(&self, instances: &[InstanceId]) -> Result<Vec<InstanceId>, Error> {
+        let state = self.aws.state();
+        Ok(instances
+            .iter()
+            .filter(|id| {
+                state
+                    .agents
+                    .get(&(self.account.clone(), self.region.clone(), (*id).clone()))
+                    .is_some_and(|a| a.ping_status == "Online")
+            })
+            .cloned()
+            .collect())
     }
     async fn document(&self, name: &str) -> Result<Option<StoredDocument>, Error> {
         Ok(self.stored_document(&self.aws.state(), name))

@@ -43,6 +43,7 @@ pub enum Op {
     SendCommand,
     FindCommand,
     DescribeDocument,
+    AgentsOnline,
     CommandResult,
     PutParameter,
     DeleteParameter,
@@ -71,6 +72,7 @@ impl Op {
             Op::SendCommand => "ssm:SendCommand",
             Op::FindCommand => "ssm:ListCommands",
             Op::DescribeDocument => "ssm:DescribeDocument",
+            Op::AgentsOnline => "ssm:DescribeInstanceInformation",
             Op::CommandResult => "ssm:GetCommandInvocation",
             Op::PutParameter => "ssm:PutParameter",
             Op::DeleteParameter => "ssm:DeleteParameter",
@@ -228,6 +230,7 @@ faulty_ports! {
         fn send(request: &CommandRequest) -> String = SendCommand;
         fn find_sent(instance: &InstanceId, comment: &str, since: std::time::SystemTime) -> Option<String> = FindCommand;
         fn document(name: &str) -> Option<StoredDocument> = DescribeDocument;
+        fn online(instances: &[InstanceId]) -> Vec<InstanceId> = AgentsOnline;
         fn result(command_id: &str, instance: &InstanceId) -> CommandResult = CommandResult;
     }
     Parameters {

@@ -93,6 +93,8 @@ pub trait Commands: Send + Sync {
         comment: &str,
         since: std::time::SystemTime,
     ) -> Result<Option<String>, Error>;
+    /// Which of `instances` have an SSM agent online (DescribeInstanceInformation).
+    async fn online(&self, instances: &[InstanceId]) -> Result<Vec<InstanceId>, Error>;
     /// The SSM document `name` as this account and Region hold it (DescribeDocument for
     /// its hash, GetDocument for its content), `None` when there is none.
     async fn document(&self, name: &str) -> Result<Option<StoredDocument>, Error>;

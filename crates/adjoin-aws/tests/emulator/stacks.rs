@@ -394,6 +394,7 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
             ("MemberAccountIds", MEMBER),
             ("ToolsHostTagKey", TOOLS_TAG.0),
             ("ToolsHostTagValue", TOOLS_TAG.1),
+            ("OtherToolsHostTagValues", "ad-tools-emea"),
         ],
     )
     .await;
@@ -623,9 +624,10 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
         statement["Resource"],
         format!("arn:aws:ec2:{REGION}:{HOME_ACCOUNT}:instance/*")
     );
+    // The stack's tag value and the other directories' (OtherToolsHostTagValues).
     assert_eq!(
         statement["Condition"]["StringEquals"],
-        json!({ format!("ssm:resourceTag/{}", settings.tools_host_tag.key): settings.tools_host_tag.value })
+        json!({ format!("ssm:resourceTag/{}", settings.tools_host_tag.key): [settings.tools_host_tag.value, "ad-tools-emea"] })
     );
     // moto hands dict-form inline policies back in its own notation, not JSON: read as text.
     let main = role_policy(&iam, role, "adjoin").await;

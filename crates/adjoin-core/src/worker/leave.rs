@@ -28,27 +28,27 @@ impl Worker {
         attempt: u32,
         last: Option<(Option<i32>, String)>,
     ) -> Fate {
-        let tag = job
-            .group
-            .config
-            .tools_host_tag(&self.settings.tools_host_tag)
-            .clone();
-        let (home, tools) = match self.tools_host(&tag, job.message.receive_count).await {
+        let key = self.tools_host_key(job);
+        let (home, hosts) = match self.tools_hosts(&key, job.message.receive_count).await {
             Ok(found) => found,
             Err(fate) => return fate,
         };
-        info!(%computer_name, tools_host = %tools.id, attempt, "leaving");
-        let request = leave_command(
-            &tools,
-            &job.group.config,
-            &home.region,
-            &job.event.region,
-            &job.event.instance_id,
-            computer_name,
-            &job.event.event_id,
-        );
+        let request_for = |host: &crate::instance::Instance| {
+            leave_command(
+                host,
+                &job.group.config,
+                &home.region,
+                &job.event.region,
+                &job.event.instance_id,
+                computer_name,
+                &job.event.event_id,
+            )
+        };
         if self.settings.dry_run {
-            return dry_run(&request);
+            return match hosts.first() {
+                Some(host) => dry_run(&request_for(host)),
+                None => Fate::Failed("no AD tools host".into()),
+            };
         }
         let (exit_code, output) = last.map_or((None, None), |(c, o)| (c, Some(o)));
         let claim = self.next_record(job, record.as_ref(), computer_name, |r| {
@@ -62,9 +62,12 @@ impl Worker {
         if let Err(fate) = self.write(record, claim).await {
             return fate;
         }
-        match self.send(&home, &request).await {
-            Ok(command_id) => {
-                info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
+        match self
+            .send_to_tools_host(&key, &home, &hosts, request_for)
+            .await
+        {
+            Ok((tools, request, command_id)) => {
+                info!(%command_id, %computer_name, attempt, document = request.document.name(), tools_host = %tools.id, "leave sent");
                 let sent = Sent {
                     command_id,
                     target: Some(tools.id.to_string()),
@@ -76,11 +79,7 @@ impl Worker {
                 self.record_sent(job, record, computer_name, attempt, sent)
                     .await
             }
-            Err(e) => {
-                // The host may have stopped or been replaced: look it up afresh next time.
-                self.tools_hosts.forget(&tag).await;
-                error_fate(e, job.message.receive_count, &self.settings)
-            }
+            Err(not_sent) => error_fate(not_sent.error, job.message.receive_count, &self.settings),
         }
     }
 

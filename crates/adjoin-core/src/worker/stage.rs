@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use super::act::{Job, Sent, dry_run, why_failed};
 use super::plan::tags_refuse_join;
+use super::tools_host::NotSent;
 use super::{Fate, Worker, error_fate};
 use crate::config::JoinMode;
 use crate::error::Error;
@@ -78,30 +79,32 @@ impl Worker {
         attempt: u32,
         last: Option<(Option<i32>, String)>,
     ) -> Fate {
-        let tag = job
-            .group
-            .config
-            .tools_host_tag(&self.settings.tools_host_tag)
-            .clone();
-        let (home, tools) = match self.tools_host(&tag, job.message.receive_count).await {
+        let key = self.tools_host_key(job);
+        let (home, hosts) = match self.tools_hosts(&key, job.message.receive_count).await {
             Ok(found) => found,
             Err(fate) => return fate,
         };
-        info!(platform = instance.platform.as_str(), %computer_name, tools_host = %tools.id, attempt, "staging");
-        let request = stage_command(
-            &tools,
-            &job.group.config,
-            &home.region,
-            &job.event.region,
-            &instance.id,
-            computer_name,
-            &job.event.event_id,
-        );
+        let request_for = |host: &Instance| {
+            stage_command(
+                host,
+                &job.group.config,
+                &home.region,
+                &job.event.region,
+                &instance.id,
+                computer_name,
+                &job.event.event_id,
+            )
+        };
+        info!(platform = instance.platform.as_str(), %computer_name, attempt, "staging");
         if self.settings.dry_run {
-            return dry_run(&request);
+            return match hosts.first() {
+                Some(host) => dry_run(&request_for(host)),
+                None => Fate::Failed("no AD tools host".into()),
+            };
         }
         // This delivery claimed this attempt before but never learnt whether its stage
-        // command was sent (the answer was lost): look for it before staging again.
+        // command was sent (the answer was lost): look for it on every host before
+        // staging again.
         if let Some(claimed) = record.as_ref().filter(|r| {
             r.status == JoinStatus::Staging
                 && r.message_id == job.message.message_id
@@ -109,22 +112,27 @@ impl Worker {
                 && r.attempts == attempt
         }) {
             let claimed_at = ledger::parse_time(&claimed.updated_at).unwrap_or_else(|| self.now());
-            match self.find_sent_on(&home, &request, claimed_at).await {
-                Ok(Some(command_id)) => {
-                    let what = format!(
-                        "stage attempt {attempt}: found command {command_id}, which an earlier delivery sent (its answer was lost)"
-                    );
-                    let sent = Sent {
-                        command_id,
-                        target: Some(tools.id.to_string()),
-                        what,
-                    };
-                    return self
-                        .record_sent(job, record, computer_name, attempt, sent)
-                        .await;
+            for host in &hosts {
+                match self
+                    .find_sent_on(&home, &request_for(host), claimed_at)
+                    .await
+                {
+                    Ok(Some(command_id)) => {
+                        let what = format!(
+                            "stage attempt {attempt}: found command {command_id}, which an earlier delivery sent (its answer was lost)"
+                        );
+                        let sent = Sent {
+                            command_id,
+                            target: Some(host.id.to_string()),
+                            what,
+                        };
+                        return self
+                            .record_sent(job, record, computer_name, attempt, sent)
+                            .await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return error_fate(e, job.message.receive_count, &self.settings),
                 }
-                Ok(None) => {}
-                Err(e) => return error_fate(e, job.message.receive_count, &self.settings),
             }
         }
         let (exit_code, output) = last.map_or((None, None), |(c, o)| (c, Some(o)));
@@ -145,31 +153,37 @@ impl Worker {
             return error_fate(e, job.message.receive_count, &self.settings);
         }
         let claimed_at = self.now();
-        let sent_to = format!("sent to the AD tools host {}", tools.id);
-        let (command_id, what) = match self.send(&home, &request).await {
-            Ok(command_id) => {
-                info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
-                (command_id, format!("stage attempt {attempt} {sent_to}"))
+        let (tools, command_id, what) = match self
+            .send_to_tools_host(&key, &home, &hosts, request_for)
+            .await
+        {
+            Ok((tools, request, command_id)) => {
+                info!(%command_id, document = request.document.name(), tools_host = %tools.id, "stage sent");
+                let what = format!(
+                    "stage attempt {attempt} sent to the AD tools host {}",
+                    tools.id
+                );
+                (tools, command_id, what)
             }
             // A time-out or 5xx may come after SSM acted: look before anyone sends again.
-            Err(e @ Error::Unavailable { .. }) => {
-                match self.find_sent_on(&home, &request, claimed_at).await {
-                    Ok(Some(command_id)) => {
-                        warn!(%command_id, error = %e, "SendCommand's answer was lost, but the command was sent");
-                        let what = format!(
-                            "stage attempt {attempt}: SendCommand's answer was lost, but command {command_id} was {sent_to}"
-                        );
-                        (command_id, what)
-                    }
-                    _ => return error_fate(e, job.message.receive_count, &self.settings),
+            Err(NotSent {
+                tried: Some((tools, request)),
+                error: e @ Error::Unavailable { .. },
+            }) => match self.find_sent_on(&home, &request, claimed_at).await {
+                Ok(Some(command_id)) => {
+                    warn!(%command_id, error = %e, "SendCommand's answer was lost, but the command was sent");
+                    let what = format!(
+                        "stage attempt {attempt}: SendCommand's answer was lost, but command {command_id} was sent to the AD tools host {}",
+                        tools.id
+                    );
+                    (tools, command_id, what)
                 }
-            }
-            Err(e) => {
-                // The host may have stopped or been replaced: look it up afresh next time.
-                self.tools_hosts.forget(&tag).await;
+                _ => return error_fate(e, job.message.receive_count, &self.settings),
+            },
+            Err(not_sent) => {
                 let cleared = self.clear_staging(job, computer_name, false).await;
                 warn!(%cleared, "stage command not sent");
-                return error_fate(e, job.message.receive_count, &self.settings);
+                return error_fate(not_sent.error, job.message.receive_count, &self.settings);
             }
         };
         let sent = Sent {
@@ -405,45 +419,44 @@ impl Worker {
                 ));
             }
         }
-        let tag = job
-            .group
-            .config
-            .tools_host_tag(&self.settings.tools_host_tag)
-            .clone();
+        let key = self.tools_host_key(job);
         let for_tools_host =
             staging::tools_host_parameter(&event.account, &event.region, &event.instance_id);
-        let found = match self.tools_host(&tag, job.message.receive_count).await {
-            Ok(found) => Some(found),
+        let (home, hosts) = match self.tools_hosts(&key, job.message.receive_count).await {
+            Ok(found) => found,
             Err(fate) => {
                 done.push(format!("staged account not removed: {}", fate.reason()));
-                None
+                return done.join("; ");
             }
-        };
-        let Some((home, tools)) = found else {
-            return done.join("; ");
         };
         if let Err(e) = home.parameters.delete(&for_tools_host).await {
             warn!(error = %e, parameter = %for_tools_host, "could not delete the tools host's one-time password");
         }
         if remove_account {
-            let request = leave_command(
-                &tools,
-                &job.group.config,
-                &home.region,
-                &event.region,
-                &event.instance_id,
-                name,
-                &event.event_id,
-            );
-            match self.send(&home, &request).await {
-                Ok(command_id) => done.push(format!(
+            let request_for = |host: &Instance| {
+                leave_command(
+                    host,
+                    &job.group.config,
+                    &home.region,
+                    &event.region,
+                    &event.instance_id,
+                    name,
+                    &event.event_id,
+                )
+            };
+            match self
+                .send_to_tools_host(&key, &home, &hosts, request_for)
+                .await
+            {
+                Ok((tools, _, command_id)) => done.push(format!(
                     "staged account {name} removed by command {command_id} on the AD tools host {}",
                     tools.id
                 )),
-                Err(e) => {
-                    warn!(error = %e, "the staged account could not be removed");
+                Err(not_sent) => {
+                    warn!(error = %not_sent.error, "the staged account could not be removed");
                     done.push(format!(
-                        "the staged account {name} could not be removed ({e}); the instance's terminated event removes it"
+                        "the staged account {name} could not be removed ({}); the instance's terminated event removes it",
+                        not_sent.error
                     ));
                 }
             }

@@ -712,6 +712,9 @@ impl crate::ports::Commands for Hanging {
     async fn document(&self, _name: &str) -> Result<Option<crate::ports::StoredDocument>, Error> {
         std::future::pending().await
     }
+    async fn online(&self, _instances: &[InstanceId]) -> Result<Vec<InstanceId>, Error> {
+        std::future::pending().await
+    }
     async fn result(
         &self,
         _command_id: &str,
@@ -2448,6 +2451,109 @@ mod tag_changes {
         assert_eq!(
             aws.record(LINUX).expect("record").status,
             JoinStatus::Joined
+        );
+    }
+}
+
+/// Several AD tools hosts, failover, and a host pinned by id.
+mod tools_hosts {
+    use super::*;
+    use crate::admin::fake::online;
+
+    const LOWER: &str = "i-0000000000000000a";
+
+    fn tools_host(aws: &FakeAws, id: &str, ping: &str) {
+        let tag = crate::testing::tools_tag();
+        aws.put_instance(
+            &account(HOME),
+            &region(),
+            instance(id, "running", Platform::Linux, &[(&tag.key, &tag.value)]),
+        );
+        let mut agent = online("Linux");
+        agent.ping_status = ping.into();
+        aws.put_agent(
+            &account(HOME),
+            &region(),
+            &InstanceId::parse(id).expect("id"),
+            agent,
+        );
+    }
+
+    /// The host a terminated event's leave goes to.
+    async fn leave_target(aws: &FakeAws) -> String {
+        terminated_after_join(aws);
+        let r = run(aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+        aws.sent().last().expect("sent").request.target.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_host_whose_agent_is_online_is_chosen_over_one_of_lower_id() {
+        let aws = world();
+        tools_host(&aws, LOWER, "ConnectionLost");
+        assert_eq!(leave_target(&aws).await, TOOLS);
+    }
+
+    #[tokio::test]
+    async fn without_agent_status_a_host_that_cannot_take_the_command_is_passed_over() {
+        let aws = world();
+        tools_host(&aws, LOWER, "ConnectionLost");
+        let faults = Faults::default();
+        faults.inject(Op::AgentsOnline, Fault::AccessDenied, None);
+        terminated_after_join(&aws);
+        let r = worker_on(&aws, &faults)
+            .handle_batch(&[message("m1", body(MEMBER, LINUX, "terminated"))])
+            .await;
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+        assert_eq!(
+            aws.sent().last().expect("sent").request.target.as_str(),
+            TOOLS
+        );
+        assert_eq!(
+            aws.record(LINUX).expect("record").command_target.as_deref(),
+            Some(TOOLS)
+        );
+    }
+
+    #[tokio::test]
+    async fn when_no_host_can_take_the_command_the_message_says_which_were_tried() {
+        let aws = world();
+        tools_host(&aws, LOWER, "ConnectionLost");
+        tools_host(&aws, TOOLS, "Inactive");
+        terminated_after_join(&aws);
+        let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
+        assert_eq!(r[0].outcome, Outcome::Deferred, "{r:?}");
+        assert_reason(
+            &r[0],
+            &format!(
+                "no AD tools host could take the command (agent not registered or offline): {LOWER}, {TOOLS}"
+            ),
+        );
+        assert!(aws.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pinned_host_is_used_and_a_missing_one_is_named() {
+        let aws = world();
+        tools_host(&aws, LOWER, "Online");
+        let mut item = shared_item();
+        item.insert("toolsHostId".into(), json!(TOOLS));
+        aws.put_config(&account(MEMBER), item.clone());
+        assert_eq!(
+            leave_target(&aws).await,
+            TOOLS,
+            "pinned, though {LOWER} has a lower id"
+        );
+
+        let aws = world();
+        item.insert("toolsHostId".into(), json!("i-0999999999999999f"));
+        aws.put_config(&account(MEMBER), item);
+        terminated_after_join(&aws);
+        let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "terminated"))]).await;
+        assert_eq!(r[0].outcome, Outcome::Rejected, "{r:?}");
+        assert_reason(
+            &r[0],
+            "the AD tools host i-0999999999999999f the config item pins (toolsHostId) is not in account",
         );
     }
 }

@@ -1,21 +1,38 @@
-//! The AD tools host: a running instance with the tools-host tag in the service's own
-//! account and Region, found by tag and kept for a while.
+//! The AD tools host: a running instance in the service's own account and Region with
+//! the tools-host tag (or the one a config item pins by id), found and kept for a while.
+//!
+//! Several hosts may carry the tag: those whose SSM agent is online come first (when
+//! agent status can be read; else they are taken by id), and a command a host's agent
+//! cannot take (not registered, offline: `InvalidInstanceId`) goes to the next one in the
+//! same delivery. When none is usable, the message says which hosts were tried and why.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tracing::warn;
 
+use super::act::Job;
 use super::{Fate, Worker, error_fate};
 use crate::config::TagMatch;
-use crate::instance::{Instance, tools_host_of};
+use crate::error::Error;
+use crate::ids::InstanceId;
+use crate::instance::{Instance, InstanceState};
 use crate::ports::AccountPorts;
+use crate::render::CommandRequest;
 
-/// Tools hosts found, by tag, each kept for `ttl`.
+/// Which hosts a config item's commands go to: by tag, or one pinned by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum HostKey {
+    Tag(TagMatch),
+    Pinned(InstanceId),
+}
+
+/// Tools hosts found, best first, by key, each list kept for `ttl`.
 pub(super) struct ToolsHosts {
     ttl: Duration,
-    found: Mutex<HashMap<TagMatch, (Instance, Instant)>>,
+    found: Mutex<HashMap<HostKey, (Vec<Instance>, Instant)>>,
 }
 
 impl ToolsHosts {
@@ -26,57 +43,155 @@ impl ToolsHosts {
         }
     }
 
-    /// The kept host of `tag`, else the running instance `find` gives with the lowest
-    /// id, kept from now on. One lookup at a time: events of a batch share it.
-    async fn get_or_find<E>(
-        &self,
-        tag: &TagMatch,
-        find: impl Future<Output = Result<Vec<Instance>, E>>,
-    ) -> Result<Option<Instance>, E> {
-        let mut found = self.found.lock().await;
-        if let Some((host, at)) = found.get(tag)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(Some(host.clone()));
-        }
-        let host = tools_host_of(find.await?);
-        if let Some(host) = &host {
-            found.insert(tag.clone(), (host.clone(), Instant::now()));
-        }
-        Ok(host)
-    }
-
-    /// Forgets the host of `tag` (it may have stopped or been replaced).
-    pub(super) async fn forget(&self, tag: &TagMatch) {
-        self.found.lock().await.remove(tag);
+    /// Forgets the hosts of `key` (one may have stopped or been replaced).
+    pub(super) async fn forget(&self, key: &HostKey) {
+        self.found.lock().await.remove(key);
     }
 }
 
+/// Hosts best first: agents online before the others, each by id.
+fn ordered(mut hosts: Vec<Instance>, online: Option<&[InstanceId]>) -> Vec<Instance> {
+    hosts.sort_by(|a, b| {
+        let down = |i: &Instance| online.is_some_and(|o| !o.contains(&i.id));
+        (down(a), &a.id).cmp(&(down(b), &b.id))
+    });
+    hosts
+}
+
 impl Worker {
-    /// The AD tools host of `tag` and the home account's ports: the kept one, else the
-    /// running instance with the tag of lowest id.
-    pub(super) async fn tools_host(
-        &self,
-        tag: &TagMatch,
-        receive_count: u32,
-    ) -> Result<(AccountPorts, Instance), Fate> {
-        let home = self
-            .ports
-            .sessions
-            .home()
-            .await
-            .map_err(|e| error_fate(e, receive_count, &self.settings))?;
-        let host = self
-            .tools_hosts
-            .get_or_find(tag, home.instances.find_running_by_tag(tag))
-            .await
-            .map_err(|e| error_fate(e, receive_count, &self.settings))?;
-        match host {
-            Some(host) => Ok((home, host)),
-            None => Err(Fate::Failed(format!(
-                "no running AD tools host tagged {}={} in account {} {}",
-                tag.key, tag.value, home.account, home.region
-            ))),
+    /// The key of the job's tools hosts: its config item's `toolsHostId`, else its tag.
+    pub(super) fn tools_host_key(&self, job: &Job<'_>) -> HostKey {
+        let config = &job.group.config;
+        match &config.tools_host_id {
+            Some(id) => HostKey::Pinned(id.clone()),
+            None => HostKey::Tag(config.tools_host_tag(&self.settings.tools_host_tag).clone()),
         }
     }
+
+    /// The home account's ports and the AD tools hosts of `key`, best first (never
+    /// empty): the kept list, else found now (one DescribeInstances, one
+    /// DescribeInstanceInformation), kept from now on.
+    pub(super) async fn tools_hosts(
+        &self,
+        key: &HostKey,
+        receive_count: u32,
+    ) -> Result<(AccountPorts, Vec<Instance>), Fate> {
+        let fate = |e: Error| error_fate(e, receive_count, &self.settings);
+        let home = self.ports.sessions.home().await.map_err(fate)?;
+        let mut found = self.tools_hosts.found.lock().await;
+        if let Some((hosts, at)) = found.get(key)
+            && at.elapsed() < self.tools_hosts.ttl
+            && !hosts.is_empty()
+        {
+            return Ok((home, hosts.clone()));
+        }
+        let place = format!("account {} {}", home.account, home.region);
+        let hosts = match key {
+            HostKey::Tag(tag) => home
+                .instances
+                .find_running_by_tag(tag)
+                .await
+                .map_err(fate)?,
+            HostKey::Pinned(id) => {
+                let described = home
+                    .instances
+                    .describe(std::slice::from_ref(id))
+                    .await
+                    .map_err(fate)?;
+                match described.into_iter().find(|i| &i.id == id) {
+                    Some(i) if i.state == InstanceState::Running => vec![i],
+                    Some(i) => {
+                        return Err(Fate::Failed(format!(
+                            "the AD tools host {id} the config item pins (toolsHostId) is {} in {place}",
+                            i.state
+                        )));
+                    }
+                    None => {
+                        return Err(Fate::Rejected(format!(
+                            "the AD tools host {id} the config item pins (toolsHostId) is not in {place}"
+                        )));
+                    }
+                }
+            }
+        };
+        if hosts.is_empty() {
+            let HostKey::Tag(tag) = key else {
+                return Err(Fate::Failed(format!("no AD tools host in {place}")));
+            };
+            return Err(Fate::Failed(format!(
+                "no running AD tools host tagged {}={} in {place}",
+                tag.key, tag.value
+            )));
+        }
+        let ids: Vec<InstanceId> = hosts.iter().map(|h| h.id.clone()).collect();
+        let online = match home.commands.online(&ids).await {
+            Ok(online) => Some(online),
+            Err(e) => {
+                // Permission missing, or an endpoint without the operation: try the hosts
+                // by id, and let a failed send move on to the next.
+                warn!(error = %e, "the tools hosts' agent status cannot be read; trying them by id");
+                None
+            }
+        };
+        let hosts = ordered(hosts, online.as_deref());
+        found.insert(key.clone(), (hosts.clone(), Instant::now()));
+        Ok((home, hosts))
+    }
+
+    /// Sends the command `build` makes for a host to the first of `hosts` that takes it:
+    /// a host whose agent cannot take commands (not registered, offline) is passed over
+    /// for the next, and the kept list is forgotten. Returns the host, the request and the
+    /// command id.
+    pub(super) async fn send_to_tools_host(
+        &self,
+        key: &HostKey,
+        home: &AccountPorts,
+        hosts: &[Instance],
+        build: impl Fn(&Instance) -> CommandRequest,
+    ) -> Result<(Instance, CommandRequest, String), NotSent> {
+        let mut refused = Vec::new();
+        let mut last = None;
+        for host in hosts {
+            let request = build(host);
+            match self.send(home, &request).await {
+                Ok(command_id) => return Ok((host.clone(), request, command_id)),
+                Err(e @ Error::AgentNotReady { .. }) => {
+                    warn!(tools_host = %host.id, error = %e, "the tools host cannot take commands; trying the next");
+                    self.tools_hosts.forget(key).await;
+                    refused.push(host.id.to_string());
+                    last = Some((host.clone(), request, e.operation()));
+                }
+                Err(error) => {
+                    if !error.is_transient() {
+                        self.tools_hosts.forget(key).await;
+                    }
+                    return Err(NotSent {
+                        tried: Some((host.clone(), request)),
+                        error,
+                    });
+                }
+            }
+        }
+        let tried = last.map(|(host, request, _)| (host, request));
+        Err(NotSent {
+            tried,
+            error: Error::AgentNotReady {
+                operation: "ssm:SendCommand",
+                message: format!(
+                    "no AD tools host could take the command (agent not registered or offline): {}",
+                    if refused.is_empty() {
+                        "none found".to_owned()
+                    } else {
+                        refused.join(", ")
+                    }
+                ),
+            },
+        })
+    }
+}
+
+/// A command no tools host took: the last host tried and its request (if any), and why.
+pub(super) struct NotSent {
+    pub tried: Option<(Instance, CommandRequest)>,
+    pub error: Error,
 }
