@@ -45,15 +45,16 @@ case ${JOIN_MODE:-staged} in
 esac
 read_dcs
 HOST_FQDN="${COMPUTER_NAME,,}.${DOMAIN}"
-# ALLOWED_GROUP and SUDO_GROUPS: one AD group per line. A name becomes data in sssd.conf,
-# sshd_config and sudoers: no commas, quotes, pattern characters or control characters.
+# ALLOWED_GROUP and SUDO_GROUPS: AD groups, comma-separated (no AD group name has a
+# comma). A name becomes data in sssd.conf, sshd_config and sudoers: no control
+# characters, quotes, backslashes or pattern characters. Then one group per line.
 for groups in "$ALLOWED_GROUP" "$SUDO_GROUPS"; do
-  while IFS= read -r group; do
-    case $group in
-      *[[:cntrl:],\"\\*?!]*) fail 10 "group name '$group' contains a comma, a quote, a pattern or a control character" ;;
-    esac
-  done <<<"$groups"
+  case $groups in
+    *[[:cntrl:]\"\\*?!]*) fail 10 "group names '$groups' contain a control character, a quote, a backslash or a pattern character" ;;
+  esac
 done
+ALLOWED_GROUP=${ALLOWED_GROUP//,/$'\n'}
+SUDO_GROUPS=${SUDO_GROUPS//,/$'\n'}
 DC=""          # the domain controller used for the join: the first that answers
 DC_HOSTS=()    # "IP host-name" of each domain controller that answers
 ETC=${ADJOIN_ETC:-/etc}

@@ -105,11 +105,11 @@ function Join-AdjoinStaged {
     exit 3010
 }
 
-# Lets the adGroupName groups (one per line) log in over RDP. Runs after the join's
+# Lets the adGroupName groups (comma-separated) log in over RDP. Runs after the join's
 # reboot too (SSM runs the script again after exit 3010), so a failure is reported, not
 # lost.
 function Grant-AdjoinRemoteDesktop {
-    foreach ($group in @($AllowedGroup -split "`n" | Where-Object { $_ })) {
+    foreach ($group in @($AllowedGroup -split ',' | Where-Object { $_ })) {
         $member = "$Domain\$group"
         $present = Get-LocalGroupMember -Group 'Remote Desktop Users' -ErrorAction SilentlyContinue |
             Where-Object { $_.Name -ieq $member }

@@ -5,7 +5,8 @@
 //! `assumeRoleARN`. Extensions (all optional): `ouPath`, `computerGroups`,
 //! `allowedLoginGroups`, `secretArn`,
 //! `externalId`, `toolsHostTag`, `computerNamePrefix`, `installRdsSessionHost`,
-//! `commandLogGroup`, `commandOutputBucket`, `joinMode`, `commandDocuments`, `sudoGroups`, `toolsHostId`. Unknown attributes are ignored.
+//! `commandLogGroup`, `commandOutputBucket`, `joinMode`, `commandDocuments`, `sudoGroups`,
+//! `toolsHostId`, `allowedOuPaths`, `allowedComputerGroups`. Unknown attributes are ignored.
 
 use std::net::IpAddr;
 
@@ -97,6 +98,10 @@ pub struct AccountConfig {
     /// `sudoGroups`: AD groups whose members get `sudo` on the account's Linux instances
     /// (an `adSudoGroup` tag narrows it to one of them).
     pub sudo_groups: Vec<String>,
+    /// `allowedOuPaths`: the OUs an instance's `adOuPath` tag may place it in.
+    pub allowed_ou_paths: Vec<String>,
+    /// `allowedComputerGroups`: the groups an instance's `adComputerGroups` tag may add.
+    pub allowed_computer_groups: Vec<String>,
     pub tools_host_tag: Option<TagMatch>,
     /// `toolsHostId`: the AD tools host by instance id (in the service's account and
     /// Region; it must still carry the tools-host tag the central stack grants).
@@ -285,6 +290,22 @@ impl AccountConfig {
                 FIX_SUDO,
             );
         }
+        // Distinguished names hold commas: a list, or one DN as a string.
+        let allowed_ou_paths = match item.get("allowedOuPaths") {
+            Some(Value::String(dn)) if !dn.trim().is_empty() => vec![dn.trim().to_owned()],
+            _ => group_list(
+                item,
+                "allowedOuPaths",
+                "set allowedOuPaths to a list of OU distinguished names an adOuPath tag may name",
+                &mut problems,
+            ),
+        };
+        let allowed_computer_groups = group_list(
+            item,
+            "allowedComputerGroups",
+            "set allowedComputerGroups to a list of AD groups an adComputerGroups tag may name",
+            &mut problems,
+        );
         let tools_host_tag = match text("toolsHostTag") {
             Some(tag) => match tag.split_once('=') {
                 Some((k, v)) if !k.is_empty() && !v.is_empty() => Some(TagMatch {
@@ -405,6 +426,8 @@ impl AccountConfig {
                 computer_groups,
                 allowed_login_groups,
                 sudo_groups,
+                allowed_ou_paths,
+                allowed_computer_groups,
                 tools_host_tag,
                 tools_host_id,
                 computer_name_prefix,

@@ -10,6 +10,12 @@ pub const GROUP_TAG: &str = "adGroupName";
 /// The tag that picks, among the account's `sudoGroups`, the one AD group whose members
 /// get `sudo` on this instance (without it: every group of `sudoGroups`).
 pub const SUDO_TAG: &str = "adSudoGroup";
+/// The tag that places the instance's computer object in another OU, one of the
+/// account's `allowedOuPaths`.
+pub const OU_TAG: &str = "adOuPath";
+/// The tag that adds computer groups (comma-separated), each one of the account's
+/// `allowedComputerGroups` (e.g. the gMSA readers of one Auto Scaling group).
+pub const COMPUTER_GROUPS_TAG: &str = "adComputerGroups";
 /// At most this many login groups in one `adGroupName` tag.
 pub const MAX_LOGIN_GROUPS: usize = 10;
 /// The opt-out tag: `autoadjoin=false` leaves the instance alone.
@@ -215,6 +221,47 @@ pub fn sudo_tag_problem(value: &str, sudo_groups: &[String]) -> Option<String> {
     } else {
         Some("is not in the account's sudoGroups".to_owned())
     }
+}
+
+/// What forbids an `adOuPath` tag, if anything: it must be one of the account's
+/// `allowedOuPaths` (compared without case and blanks around `,` and `=`).
+pub fn ou_tag_problem(value: &str, allowed: &[String]) -> Option<String> {
+    let norm = |dn: &str| {
+        dn.split(',')
+            .map(|rdn| {
+                rdn.split('=')
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("=")
+                    .to_lowercase()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if allowed.is_empty() {
+        Some("is set, but the account's config item has no allowedOuPaths".to_owned())
+    } else if allowed.iter().any(|ou| norm(ou) == norm(value)) {
+        None
+    } else {
+        Some("is not in the account's allowedOuPaths".to_owned())
+    }
+}
+
+/// What forbids an `adComputerGroups` tag, if anything: each of its groups must be one
+/// of the account's `allowedComputerGroups` (compared without case).
+pub fn computer_groups_tag_problem(value: &str, allowed: &[String]) -> Option<String> {
+    if value.chars().any(char::is_control) {
+        return Some("contains a control character".to_owned());
+    }
+    if allowed.is_empty() {
+        return Some(
+            "is set, but the account's config item has no allowedComputerGroups".to_owned(),
+        );
+    }
+    login_groups(value)
+        .into_iter()
+        .find(|g| !allowed.iter().any(|a| a.trim().eq_ignore_ascii_case(g)))
+        .map(|g| format!("names group {g:?}, which is not in the account's allowedComputerGroups"))
 }
 
 /// The group names of an `adGroupName` tag: comma-separated, trimmed.

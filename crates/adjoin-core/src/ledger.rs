@@ -87,6 +87,10 @@ pub struct JoinRecord {
     /// tools host of a leave).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_target: Option<String>,
+    /// The OU the computer object was placed in (an `adOuPath` tag's; none: the
+    /// account's `ouPath`), which the leave requires the object to be in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ou_path: Option<String>,
     /// Join (or leave) commands sent for the current join (or leave).
     #[serde(default)]
     pub attempts: u32,
@@ -317,6 +321,7 @@ mod tests {
             event_id: "ev-1".into(),
             command_id: command.map(str::to_owned),
             command_target: None,
+            ou_path: None,
             attempts: 1,
             exit_code: None,
             output: None,

@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 use crate::config::{AccountConfig, CommandDocuments, CommandOutput, JoinMode, PasswordRef};
 use crate::documents::{self, Task};
 use crate::ids::{InstanceId, Region};
-use crate::instance::{GROUP_TAG, Instance, Platform, SUDO_TAG, login_groups};
+use crate::instance::{
+    COMPUTER_GROUPS_TAG, GROUP_TAG, Instance, OU_TAG, Platform, SUDO_TAG, login_groups,
+    ou_tag_problem,
+};
 use crate::staging;
 
 /// The SSM document a command runs.
@@ -154,21 +157,23 @@ pub fn join_command(
             ("OTP_REGION", region.as_str().to_owned()),
         ],
         JoinMode::SharedPassword => {
+            let placement = placement(instance, config);
             let mut p = vec![("JOIN_MODE", JoinMode::SharedPassword.as_str().to_owned())];
             p.extend(directory_params(config, region));
-            p.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
-            p.push(("COMPUTER_GROUPS", config.computer_groups.join("\n")));
+            p.push(("OU_PATH", placement.ou_path.unwrap_or_default()));
+            p.push(("COMPUTER_GROUPS", placement.computer_groups.join("\n")));
             p
         }
     };
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
-    // The login groups, one per line (the tag separates them with commas).
+    // The login groups, comma-separated (no AD group name has a comma; a name with a
+    // control character stays one name, which the script refuses).
     params.push((
         "ALLOWED_GROUP",
-        login_groups(instance.tag(GROUP_TAG).unwrap_or_default()).join("\n"),
+        login_groups(instance.tag(GROUP_TAG).unwrap_or_default()).join(","),
     ));
     if instance.platform == Platform::Linux {
-        params.push(("SUDO_GROUPS", sudo_groups(instance, config).join("\n")));
+        params.push(("SUDO_GROUPS", sudo_groups(instance, config).join(",")));
     }
     if instance.platform == Platform::Windows && config.install_rds_session_host {
         params.push(("INSTALL_RDS_SESSION_HOST", "true".to_owned()));
@@ -183,6 +188,47 @@ pub fn join_command(
         comment("join", &instance.id, event_id),
         &config.command_output,
     )
+}
+
+/// Where an instance's computer object goes, and the groups it joins.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Placement {
+    /// Its `adOuPath` tag (spelled as the account's `allowedOuPaths` spells it), else
+    /// the account's `ouPath`.
+    pub ou_path: Option<String>,
+    /// The account's `computerGroups`, then those its `adComputerGroups` tag adds.
+    pub computer_groups: Vec<String>,
+}
+
+/// The placement of `instance` under `config` (its tags checked by the plan already).
+pub fn placement(instance: &Instance, config: &AccountConfig) -> Placement {
+    let ou_path = instance
+        .tag(OU_TAG)
+        .and_then(|tag| {
+            config
+                .allowed_ou_paths
+                .iter()
+                .find(|ou| ou_tag_problem(tag, std::slice::from_ref(ou)).is_none())
+                .cloned()
+        })
+        .or_else(|| config.ou_path.clone());
+    let mut computer_groups = config.computer_groups.clone();
+    for group in login_groups(instance.tag(COMPUTER_GROUPS_TAG).unwrap_or_default()) {
+        if let Some(allowed) = config
+            .allowed_computer_groups
+            .iter()
+            .find(|a| a.trim().eq_ignore_ascii_case(group))
+            && !computer_groups
+                .iter()
+                .any(|g| g.eq_ignore_ascii_case(allowed))
+        {
+            computer_groups.push(allowed.clone());
+        }
+    }
+    Placement {
+        ou_path,
+        computer_groups,
+    }
 }
 
 /// The AD groups whose members get `sudo` on `instance`: the one its `adSudoGroup` tag
@@ -210,14 +256,15 @@ pub fn stage_command(
     tools_region: &Region,
     instance_region: &Region,
     instance_id: &InstanceId,
+    placement: &Placement,
     computer_name: &str,
     event_id: &str,
 ) -> CommandRequest {
     let mut params = directory_params(config, tools_region);
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
     params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));
-    params.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
-    params.push(("COMPUTER_GROUPS", config.computer_groups.join("\n")));
+    params.push(("OU_PATH", placement.ou_path.clone().unwrap_or_default()));
+    params.push(("COMPUTER_GROUPS", placement.computer_groups.join("\n")));
     params.push((
         "OWNER_STAMP",
         owner_stamp(config, instance_region, instance_id),
@@ -239,20 +286,22 @@ pub fn stage_command(
 
 /// The leave command: run on the AD tools host (in `tools_region`), it deletes
 /// `computer_name` if it is the object of `instance_id` (which ran in `instance_region`):
-/// the object's description is the owner stamp and it lies in the configured OU.
+/// the object's description is the owner stamp and it lies in `ou_path` (the OU the
+/// ledger recorded at the join, else the account's `ouPath`).
 pub fn leave_command(
     tools_host: &Instance,
     config: &AccountConfig,
     tools_region: &Region,
     instance_region: &Region,
     instance_id: &InstanceId,
+    ou_path: Option<&str>,
     computer_name: &str,
     event_id: &str,
 ) -> CommandRequest {
     let mut params = directory_params(config, tools_region);
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
     params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));
-    params.push(("OU_PATH", config.ou_path.clone().unwrap_or_default()));
+    params.push(("OU_PATH", ou_path.unwrap_or_default().to_owned()));
     params.push((
         "OWNER_STAMP",
         owner_stamp(config, instance_region, instance_id),

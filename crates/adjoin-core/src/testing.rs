@@ -109,6 +109,7 @@ pub fn record(instance: &str, account: &str) -> JoinRecord {
         event_id: "e".into(),
         command_id: None,
         command_target: None,
+        ou_path: None,
         attempts: 1,
         exit_code: Some(0),
         output: None,

@@ -197,6 +197,7 @@ impl Bed {
             event_id: "seeded".into(),
             command_id: None,
             command_target: None,
+            ou_path: None,
             attempts: 1,
             exit_code: Some(0),
             output: None,

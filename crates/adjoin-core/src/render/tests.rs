@@ -67,7 +67,20 @@ fn shared_join(platform: Platform, group: &str, name: &str, event: &str) -> Comm
 /// The stage command of i-0abcd1234ef567890 (in [`region`]) on `tools` in `tools_region`.
 fn stage(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> CommandRequest {
     let id = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
-    stage_command(tools, config, tools_region, &region(), &id, "IABC", "ev")
+    let placement = Placement {
+        ou_path: config.ou_path.clone(),
+        computer_groups: config.computer_groups.clone(),
+    };
+    stage_command(
+        tools,
+        config,
+        tools_region,
+        &region(),
+        &id,
+        &placement,
+        "IABC",
+        "ev",
+    )
 }
 
 #[test]
@@ -151,7 +164,16 @@ fn the_stage_command_runs_on_the_tools_host_with_the_tools_hosts_copy() {
 /// The leave of i-0abcd1234ef567890 (in [`region`]), run on `tools` in `tools_region`.
 fn leave(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> CommandRequest {
     let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
-    leave_command(tools, config, tools_region, &region(), &gone, "IABC", "ev")
+    leave_command(
+        tools,
+        config,
+        tools_region,
+        &region(),
+        &gone,
+        config.ou_path.as_deref(),
+        "IABC",
+        "ev",
+    )
 }
 
 #[test]
@@ -663,4 +685,50 @@ fn joins_never_take_over_a_computer_someone_else_made() {
         assert!(looked < joined, "the look-up comes first");
         assert!(script.contains("19"), "exit 19");
     }
+}
+
+#[test]
+fn tags_place_the_object_only_where_the_account_allows() {
+    let mut config = shared_config();
+    config.allowed_ou_paths = vec!["OU=Gmsa Hosts,OU=Servers,DC=example,DC=test".into()];
+    config.allowed_computer_groups = vec!["ecs-gmsa-readers".into()];
+    config.computer_groups = vec!["all-servers".into()];
+    let tagged = |tags: &[(&str, &str)]| Instance {
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..instance(Platform::Linux, "g")
+    };
+    let p = placement(
+        &tagged(&[
+            ("adOuPath", "ou=gmsa hosts, ou=Servers,DC=example,DC=test"),
+            ("adComputerGroups", "ECS-gmsa-readers"),
+        ]),
+        &config,
+    );
+    assert_eq!(
+        p.ou_path.as_deref(),
+        Some("OU=Gmsa Hosts,OU=Servers,DC=example,DC=test"),
+        "the account's spelling"
+    );
+    assert_eq!(p.computer_groups, ["all-servers", "ecs-gmsa-readers"]);
+    let params = params_of(&join_command(
+        &tagged(&[("adOuPath", "OU=Gmsa Hosts,OU=Servers,DC=example,DC=test")]),
+        &config,
+        &region(),
+        "I",
+        "e",
+    ));
+    assert_eq!(
+        params["OU_PATH"],
+        "OU=Gmsa Hosts,OU=Servers,DC=example,DC=test"
+    );
+    // Without tags: the account's own.
+    let plain = placement(&instance(Platform::Linux, "g"), &config);
+    assert_eq!(
+        plain.ou_path.as_deref(),
+        Some("OU=Servers,DC=example,DC=test")
+    );
+    assert_eq!(plain.computer_groups, ["all-servers"]);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tracing::{Instrument as _, info, warn};
 
 use super::intake::{Group, Pending};
-use super::plan::{Facts, Plan, RejectReason, plan, tags_refuse_join};
+use super::plan::{Facts, Plan, RejectReason, TagRules, plan, tags_refuse_join};
 use super::{Fate, Message, Worker, error_fate};
 use crate::computer_name::computer_name;
 use crate::config::JoinMode;
@@ -101,8 +101,7 @@ impl Worker {
             },
             computer_name,
             leave_unrecorded: self.settings.leave_unrecorded,
-            allowed_login_groups: job.group.config.allowed_login_groups.as_deref(),
-            sudo_groups: &job.group.config.sudo_groups,
+            tag_rules: TagRules::of(&job.group.config),
             ignore_opt_out: self.settings.ignore_opt_out,
         };
         let (action, plan) = plan(&facts);
@@ -206,9 +205,18 @@ impl Worker {
             }
         }
         let (exit_code, output) = last.map_or((None, None), |(c, o)| (c, Some(o)));
+        // A join that makes the object itself (shared password) records its OU; a staged
+        // join keeps the one its stage recorded.
+        let ou_path = crate::render::decode_params(&request.commands)
+            .into_iter()
+            .find(|(name, _)| name == "OU_PATH")
+            .map(|(_, ou)| ou);
         let claim = self.next_record(job, record.as_ref(), computer_name, |r| {
             r.status = JoinStatus::Joining;
             r.computer_name = computer_name.to_owned();
+            if ou_path.is_some() {
+                r.ou_path = ou_path;
+            }
             r.command_id = None;
             r.attempts = attempt;
             r.exit_code = exit_code;
@@ -427,6 +435,7 @@ impl Worker {
                 event_id: String::new(),
                 command_id: None,
                 command_target: None,
+                ou_path: None,
                 attempts: 0,
                 exit_code: None,
                 output: None,

@@ -33,6 +33,11 @@ impl Worker {
             Ok(found) => found,
             Err(fate) => return fate,
         };
+        // The OU the join placed the object in, as the ledger recorded it.
+        let ou_path = record
+            .as_ref()
+            .and_then(|r| r.ou_path.clone())
+            .or_else(|| job.group.config.ou_path.clone());
         let request_for = |host: &crate::instance::Instance| {
             leave_command(
                 host,
@@ -40,6 +45,7 @@ impl Worker {
                 &home.region,
                 &job.event.region,
                 &job.event.instance_id,
+                ou_path.as_deref(),
                 computer_name,
                 &job.event.event_id,
             )

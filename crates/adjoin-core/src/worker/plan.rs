@@ -21,7 +21,8 @@ use std::fmt;
 use crate::config::AccountConfig;
 use crate::event::{EventState, InstanceEvent};
 use crate::instance::{
-    GROUP_TAG, Instance, InstanceState, Platform, SUDO_TAG, group_tag_problem, sudo_tag_problem,
+    COMPUTER_GROUPS_TAG, GROUP_TAG, Instance, InstanceState, OU_TAG, Platform, SUDO_TAG,
+    computer_groups_tag_problem, group_tag_problem, ou_tag_problem, sudo_tag_problem,
 };
 use crate::ledger::{self, Handler, JoinRecord, Step};
 use crate::outcome::Action;
@@ -41,12 +42,34 @@ pub struct Facts<'a> {
     pub computer_name: &'a str,
     /// [`super::Settings::leave_unrecorded`].
     pub leave_unrecorded: bool,
-    /// The account's `allowedLoginGroups`.
-    pub allowed_login_groups: Option<&'a [String]>,
-    /// The account's `sudoGroups` (an `adSudoGroup` tag may pick one of them).
-    pub sudo_groups: &'a [String],
+    /// What the account allows the instance's tags to choose.
+    pub tag_rules: TagRules<'a>,
     /// [`super::Settings::ignore_opt_out`].
     pub ignore_opt_out: bool,
+}
+
+/// What an account's config item lets an instance's tags choose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TagRules<'a> {
+    /// `allowedLoginGroups` (`adGroupName`); `None`: any group but the privileged ones.
+    pub login_groups: Option<&'a [String]>,
+    /// `sudoGroups` (`adSudoGroup` picks one).
+    pub sudo_groups: &'a [String],
+    /// `allowedOuPaths` (`adOuPath`).
+    pub ou_paths: &'a [String],
+    /// `allowedComputerGroups` (`adComputerGroups`).
+    pub computer_groups: &'a [String],
+}
+
+impl<'a> TagRules<'a> {
+    pub fn of(config: &'a AccountConfig) -> Self {
+        TagRules {
+            login_groups: config.allowed_login_groups.as_deref(),
+            sudo_groups: &config.sudo_groups,
+            ou_paths: &config.allowed_ou_paths,
+            computer_groups: &config.allowed_computer_groups,
+        }
+    }
 }
 
 /// What to do.
@@ -226,7 +249,7 @@ fn plan_tags_changed(facts: &Facts<'_>, keys: &[String]) -> (Action, Plan) {
                 state: i.state.clone(),
             }),
         ),
-        Some(i) => match tag_refusal(i, facts.allowed_login_groups, facts.sudo_groups) {
+        Some(i) => match tag_refusal(i, &facts.tag_rules) {
             Some(reason) => (Action::Join, Plan::Reject(reason)),
             None => (
                 Action::Join,
@@ -264,7 +287,7 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
         }
         Some(i) => i,
     };
-    if let Some(reason) = tag_refusal(instance, facts.allowed_login_groups, facts.sudo_groups) {
+    if let Some(reason) = tag_refusal(instance, &facts.tag_rules) {
         return (Action::Join, Plan::Reject(reason));
     }
     let plan = match step {
@@ -286,24 +309,25 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
     (Action::Join, plan)
 }
 
-/// Why the instance's `adGroupName` or `adSudoGroup` tag forbids a join, if one does.
-fn tag_refusal(
-    instance: &Instance,
-    allowed: Option<&[String]>,
-    sudo_groups: &[String],
-) -> Option<RejectReason> {
-    let refused = |tag: &'static str, value: &str, problem: String| RejectReason::Tag {
-        tag,
-        value: value.to_owned(),
-        problem,
-    };
-    if let Some(value) = instance.tag(GROUP_TAG)
-        && let Some(problem) = group_tag_problem(value, allowed)
-    {
-        return Some(refused(GROUP_TAG, value, problem));
-    }
-    let value = instance.tag(SUDO_TAG)?;
-    sudo_tag_problem(value, sudo_groups).map(|problem| refused(SUDO_TAG, value, problem))
+/// Why one of the instance's tags (`adGroupName`, `adSudoGroup`, `adOuPath`,
+/// `adComputerGroups`) forbids a join, if one does.
+fn tag_refusal(instance: &Instance, rules: &TagRules<'_>) -> Option<RejectReason> {
+    let checks: [(&'static str, &dyn Fn(&str) -> Option<String>); 4] = [
+        (GROUP_TAG, &|v| group_tag_problem(v, rules.login_groups)),
+        (SUDO_TAG, &|v| sudo_tag_problem(v, rules.sudo_groups)),
+        (OU_TAG, &|v| ou_tag_problem(v, rules.ou_paths)),
+        (COMPUTER_GROUPS_TAG, &|v| {
+            computer_groups_tag_problem(v, rules.computer_groups)
+        }),
+    ];
+    checks.into_iter().find_map(|(tag, problem)| {
+        let value = instance.tag(tag)?;
+        problem(value).map(|problem| RejectReason::Tag {
+            tag,
+            value: value.to_owned(),
+            problem,
+        })
+    })
 }
 
 /// Why the instance's tags, as EC2 reports them now, forbid sending another join
@@ -317,12 +341,7 @@ pub(super) fn tags_refuse_join(
     if instance.opted_out() && !ignore_opt_out {
         return Some(SkipReason::OptedOut.to_string());
     }
-    tag_refusal(
-        instance,
-        config.allowed_login_groups.as_deref(),
-        &config.sudo_groups,
-    )
-    .map(|r| r.to_string())
+    tag_refusal(instance, &TagRules::of(config)).map(|r| r.to_string())
 }
 
 fn plan_terminated(facts: &Facts<'_>) -> (Action, Plan) {

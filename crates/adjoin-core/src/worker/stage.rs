@@ -28,7 +28,7 @@ use crate::instance::Instance;
 use crate::ledger::{self, JoinRecord, JoinStatus};
 use crate::one_time_password::OneTimePassword;
 use crate::ports::{AccountPorts, CommandStatus, SecretParameter};
-use crate::render::{join_command, leave_command, stage_command};
+use crate::render::{join_command, leave_command, placement, stage_command};
 use crate::staging;
 use crate::text::clip_end;
 
@@ -84,6 +84,7 @@ impl Worker {
             Ok(found) => found,
             Err(fate) => return fate,
         };
+        let placement = placement(instance, &job.group.config);
         let request_for = |host: &Instance| {
             stage_command(
                 host,
@@ -91,6 +92,7 @@ impl Worker {
                 &home.region,
                 &job.event.region,
                 &instance.id,
+                &placement,
                 computer_name,
                 &job.event.event_id,
             )
@@ -139,6 +141,7 @@ impl Worker {
         let claim = self.next_record(job, record.as_ref(), computer_name, |r| {
             r.status = JoinStatus::Staging;
             r.computer_name = computer_name.to_owned();
+            r.ou_path = placement.ou_path.clone();
             r.command_id = None;
             r.command_target = None;
             r.attempts = attempt;
@@ -433,6 +436,13 @@ impl Worker {
             warn!(error = %e, parameter = %for_tools_host, "could not delete the tools host's one-time password");
         }
         if remove_account {
+            // Where the stage put it: the instance's placement (its tags were checked).
+            let ou_path = job
+                .group
+                .instances
+                .get(event.instance_id.as_str())
+                .map(|i| placement(i, &job.group.config).ou_path)
+                .unwrap_or_else(|| job.group.config.ou_path.clone());
             let request_for = |host: &Instance| {
                 leave_command(
                     host,
@@ -440,6 +450,7 @@ impl Worker {
                     &home.region,
                     &event.region,
                     &event.instance_id,
+                    ou_path.as_deref(),
                     name,
                     &event.event_id,
                 )

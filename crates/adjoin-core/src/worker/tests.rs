@@ -670,7 +670,7 @@ async fn several_login_groups_and_the_sudo_groups_reach_the_join_as_lines() {
     let params: BTreeMap<_, _> = decode_params(&aws.sent()[0].request.commands)
         .into_iter()
         .collect();
-    assert_eq!(params["ALLOWED_GROUP"], "linux-admins\nweb");
+    assert_eq!(params["ALLOWED_GROUP"], "linux-admins,web");
     assert_eq!(
         params["SUDO_GROUPS"], "dba",
         "the tag narrows the account's sudoGroups"
@@ -2384,7 +2384,7 @@ mod tag_changes {
         let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands)
             .into_iter()
             .collect();
-        assert_eq!(params["ALLOWED_GROUP"], "linux-admins\nweb");
+        assert_eq!(params["ALLOWED_GROUP"], "linux-admins,web");
         // Its result is read like a join's.
         let r = run(&aws, std::slice::from_ref(&m)).await;
         assert_eq!(r[0].outcome, Outcome::Verified, "{r:?}");
@@ -2555,5 +2555,75 @@ mod tools_hosts {
             &r[0],
             "the AD tools host i-0999999999999999f the config item pins (toolsHostId) is not in account",
         );
+    }
+}
+
+/// Placement by tag: an OU and computer groups the account allows, and the leave in the
+/// OU the ledger recorded.
+mod placement_tags {
+    use super::*;
+
+    const GMSA_OU: &str = "OU=Gmsa Hosts,DC=example,DC=test";
+
+    fn allowing() -> crate::config::ConfigItem {
+        let mut item = member_item();
+        item.insert("ouPath".into(), json!("OU=Servers,DC=example,DC=test"));
+        item.insert("allowedOuPaths".into(), json!([GMSA_OU]));
+        item.insert("allowedComputerGroups".into(), json!(["ecs-gmsa-readers"]));
+        item
+    }
+
+    #[tokio::test]
+    async fn an_allowed_ou_and_groups_are_used_and_the_leave_looks_there() {
+        let aws = crate::testing::world();
+        aws.put_config(&account(MEMBER), allowing());
+        put_member(
+            &aws,
+            instance(
+                LINUX,
+                "running",
+                Platform::Linux,
+                &[
+                    ("adOuPath", "ou=gmsa hosts,dc=example,dc=test"),
+                    ("adComputerGroups", "ecs-gmsa-readers"),
+                ],
+            ),
+        );
+        let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+        let stage: BTreeMap<_, _> = decode_params(&aws.sent()[0].request.commands)
+            .into_iter()
+            .collect();
+        assert_eq!(stage["OU_PATH"], GMSA_OU);
+        assert_eq!(stage["COMPUTER_GROUPS"], "ecs-gmsa-readers");
+        assert_eq!(
+            aws.record(LINUX).expect("record").ou_path.as_deref(),
+            Some(GMSA_OU)
+        );
+        // Terminated: the leave requires the object in the OU the join placed it in.
+        now_in_state(&aws, LINUX, "terminated", Platform::Linux);
+        let r = run(&aws, &[message("m2", body(MEMBER, LINUX, "terminated"))]).await;
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{r:?}");
+        let leave: BTreeMap<_, _> =
+            decode_params(&aws.sent().last().expect("leave").request.commands)
+                .into_iter()
+                .collect();
+        assert_eq!(leave["OU_PATH"], GMSA_OU);
+    }
+
+    #[tokio::test]
+    async fn an_ou_or_group_the_account_does_not_allow_is_refused() {
+        for tags in [
+            [("adOuPath", "OU=Domain Controllers,DC=example,DC=test")],
+            [("adComputerGroups", "Domain Admins")],
+        ] {
+            let aws = crate::testing::world();
+            aws.put_config(&account(MEMBER), allowing());
+            put_member(&aws, instance(LINUX, "running", Platform::Linux, &tags));
+            let r = run(&aws, &[message("m1", body(MEMBER, LINUX, "running"))]).await;
+            assert_eq!(r[0].outcome, Outcome::Rejected, "{tags:?}: {r:?}");
+            assert_reason(&r[0], "is not in the account's allowed");
+            assert!(aws.sent().is_empty());
+        }
     }
 }

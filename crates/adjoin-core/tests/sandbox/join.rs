@@ -276,7 +276,7 @@ pub(crate) fn failures_have_their_own_exit_codes() {
             16,
             "not added to group(s): gmsa-hosts",
         ),
-        ("", "admins\"x", 10, "contains a comma, a quote"),
+        ("", "admins\"x", 10, "contain a control character, a quote"),
     ] {
         let sandbox = debian_sandbox();
         if !flag.is_empty() {

@@ -71,6 +71,7 @@ pub(crate) fn leave_with(config: &AccountConfig) -> Vec<String> {
         &region(),
         &region(),
         &id,
+        config.ou_path.as_deref(),
         COMPUTER,
         "event-2",
     )

@@ -3,8 +3,8 @@
 
 use adjoin_core::config::{AccountConfig, ConfigItem};
 use adjoin_core::instance::Platform;
-use adjoin_core::render::stage_command;
-use adjoin_core::testing::{MEMBER, account, instance, instance_id, region};
+use adjoin_core::render::{placement, stage_command};
+use adjoin_core::testing::{MEMBER, account, instance, region};
 
 use crate::join::debian_sandbox;
 use crate::leave::{OUR_DN, entry, tools_sandbox};
@@ -28,13 +28,15 @@ pub(crate) fn staged_config() -> AccountConfig {
 
 fn stage() -> Vec<String> {
     let tools = instance("i-0fedcba9876543210", "running", Platform::Linux, &[]);
-    let id = instance_id("i-0abcd1234ef567890");
+    let member = instance("i-0abcd1234ef567890", "running", Platform::Linux, &[]);
+    let config = staged_config();
     stage_command(
         &tools,
-        &staged_config(),
+        &config,
         &region(),
         &region(),
-        &id,
+        &member.id,
+        &placement(&member, &config),
         COMPUTER,
         "event-3",
     )

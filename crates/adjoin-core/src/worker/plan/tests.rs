@@ -36,6 +36,7 @@ fn record(status: JoinStatus, account: &str, region: &str, message_id: &str) -> 
         event_id: "e0".into(),
         command_id: Some("c-1".into()),
         command_target: None,
+        ou_path: None,
         attempts: 1,
         exit_code: None,
         output: None,
@@ -83,8 +84,7 @@ fn check(case: &Case) {
         },
         computer_name: NAME,
         leave_unrecorded: case.leave_unrecorded,
-        allowed_login_groups: None,
-        sudo_groups: &[],
+        tag_rules: TagRules::default(),
         ignore_opt_out: false,
     };
     let (action, plan) = plan(&facts);
