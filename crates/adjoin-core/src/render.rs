@@ -190,6 +190,16 @@ pub fn join_command(
     )
 }
 
+/// The instance a command on the AD tools host is about, and the event that asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The instance's Region (its owner stamp names it).
+    pub region: &'a Region,
+    pub instance_id: &'a InstanceId,
+    pub computer_name: &'a str,
+    pub event_id: &'a str,
+}
+
 /// Where an instance's computer object goes, and the groups it joins.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Placement {
@@ -245,8 +255,8 @@ pub fn sudo_groups<'a>(instance: &Instance, config: &'a AccountConfig) -> Vec<&'
 }
 
 /// The stage command of a staged join: run on the AD tools host (in `tools_region`), it
-/// creates the computer account `computer_name` of `instance_id` (which runs in
-/// `instance_region`) in the configured OU, with the owner stamp as its description,
+/// creates the computer account `computer_name` of the subject instance (which runs in
+/// its `region`) in the configured OU, with the owner stamp as its description,
 /// the computer groups, and the one-time password it reads (and deletes) from the
 /// parameter [`staging::tools_host_parameter`]. A same-named object that is not ours is
 /// left alone (exit 19); one of ours is replaced.
@@ -254,12 +264,15 @@ pub fn stage_command(
     tools_host: &Instance,
     config: &AccountConfig,
     tools_region: &Region,
-    instance_region: &Region,
-    instance_id: &InstanceId,
+    subject: &Subject<'_>,
     placement: &Placement,
-    computer_name: &str,
-    event_id: &str,
 ) -> CommandRequest {
+    let Subject {
+        region: instance_region,
+        instance_id,
+        computer_name,
+        event_id,
+    } = *subject;
     let mut params = directory_params(config, tools_region);
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
     params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));
@@ -292,12 +305,15 @@ pub fn leave_command(
     tools_host: &Instance,
     config: &AccountConfig,
     tools_region: &Region,
-    instance_region: &Region,
-    instance_id: &InstanceId,
+    subject: &Subject<'_>,
     ou_path: Option<&str>,
-    computer_name: &str,
-    event_id: &str,
 ) -> CommandRequest {
+    let Subject {
+        region: instance_region,
+        instance_id,
+        computer_name,
+        event_id,
+    } = *subject;
     let mut params = directory_params(config, tools_region);
     params.push(("COMPUTER_NAME", computer_name.to_owned()));
     params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));

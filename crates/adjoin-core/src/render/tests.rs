@@ -71,16 +71,13 @@ fn stage(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> Com
         ou_path: config.ou_path.clone(),
         computer_groups: config.computer_groups.clone(),
     };
-    stage_command(
-        tools,
-        config,
-        tools_region,
-        &region(),
-        &id,
-        &placement,
-        "IABC",
-        "ev",
-    )
+    let subject = Subject {
+        region: &region(),
+        instance_id: &id,
+        computer_name: "IABC",
+        event_id: "ev",
+    };
+    stage_command(tools, config, tools_region, &subject, &placement)
 }
 
 #[test]
@@ -164,15 +161,18 @@ fn the_stage_command_runs_on_the_tools_host_with_the_tools_hosts_copy() {
 /// The leave of i-0abcd1234ef567890 (in [`region`]), run on `tools` in `tools_region`.
 fn leave(tools: &Instance, config: &AccountConfig, tools_region: &Region) -> CommandRequest {
     let gone = InstanceId::parse("i-0abcd1234ef567890").expect("valid");
+    let subject = Subject {
+        region: &region(),
+        instance_id: &gone,
+        computer_name: "IABC",
+        event_id: "ev",
+    };
     leave_command(
         tools,
         config,
         tools_region,
-        &region(),
-        &gone,
+        &subject,
         config.ou_path.as_deref(),
-        "IABC",
-        "ev",
     )
 }
 

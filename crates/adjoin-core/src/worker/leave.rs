@@ -9,7 +9,7 @@ use super::{Fate, Worker, error_fate};
 use crate::ids::InstanceId;
 use crate::ledger::{self, JoinRecord, JoinStatus};
 use crate::ports::CommandStatus;
-use crate::render::leave_command;
+use crate::render::{Subject, leave_command};
 use crate::text::clip_end;
 
 /// The leave script's exit code for a same-named computer object that is not ours: it
@@ -39,15 +39,18 @@ impl Worker {
             .and_then(|r| r.ou_path.clone())
             .or_else(|| job.group.config.ou_path.clone());
         let request_for = |host: &crate::instance::Instance| {
+            let subject = Subject {
+                region: &job.event.region,
+                instance_id: &job.event.instance_id,
+                computer_name,
+                event_id: &job.event.event_id,
+            };
             leave_command(
                 host,
                 &job.group.config,
                 &home.region,
-                &job.event.region,
-                &job.event.instance_id,
+                &subject,
                 ou_path.as_deref(),
-                computer_name,
-                &job.event.event_id,
             )
         };
         if self.settings.dry_run {

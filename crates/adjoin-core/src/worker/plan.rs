@@ -312,7 +312,9 @@ fn plan_running(facts: &Facts<'_>) -> (Action, Plan) {
 /// Why one of the instance's tags (`adGroupName`, `adSudoGroup`, `adOuPath`,
 /// `adComputerGroups`) forbids a join, if one does.
 fn tag_refusal(instance: &Instance, rules: &TagRules<'_>) -> Option<RejectReason> {
-    let checks: [(&'static str, &dyn Fn(&str) -> Option<String>); 4] = [
+    /// What forbids a tag's value, if anything.
+    type Check<'c> = &'c dyn Fn(&str) -> Option<String>;
+    let checks: [(&'static str, Check<'_>); 4] = [
         (GROUP_TAG, &|v| group_tag_problem(v, rules.login_groups)),
         (SUDO_TAG, &|v| sudo_tag_problem(v, rules.sudo_groups)),
         (OU_TAG, &|v| ou_tag_problem(v, rules.ou_paths)),

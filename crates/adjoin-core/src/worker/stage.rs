@@ -28,7 +28,7 @@ use crate::instance::Instance;
 use crate::ledger::{self, JoinRecord, JoinStatus};
 use crate::one_time_password::OneTimePassword;
 use crate::ports::{AccountPorts, CommandStatus, SecretParameter};
-use crate::render::{join_command, leave_command, placement, stage_command};
+use crate::render::{Subject, join_command, leave_command, placement, stage_command};
 use crate::staging;
 use crate::text::clip_end;
 
@@ -86,16 +86,13 @@ impl Worker {
         };
         let placement = placement(instance, &job.group.config);
         let request_for = |host: &Instance| {
-            stage_command(
-                host,
-                &job.group.config,
-                &home.region,
-                &job.event.region,
-                &instance.id,
-                &placement,
+            let subject = Subject {
+                region: &job.event.region,
+                instance_id: &instance.id,
                 computer_name,
-                &job.event.event_id,
-            )
+                event_id: &job.event.event_id,
+            };
+            stage_command(host, &job.group.config, &home.region, &subject, &placement)
         };
         info!(platform = instance.platform.as_str(), %computer_name, attempt, "staging");
         if self.settings.dry_run {
@@ -444,15 +441,18 @@ impl Worker {
                 .map(|i| placement(i, &job.group.config).ou_path)
                 .unwrap_or_else(|| job.group.config.ou_path.clone());
             let request_for = |host: &Instance| {
+                let subject = Subject {
+                    region: &event.region,
+                    instance_id: &event.instance_id,
+                    computer_name: name,
+                    event_id: &event.event_id,
+                };
                 leave_command(
                     host,
                     &job.group.config,
                     &home.region,
-                    &event.region,
-                    &event.instance_id,
+                    &subject,
                     ou_path.as_deref(),
-                    name,
-                    &event.event_id,
                 )
             };
             match self

@@ -16,7 +16,7 @@ mod staged;
 
 use adjoin_core::config::{AccountConfig, ConfigItem};
 use adjoin_core::instance::{GROUP_TAG, Platform};
-use adjoin_core::render::{join_command, leave_command};
+use adjoin_core::render::{Subject, join_command, leave_command};
 use adjoin_core::testing::{MEMBER, account, instance, instance_id, region};
 
 pub(crate) const PASSWORD: &str = "S3cret-Join-P@ss";
@@ -65,15 +65,18 @@ pub(crate) fn leave() -> Vec<String> {
 pub(crate) fn leave_with(config: &AccountConfig) -> Vec<String> {
     let tools = instance("i-0fedcba9876543210", "running", Platform::Linux, &[]);
     let id = instance_id("i-0abcd1234ef567890");
+    let subject = Subject {
+        region: &region(),
+        instance_id: &id,
+        computer_name: COMPUTER,
+        event_id: "event-2",
+    };
     leave_command(
         &tools,
         config,
         &region(),
-        &region(),
-        &id,
+        &subject,
         config.ou_path.as_deref(),
-        COMPUTER,
-        "event-2",
     )
     .commands
 }

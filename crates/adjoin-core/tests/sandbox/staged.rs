@@ -3,7 +3,7 @@
 
 use adjoin_core::config::{AccountConfig, ConfigItem};
 use adjoin_core::instance::Platform;
-use adjoin_core::render::{placement, stage_command};
+use adjoin_core::render::{Subject, placement, stage_command};
 use adjoin_core::testing::{MEMBER, account, instance, region};
 
 use crate::join::debian_sandbox;
@@ -30,15 +30,18 @@ fn stage() -> Vec<String> {
     let tools = instance("i-0fedcba9876543210", "running", Platform::Linux, &[]);
     let member = instance("i-0abcd1234ef567890", "running", Platform::Linux, &[]);
     let config = staged_config();
+    let subject = Subject {
+        region: &region(),
+        instance_id: &member.id,
+        computer_name: COMPUTER,
+        event_id: "event-3",
+    };
     stage_command(
         &tools,
         &config,
         &region(),
-        &region(),
-        &member.id,
+        &subject,
         &placement(&member, &config),
-        COMPUTER,
-        "event-3",
     )
     .commands
 }
