@@ -262,6 +262,35 @@ configure_sshd() {
   fi
 }
 
+# register_dns: the instance's address in the directory's DNS (HOST_FQDN A), as the
+# computer itself (its keytab, GSS-TSIG) at the first domain controller, now; sssd keeps
+# it current afterwards (dyndns_update). Best effort: judged by what the DC answers, and
+# logged either way (the DNS zone may not take secure updates).
+register_dns() {
+  local ip dc_host dir out answer
+  ip=$(ip -4 route get "$DC" 2>/dev/null | awk '{ for (i = 1; i < NF; i++) if ($i == "src") { print $(i + 1); exit } }' || true)
+  dc_host=$(dc_names | cut -d, -f1 | tr -d ' ')
+  if [ -z "$ip" ] || [ -z "$dc_host" ] || ! command -v nsupdate >/dev/null; then
+    log "DNS: not registered now (no address, DC name or nsupdate); sssd registers it"
+    return 0
+  fi
+  dir=$(mktemp -d)
+  if KRB5CCNAME="FILE:$dir/ccache" kinit -k -t "$KEYTAB" "${COMPUTER_NAME^^}\$@$REALM" >/dev/null 2>&1; then
+    out=$(printf 'server %s\nzone %s\nupdate delete %s. A\nupdate add %s. 3600 A %s\nsend\n' \
+      "$dc_host" "$DOMAIN" "$HOST_FQDN" "$HOST_FQDN" "$ip" |
+      KRB5CCNAME="FILE:$dir/ccache" timeout 30 nsupdate -g 2>&1) || true
+  else
+    out="kinit with the host keytab failed"
+  fi
+  rm -rf "$dir"
+  answer=$(dig +short +time=3 +tries=1 "@$DC" "$HOST_FQDN" A 2>/dev/null | grep -v '^;' || true)
+  if [ "$answer" = "$ip" ]; then
+    log "DNS: registered $HOST_FQDN A $ip"
+  else
+    log "DNS: $HOST_FQDN not registered now ($(head -n 1 <<<"$out")); sssd retries"
+  fi
+}
+
 # configure_sudo: members of the SUDO_GROUPS groups may run any command with sudo (and
 # their password): /etc/sudoers.d/adjoin, checked with visudo before it is put in place;
 # no SUDO_GROUPS removes it.
@@ -449,6 +478,7 @@ main() {
   restart_sssd || fail 15 "cannot (re)start sssd"
   configure_sshd || fail 15 "cannot configure sshd for directory logins (sshd -t refused it; the previous sshd_config is kept)"
   configure_sudo || fail 15 "cannot write /etc/sudoers.d/adjoin (sudo missing, or visudo refused it)"
+  register_dns
   log "login allowed for group(s): $(paste -sd, <<<"${ALLOWED_GROUP:-(none)}"); sudo for: $(paste -sd, <<<"${SUDO_GROUPS:-(none)}")"
   if [ "${#GROUP_FAILURES[@]}" -gt 0 ]; then
     fail 16 "joined, but not added to group(s): ${GROUP_FAILURES[*]}"

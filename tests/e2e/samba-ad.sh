@@ -570,7 +570,9 @@ for l in open(sys.argv[1]):
   expect "local accounts are unchanged (every line of /etc/passwd, shadow and group is still there)" \
     local_accounts_kept
   HOST_FQDN=${COMPUTER,,}.$DOMAIN
-  wait_for 90 "the instance's address is in the directory's DNS ($HOST_FQDN A $INST_IP, registered by sssd)" \
+  grep -q "DNS: registered $HOST_FQDN A $INST_IP" "$LOGS/join-1.log" ||
+    die "the join did not register the instance's address: $(grep 'DNS:' "$LOGS/join-1.log")"
+  expect "the instance's address is in the directory's DNS ($HOST_FQDN A $INST_IP, registered by the join as the computer)" \
     dns_is "$HOST_FQDN" "$INST_IP"
 
   say "sssd restarts (as at a reboot): logins still work"
