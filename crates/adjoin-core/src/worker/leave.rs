@@ -5,8 +5,8 @@
 use tracing::{info, warn};
 
 use super::act::{Job, Sent, dry_run, why_failed};
+use super::tools_host::ToolsHostResult;
 use super::{Fate, Worker, error_fate};
-use crate::ids::InstanceId;
 use crate::ledger::{self, JoinRecord, JoinStatus};
 use crate::ports::CommandStatus;
 use crate::render::{Subject, leave_command};
@@ -105,19 +105,13 @@ impl Worker {
         if self.settings.dry_run {
             return Fate::Skipped(format!("would read the result of command {command_id}"));
         }
-        let target = match InstanceId::parse(target) {
-            Ok(id) => id,
-            Err(e) => return Fate::Rejected(format!("the ledger's leave target: {e}")),
+        let ToolsHostResult { result, tail } = match self
+            .tools_host_result(job, command_id, target, "leave")
+            .await
+        {
+            Ok(read) => read,
+            Err(fate) => return fate,
         };
-        let home = match self.ports.sessions.home().await {
-            Ok(home) => home,
-            Err(e) => return error_fate(e, job.message.receive_count, &self.settings),
-        };
-        let result = match home.commands.result(command_id, &target).await {
-            Ok(result) => result,
-            Err(e) => return error_fate(e, job.message.receive_count, &self.settings),
-        };
-        let tail = ledger::output_tail(&result.stdout, &result.stderr, ledger::OUTPUT_LINES);
         let (attempts, name) = record.as_ref().map_or((1, String::new()), |r| {
             (r.attempts, r.computer_name.clone())
         });

@@ -190,6 +190,38 @@ impl Worker {
     }
 }
 
+/// What a command on the AD tools host came to: its result and its last output lines.
+pub(super) struct ToolsHostResult {
+    pub result: crate::ports::CommandResult,
+    pub tail: String,
+}
+
+impl Worker {
+    /// The result of the command `command_id` that this delivery sent to the tools host
+    /// `target` (as the ledger recorded it; `what` names the command for errors), or
+    /// the fate when it cannot be read.
+    pub(super) async fn tools_host_result(
+        &self,
+        job: &Job<'_>,
+        command_id: &str,
+        target: &str,
+        what: &str,
+    ) -> Result<ToolsHostResult, Fate> {
+        let target = InstanceId::parse(target)
+            .map_err(|e| Fate::Rejected(format!("the ledger's {what} target: {e}")))?;
+        let fate = |e: Error| error_fate(e, job.message.receive_count, &self.settings);
+        let home = self.ports.sessions.home().await.map_err(fate)?;
+        let result = home
+            .commands
+            .result(command_id, &target)
+            .await
+            .map_err(fate)?;
+        let tail =
+            crate::ledger::output_tail(&result.stdout, &result.stderr, crate::ledger::OUTPUT_LINES);
+        Ok(ToolsHostResult { result, tail })
+    }
+}
+
 /// A command no tools host took: the last host tried and its request (if any), and why.
 pub(super) struct NotSent {
     pub tried: Option<(Instance, CommandRequest)>,
