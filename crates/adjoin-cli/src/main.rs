@@ -4,6 +4,7 @@ mod check;
 mod config;
 mod documents;
 mod manual;
+mod reconcile;
 mod replay;
 mod status;
 
@@ -62,6 +63,14 @@ enum Command {
     ///
     /// Exit status: 0 every check passed, 1 any did not, 2 usage errors.
     Check(check::Args),
+    /// The join ledger against EC2: instances gone whose records say joined get their
+    /// leave, joins abandoned in flight get their running event again, through the
+    /// service's own path. Prints what drifted as JSON, then each outcome.
+    ///
+    /// Exit status: 0 nothing drifted or every fix went, 1 the ledger could not be read,
+    /// 2 usage errors, 3 a fix did not go.
+    #[command(after_help = replay::ENVIRONMENT)]
+    Reconcile(reconcile::Args),
     /// adjoin's SSM Command documents (the bundled scripts, pinned), as the stacks create
     /// them: list them, write them as JSON, or write them into the templates.
     Documents(documents::Args),
@@ -87,6 +96,7 @@ async fn main() -> ExitCode {
         Command::Status(args) => status::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Documents(args) => documents::run(args),
+        Command::Reconcile(args) => reconcile::run(args).await,
     }
 }
 

@@ -36,7 +36,12 @@ pub struct JoinArgs {
 /// The event of `state` for the target, and its message. The message id is fixed per
 /// instance and state: running the same command again is the return of that message,
 /// which reads the result of the command it sent.
-fn message(state: &str, account: &AccountId, region: &Region, instance: &InstanceId) -> Message {
+pub(crate) fn message(
+    state: &str,
+    account: &AccountId,
+    region: &Region,
+    instance: &InstanceId,
+) -> Message {
     let event = serde_json::json!({
         "version": "0",
         "id": format!("adjoin-{state}-{instance}"),
@@ -49,7 +54,7 @@ fn message(state: &str, account: &AccountId, region: &Region, instance: &Instanc
         "detail": {"instance-id": instance, "state": state},
     });
     Message {
-        message_id: format!("adjoin-{state}-{instance}"),
+        message_id: adjoin_core::admin::reconcile::message_id(state, instance.as_str()),
         body: event.to_string(),
         receipt_handle: None,
         receive_count: 1,

@@ -9,6 +9,7 @@
 pub mod checks;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fake;
+pub mod reconcile;
 pub mod status;
 
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod check;
 mod config;
+mod reconcile;
 mod status;
 
 const REGION: &str = "eu-west-1";
