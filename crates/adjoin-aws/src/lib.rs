@@ -38,4 +38,4 @@ pub use parameters::SsmParameters;
 pub use queue::SqsQueue;
 pub use sdk::load_sdk_config;
 pub use sessions::{AwsSessions, Caching};
-pub use settings::{EnvSettings, build_worker, build_worker_with};
+pub use settings::{EnvSettings, Reconciler, build_reconciler, build_worker, build_worker_with};

@@ -56,6 +56,46 @@ fn text(value: &str) -> Result<MessageAttributeValue, adjoin_core::Error> {
 
 #[async_trait]
 impl Queue for SqsQueue {
+    async fn enqueue(&self, queue_url: &str, bodies: &[String]) -> Result<(), adjoin_core::Error> {
+        for (chunk_index, chunk) in bodies.chunks(BATCH_LIMIT).enumerate() {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(format!("m{}", chunk_index * BATCH_LIMIT + i))
+                        .message_body(body)
+                        .build()
+                        .map_err(|e| adjoin_core::Error::Invalid {
+                            operation: "sqs:SendMessageBatch",
+                            message: e.to_string(),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("sqs:SendMessageBatch", e))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(adjoin_core::Error::Unavailable {
+                    operation: "sqs:SendMessageBatch",
+                    message: format!(
+                        "{} of {} messages not sent: {} {}",
+                        out.failed().len(),
+                        chunk.len(),
+                        failed.code(),
+                        failed.message().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), adjoin_core::Error> {
         let reason: String = letter.reason.chars().take(1024).collect();
         self.client

@@ -20,7 +20,7 @@ pub const DEFAULT_TOOLS_HOST_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
 /// Every environment variable the service reads, and nothing else: [`EnvSettings::from_lookup`]
 /// takes its names from here. The deployment (the Lambda's environment in
 /// `infra/central.yaml`) is checked against this list.
-pub const VARIABLES: [&str; 11] = [
+pub const VARIABLES: [&str; 12] = [
     "ADJOIN_CONFIG_TABLE",
     "ADJOIN_LEDGER_TABLE",
     "ADJOIN_TOOLS_HOST_TAG_KEY",
@@ -32,6 +32,7 @@ pub const VARIABLES: [&str; 11] = [
     "ADJOIN_CONCURRENCY",
     "ADJOIN_CONFIG_TTL_SECONDS",
     "ADJOIN_LEAVE_UNRECORDED",
+    "ADJOIN_QUEUE_URL",
 ];
 
 /// The settings the service reads from its environment.
@@ -45,6 +46,9 @@ pub struct EnvSettings {
     pub tools_host_tag: TagMatch,
     /// `ADJOIN_DLQ_URL`
     pub dlq_url: Option<String>,
+    /// `ADJOIN_QUEUE_URL`: the domain-join queue, where scheduled reconciliation puts the
+    /// events that were lost.
+    pub queue_url: Option<String>,
     /// `ADJOIN_MAX_ATTEMPTS` (default 25)
     pub max_attempts: u32,
     /// `ADJOIN_MAX_AGE_SECONDS` (default 7200)
@@ -74,6 +78,7 @@ impl EnvSettings {
             concurrency,
             config_ttl_seconds,
             leave_unrecorded,
+            queue_url,
         ] = VARIABLES;
         let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let number = |name: &'static str, default: u32| -> Result<u32, Error> {
@@ -97,6 +102,7 @@ impl EnvSettings {
                     .unwrap_or_else(|| DEFAULT_TOOLS_HOST_TAG.1.to_owned()),
             },
             dlq_url: var(dlq_url),
+            queue_url: var(queue_url),
             max_attempts: number(max_attempts, defaults::MAX_ATTEMPTS)?,
             max_age_seconds: number(max_age_seconds, defaults::MAX_AGE_SECONDS)?,
             join_attempts: number(join_attempts, defaults::JOIN_ATTEMPTS)?,
@@ -172,6 +178,54 @@ pub fn build_worker_with(
         settings.tools_host_ttl = Duration::ZERO;
     }
     Worker::new(ports, settings)
+}
+
+/// Scheduled reconciliation on the real adapters: the ledger against EC2, the lost
+/// events put on the domain-join queue.
+pub struct Reconciler {
+    query: crate::admin::DynamoLedgerQuery,
+    config: DynamoConfigStore,
+    sessions: AwsSessions,
+    queue: SqsQueue,
+    queue_url: String,
+    stale_after: Duration,
+}
+
+impl Reconciler {
+    /// Finds the drift and enqueues each drifted instance's missed event.
+    pub async fn run(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<adjoin_core::admin::reconcile::Findings, adjoin_core::Error> {
+        let ports = adjoin_core::admin::reconcile::ReconcilePorts {
+            query: &self.query,
+            config: &self.config,
+            sessions: &self.sessions,
+        };
+        adjoin_core::admin::reconcile::enqueue_drift(
+            &ports,
+            &self.queue,
+            &self.queue_url,
+            now,
+            self.stale_after,
+        )
+        .await
+    }
+}
+
+/// The reconciler, when the environment names the queue (`ADJOIN_QUEUE_URL`).
+pub fn build_reconciler(sdk: &SdkConfig, env: &EnvSettings) -> Option<Reconciler> {
+    let queue_url = env.queue_url.clone()?;
+    let clients = Clients::default();
+    let dynamodb = clients.dynamodb(sdk);
+    Some(Reconciler {
+        query: crate::admin::DynamoLedgerQuery::new(dynamodb.clone(), &env.ledger_table),
+        config: DynamoConfigStore::new(dynamodb, env.config_table.clone()),
+        sessions: AwsSessions::with(sdk.clone(), clients.clone(), Caching::On),
+        queue: SqsQueue::new(clients.sqs(sdk), env.dlq_url.clone().unwrap_or_default()),
+        queue_url,
+        stale_after: Duration::from_secs(env.max_age_seconds.into()),
+    })
 }
 
 #[cfg(test)]

@@ -754,6 +754,45 @@ mod tests {
         }
     }
 
+    /// The reconciliation schedule invokes the function, which may read every ledger
+    /// record and put the lost events on the queue, and finds the queue in its
+    /// environment.
+    #[test]
+    fn the_reconciliation_schedule_invokes_the_function_which_may_scan_and_enqueue() {
+        let central = template("central.yaml");
+        let resources = central.at("Resources");
+        let rule = resources.at("ReconcileRule");
+        assert!(
+            rule.at("Properties.ScheduleExpression")
+                .is_ref("ReconcileSchedule")
+        );
+        let target = &rule.at("Properties.Targets").items()[0];
+        assert_eq!(target.at("Arn").get_att("Arn"), Some("Function"));
+        let permission = resources.at("ReconcilePermission.Properties");
+        assert_eq!(
+            permission.at("Principal").str(),
+            Some("events.amazonaws.com")
+        );
+        assert_eq!(
+            permission.at("SourceArn").get_att("Arn"),
+            Some("ReconcileRule")
+        );
+        let role = format!("{:?}", resources.at("FunctionRole"));
+        assert!(
+            role.contains("dynamodb:Scan") && role.contains("ReconcileIntoQueue"),
+            "{role}"
+        );
+        assert!(
+            resources
+                .at("Function.Properties.Environment.Variables.ADJOIN_QUEUE_URL")
+                .is_ref("DomainJoinQueue")
+        );
+        assert_eq!(
+            central.at("Parameters.ReconcileSchedule.Default").str(),
+            Some("rate(1 day)")
+        );
+    }
+
     /// Tag changes reach the queue from every stack, for exactly the tags the worker
     /// reads, and the queue admits the central stack's tag rules.
     #[test]

@@ -66,6 +66,7 @@ pub(crate) struct State {
     sent: Vec<SentCommand>,
     assumed: Vec<AssumedRole>,
     dead_letters: Vec<DeadLetter>,
+    enqueued: Vec<(String, String)>,
     retries: Vec<(String, Duration)>,
     describe_calls: usize,
     pub(crate) ledger: BTreeMap<String, JoinRecord>,
@@ -155,6 +156,10 @@ impl FakeAws {
     }
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.state().dead_letters.clone()
+    }
+    /// Bodies put on a queue, with the queue's URL.
+    pub fn enqueued(&self) -> Vec<(String, String)> {
+        self.state().enqueued.clone()
     }
     /// Receipt handles made visible again, with their delays.
     pub fn retries(&self) -> Vec<(String, Duration)> {
@@ -278,6 +283,12 @@ impl Ledger for FakeAws {
 impl Queue for FakeAws {
     async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), Error> {
         self.state().dead_letters.push(letter.clone());
+        Ok(())
+    }
+    async fn enqueue(&self, queue_url: &str, bodies: &[String]) -> Result<(), Error> {
+        self.state()
+            .enqueued
+            .extend(bodies.iter().map(|b| (queue_url.to_owned(), b.clone())));
         Ok(())
     }
     async fn retry_after(

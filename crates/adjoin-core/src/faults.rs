@@ -50,6 +50,7 @@ pub enum Op {
     ReadLedger,
     WriteLedger,
     SendToDlq,
+    Enqueue,
     ChangeVisibility,
     // The operator ports.
     PutConfig,
@@ -79,6 +80,7 @@ impl Op {
             Op::ReadLedger => "dynamodb:BatchGetItem",
             Op::WriteLedger => "dynamodb:PutItem",
             Op::SendToDlq => "sqs:SendMessage",
+            Op::Enqueue => "sqs:SendMessageBatch",
             Op::ChangeVisibility => "sqs:ChangeMessageVisibilityBatch",
             Op::PutConfig => "dynamodb:PutItem",
             Op::ListConfig => "dynamodb:Scan",
@@ -243,6 +245,7 @@ faulty_ports! {
     }
     Queue {
         fn send_to_dlq(letter: &DeadLetter) -> () = SendToDlq;
+        fn enqueue(queue_url: &str, bodies: &[String]) -> () = Enqueue;
         fn retry_after(queue_arn: &str, messages: &[(String, Duration)]) -> () = ChangeVisibility;
     }
     ConfigAdmin {

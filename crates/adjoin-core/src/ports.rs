@@ -157,6 +157,9 @@ pub struct DeadLetter {
 pub trait Queue: Send + Sync {
     /// Sends a message to the DLQ with its reason as a message attribute.
     async fn send_to_dlq(&self, letter: &DeadLetter) -> Result<(), Error>;
+    /// Puts event bodies on the queue at `queue_url` (SendMessageBatch, ten per call):
+    /// the events reconciliation found lost.
+    async fn enqueue(&self, queue_url: &str, bodies: &[String]) -> Result<(), Error>;
     /// Makes received messages of one queue visible again, each after its delay
     /// (ChangeMessageVisibilityBatch, ten per call).
     async fn retry_after(

@@ -88,6 +88,7 @@ impl World {
                 value: self.tools_tag.clone(),
             },
             dlq_url: Some(self.dlq.clone()),
+            queue_url: None,
             max_attempts: 5,
             max_age_seconds: 7200,
             join_attempts: 3,
@@ -683,6 +684,55 @@ async fn a_staged_join_hands_its_one_time_password_over_through_parameter_store(
         !everything.contains(&mine.value),
         "the one-time password leaked"
     );
+}
+
+/// Scheduled reconciliation through the real adapters: the ledger scanned, EC2 asked
+/// through the member role, the lost terminated event put on the queue (SendMessageBatch)
+/// as an EC2 event the worker reads.
+#[tokio::test]
+async fn scheduled_reconciliation_puts_a_lost_terminate_on_the_queue() {
+    let w = world("100000000016").await;
+    let gone = w.instance(false, &[]).await;
+    w.joined_then_terminated(&gone).await;
+    let kept = w.instance(false, &[]).await;
+    w.bed
+        .record_joined(LEDGER_TABLE, &w.member, REGION, &kept)
+        .await
+        .expect("joined");
+    let queue = w
+        .bed
+        .create_queue("adjoin-events-100000000016")
+        .await
+        .expect("queue");
+    let sdk = w.bed.as_account(HOME_ACCOUNT, REGION).await.expect("home");
+    let env = EnvSettings::from_lookup(|name| match name {
+        "ADJOIN_CONFIG_TABLE" => Some(CONFIG_TABLE.into()),
+        "ADJOIN_LEDGER_TABLE" => Some(LEDGER_TABLE.into()),
+        "ADJOIN_QUEUE_URL" => Some(queue.clone()),
+        _ => None,
+    })
+    .expect("settings");
+    let reconciler = adjoin_aws::build_reconciler(&sdk, &env).expect("a queue is named");
+    let findings = reconciler
+        .run(std::time::SystemTime::now())
+        .await
+        .expect("reconciled");
+    let mine: Vec<_> = findings
+        .drifted
+        .iter()
+        .filter(|d| d.account == w.member)
+        .collect();
+    assert_eq!(mine.len(), 1, "{findings:?}");
+    assert_eq!(mine[0].instance_id, gone);
+    let received = w.bed.receive(&queue).await.expect("receive");
+    let events: Vec<_> = received
+        .iter()
+        .filter_map(|m| adjoin_core::event::parse_body(&m.body).ok())
+        .filter(|e| e.account.as_str() == w.member)
+        .collect();
+    assert_eq!(events.len(), 1, "{received:?}");
+    assert_eq!(events[0].instance_id.as_str(), gone);
+    assert_eq!(events[0].state, adjoin_core::event::EventState::Terminated);
 }
 
 /// A terminate that overtakes its instance's delayed running event: nothing is deleted,

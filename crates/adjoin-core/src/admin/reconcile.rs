@@ -180,6 +180,46 @@ pub async fn find_drift(
     Ok(findings)
 }
 
+/// The EventBridge event a drifted instance missed (its terminated, or its running
+/// event), as EC2 would have sent it: what scheduled reconciliation puts on the queue.
+pub fn event_body(drift: &Drift, now: SystemTime) -> String {
+    let state = drift.fix.state();
+    serde_json::json!({
+        "version": "0",
+        "id": format!("reconcile-{state}-{}-{}", drift.instance_id, crate::ledger::epoch_seconds(now)),
+        "detail-type": crate::event::DETAIL_TYPE,
+        "source": crate::event::SOURCE,
+        "account": drift.account,
+        "time": crate::ledger::format_time(now),
+        "region": drift.region,
+        "resources": [format!("arn:aws:ec2:{}:{}:instance/{}", drift.region, drift.account, drift.instance_id)],
+        "detail": {"instance-id": drift.instance_id, "state": state},
+    })
+    .to_string()
+}
+
+/// Scheduled reconciliation: finds the drift and puts each drifted instance's missed
+/// event on the domain-join queue at `queue_url`, where the worker handles it as any
+/// event (verification, retries, the DLQ). Returns what was found.
+pub async fn enqueue_drift(
+    ports: &ReconcilePorts<'_>,
+    queue: &dyn crate::ports::Queue,
+    queue_url: &str,
+    now: SystemTime,
+    stale_after: Duration,
+) -> Result<Findings, Error> {
+    let findings = find_drift(ports, None, now, stale_after).await?;
+    let bodies: Vec<String> = findings
+        .drifted
+        .iter()
+        .map(|d| event_body(d, now))
+        .collect();
+    if !bodies.is_empty() {
+        queue.enqueue(queue_url, &bodies).await?;
+    }
+    Ok(findings)
+}
+
 /// The EC2 states of the records' instances in `account`/`region`, through the
 /// account's config item and role; why not, when it cannot be read.
 async fn describe(

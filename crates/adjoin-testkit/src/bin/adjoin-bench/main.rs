@@ -86,6 +86,7 @@ fn env(ledger_table: &str, dlq: &str) -> EnvSettings {
             value: TOOLS_TAG.1.into(),
         },
         dlq_url: Some(dlq.into()),
+        queue_url: None,
         max_attempts: 25,
         max_age_seconds: 7200,
         join_attempts: 3,
