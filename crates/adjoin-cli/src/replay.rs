@@ -19,6 +19,7 @@ Environment:
   ADJOIN_TOOLS_HOST_TAG_VALUE  (default ad-tools)
   ADJOIN_MAX_ATTEMPTS, ADJOIN_MAX_AGE_SECONDS, ADJOIN_JOIN_ATTEMPTS, ADJOIN_CONCURRENCY,
   ADJOIN_CONFIG_TTL_SECONDS, ADJOIN_LEAVE_UNRECORDED   as the Lambda (see README)
+  ADJOIN_QUEUE_URL             the domain-join queue (the Lambda's scheduled reconciliation)
   AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE, AWS_ACCESS_KEY_ID, ...   the AWS SDK's own
   RUST_LOG                     log level on stderr (default warn)";
 
