@@ -296,6 +296,13 @@ JSON
   cat "$LOGS/replay-$name.out"
 }
 
+# reconcile [ARGS...]: `adjoin reconcile` against the emulator; its output.
+reconcile() {
+  in_net aws env AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION="$REGION" \
+    AWS_ENDPOINT_URL="http://$AWS_IP:$AWS_PORT" ADJOIN_CONFIG_TABLE="$CONFIG_TABLE" \
+    ADJOIN_LEDGER_TABLE="$LEDGER_TABLE" "$ADJOIN" reconcile "$@" 2>>"$LOGS/reconcile.log"
+}
+
 # ledger_status: the instance's status in the join ledger.
 ledger_status() {
   aws_cli dynamodb get-item --table-name "$LEDGER_TABLE" \
@@ -310,17 +317,17 @@ join_commands() { aws_cli ssm list-commands --query "length(Commands[?starts_wit
 # document's _script.sh and run `sh -c` on it, with the instance profile's credentials
 # (here: the emulator's). Prints the output; returns the script's exit status.
 agent() {
-  local h=$1 target=$2 action=$3 id targets document
+  local h=$1 target=$2 action=$3 subject=${4:-$INSTANCE_ID} id targets document
   # One ListCommands: the newest matching command as "ID DOCUMENT TARGETS...", then its
   # parameters as JSON.
   aws_cli ssm list-commands --output json \
-    --query "reverse(sort_by(Commands[?starts_with(Comment, 'adjoin $action $INSTANCE_ID')], &RequestedDateTime))[0]" |
+    --query "reverse(sort_by(Commands[?starts_with(Comment, 'adjoin $action $subject')], &RequestedDateTime))[0]" |
     python3 -c 'import json, sys
 c = json.load(sys.stdin) or {}
 print(" ".join([c.get("CommandId", ""), c.get("DocumentName", "")] + c.get("InstanceIds", [])))
 print(json.dumps(c.get("Parameters", {})))' >"$LOGS/$action-found"
   read -r id document targets <"$LOGS/$action-found"
-  [ -n "$id" ] || die "no '$action' command for $INSTANCE_ID in the emulator"
+  [ -n "$id" ] || die "no '$action' command for $subject in the emulator"
   grep -qw "$target" <<<"$targets" || die "command $id does not target $target"
   case $document in adjoin-*) ;; *) die "command $id runs $document, not one of adjoin's documents" ;; esac
   aws_cli ssm get-document --name "$document" --document-format JSON --output json >"$LOGS/$action-document.json" ||
@@ -721,6 +728,36 @@ LDIF
   out=$(replay running late)
   grep -q '"outcome":"skipped"' <<<"$out" || die "a late running event was not skipped: $out"
   ok "ledger says left; a late running event is skipped"
+
+  say "reconciliation: an instance gone whose terminated event was lost"
+  # The clone's object is stamped as its instance's, and the ledger says joined; EC2
+  # has never heard of that instance (it was terminated, and its event lost).
+  local now_s
+  now_s=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  aws_cli dynamodb put-item --table-name "$LEDGER_TABLE" --item "$(cat <<JSON
+{"instanceId": {"S": "$clone_id"}, "account": {"S": "$ACCOUNT"}, "region": {"S": "$REGION"},
+ "status": {"S": "joined"}, "computerName": {"S": "$clone"}, "messageId": {"S": "lost"},
+ "eventId": {"S": "lost"}, "attempts": {"N": "1"}, "createdAt": {"S": "$now_s"},
+ "updatedAt": {"S": "$now_s"}, "version": {"N": "1"}}
+JSON
+)"
+  out=$(reconcile --dry-run) || die "adjoin reconcile --dry-run: $out"
+  python3 -c 'import json, sys
+f = json.loads(sys.argv[1].splitlines()[0])
+d = [x for x in f["drifted"] if x["instance_id"] == sys.argv[2]]
+sys.exit(0 if d and d[0]["fix"] == "leave" and d[0]["ec2"] == "gone" else 1)' "$out" "$clone_id" ||
+    die "reconcile did not find $clone_id: $out"
+  ok "adjoin reconcile --dry-run: $clone_id is gone, its record says joined: leave"
+  out=$(reconcile) || die "adjoin reconcile: $out"
+  grep -q '"action":"leave","outcome":"dispatched"' <<<"$out" || die "no leave dispatched: $out"
+  agent tools "$TOOLS_ID" leave "$clone_id" >"$LOGS/leave-reconciled.log" 2>&1 ||
+    die "the reconciled leave (exit $?): $(cat "$LOGS/leave-reconciled.log")"
+  expect_fail "computer $clone, left behind, is gone" 'Unable to find computer' st computer show "$clone"
+  out=$(reconcile) || die "adjoin reconcile (again): $out"
+  grep -q '"outcome":"verified"' <<<"$out" || die "the reconciled leave was not verified: $out"
+  out=$(reconcile --dry-run)
+  ! grep -q "$clone_id" <<<"$(head -n 1 <<<"$out")" || die "still drifted: $out"
+  ok "run again: the leave verified, nothing drifted any more"
 
   say "end to end passed in $(since "$t0") s"
 }
