@@ -132,14 +132,24 @@ impl Commands for SsmCommands {
                     operation: "ssm:DescribeInstanceInformation",
                     message: e.to_string(),
                 })?;
-            let mut pages = self
-                .client
-                .describe_instance_information()
-                .filters(filter)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| map_sdk_error("ssm:DescribeInstanceInformation", e))?;
+            // Not retried: when agent status cannot be read, the worker tries the hosts
+            // by id instead (an endpoint without the operation answers HTTP 500).
+            let mut next: Option<String> = None;
+            loop {
+                let page = self
+                    .client
+                    .describe_instance_information()
+                    .filters(filter.clone())
+                    .max_results(50)
+                    .set_next_token(next.take())
+                    .customize()
+                    .config_override(
+                        aws_sdk_ssm::config::Builder::default()
+                            .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled()),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error("ssm:DescribeInstanceInformation", e))?;
                 online.extend(
                     page.instance_information_list()
                         .iter()
@@ -147,6 +157,10 @@ impl Commands for SsmCommands {
                         .filter_map(|i| i.instance_id())
                         .filter_map(|id| InstanceId::parse(id).ok()),
                 );
+                match page.next_token() {
+                    Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+                    _ => break,
+                }
             }
         }
         Ok(online)

@@ -199,6 +199,7 @@ async fn seed(bed: &Bed) -> Result<(BTreeMap<&'static str, Vec<String>>, String)
         }))
         .await
         .map_err(fail)?;
+        bed.create_documents(account, REGION).await.map_err(fail)?;
         // The single-account scenarios use the first account only.
         let count = if n == 0 { EVENTS } else { EVENTS / 3 + 1 };
         let ids = bed
@@ -214,6 +215,9 @@ async fn seed(bed: &Bed) -> Result<(BTreeMap<&'static str, Vec<String>>, String)
         instances.insert(*account, ids);
     }
     bed.run_instance(HOME_ACCOUNT, REGION, false, &[TOOLS_TAG])
+        .await
+        .map_err(fail)?;
+    bed.create_documents(HOME_ACCOUNT, REGION)
         .await
         .map_err(fail)?;
     let dlq = bed.create_queue("bench-dlq").await.map_err(fail)?;
