@@ -5,7 +5,8 @@
 //! Per account and action: `Dispatched`, `Verified`, `Skipped`, `Deferred`, `Rejected`,
 //! `Failed` (counts), with the dimension sets `[Account, Action]`, `[Action]` and none (the
 //! service-wide totals the central stack's alarm watches). Per batch: `BatchLatency`
-//! (milliseconds) and `Messages`.
+//! (milliseconds) and `Messages`. Per scheduled reconciliation ([`reconcile_emf`]):
+//! `ReconcileChecked`, `ReconcileDrifted`, `ReconcileUnchecked`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -32,6 +33,32 @@ fn action_name(action: Action) -> &'static str {
         Action::Verify => "verify",
         Action::None => "none",
     }
+}
+
+/// The EMF document of one reconciliation: `ReconcileChecked` (records that may still
+/// have a computer object), `ReconcileDrifted` (instances whose lost event was sent
+/// again), `ReconcileUnchecked` (accounts and Regions that could not be read).
+pub fn reconcile_emf(findings: &crate::admin::reconcile::Findings, now: SystemTime) -> Value {
+    let timestamp = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "ReconcileChecked", "Unit": "Count"},
+                    {"Name": "ReconcileDrifted", "Unit": "Count"},
+                    {"Name": "ReconcileUnchecked", "Unit": "Count"},
+                ],
+            }],
+        },
+        "ReconcileChecked": findings.checked,
+        "ReconcileDrifted": findings.drifted.len(),
+        "ReconcileUnchecked": findings.unchecked.len(),
+    })
 }
 
 /// The EMF documents of one batch handled in `latency`, stamped `now`.

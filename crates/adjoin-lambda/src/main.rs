@@ -91,6 +91,11 @@ async fn reconcile(
         );
     };
     let findings = reconciler.run(SystemTime::now()).await?;
+    // Its counts as CloudWatch metrics (embedded metric format), like a batch's.
+    println!(
+        "{}",
+        adjoin_core::metrics::reconcile_emf(&findings, SystemTime::now())
+    );
     tracing::info!(
         checked = findings.checked,
         drifted = findings.drifted.len(),
