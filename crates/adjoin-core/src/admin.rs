@@ -126,6 +126,28 @@ pub fn reference_account(reference: &str) -> Option<AccountId> {
     Arn::parse(reference).and_then(|a| a.account_id())
 }
 
+/// An account's ports in `region`, as the worker opens them: through its config item's
+/// role, or the service's own account when the item names none; why not, as text.
+pub(crate) async fn open_by_item(
+    config: &dyn crate::ports::ConfigStore,
+    sessions: &dyn crate::ports::Sessions,
+    account: &str,
+    region: &str,
+) -> Result<crate::ports::AccountPorts, String> {
+    let account = AccountId::parse(account)?;
+    let region = Region::parse(region)?;
+    let item = config
+        .get(&account)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no config item for account {account}"))?;
+    let cfg =
+        crate::config::AccountConfig::from_item(&item, &account).map_err(|e| e.to_string())?;
+    crate::ports::open_account(sessions, &cfg, &region)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,6 +254,26 @@ pub fn sudo_groups<'a>(instance: &Instance, config: &'a AccountConfig) -> Vec<&'
     }
 }
 
+/// What every command on the AD tools host takes: the directory and the join user's
+/// password reference (read in `tools_region`), the subject's computer name, instance
+/// id and owner stamp, and the OU its object is (to be) in.
+fn tools_host_params(
+    config: &AccountConfig,
+    tools_region: &Region,
+    subject: &Subject<'_>,
+    ou_path: Option<&str>,
+) -> Params {
+    let mut params = directory_params(config, tools_region);
+    params.push(("COMPUTER_NAME", subject.computer_name.to_owned()));
+    params.push(("INSTANCE_ID", subject.instance_id.as_str().to_owned()));
+    params.push(("OU_PATH", ou_path.unwrap_or_default().to_owned()));
+    params.push((
+        "OWNER_STAMP",
+        owner_stamp(config, subject.region, subject.instance_id),
+    ));
+    params
+}
+
 /// The stage command of a staged join: run on the AD tools host (in `tools_region`), it
 /// creates the computer account `computer_name` of the subject instance (which runs in
 /// its `region`) in the configured OU, with the owner stamp as its description,
@@ -267,24 +287,11 @@ pub fn stage_command(
     subject: &Subject<'_>,
     placement: &Placement,
 ) -> CommandRequest {
-    let Subject {
-        region: instance_region,
-        instance_id,
-        computer_name,
-        event_id,
-    } = *subject;
-    let mut params = directory_params(config, tools_region);
-    params.push(("COMPUTER_NAME", computer_name.to_owned()));
-    params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));
-    params.push(("OU_PATH", placement.ou_path.clone().unwrap_or_default()));
+    let mut params = tools_host_params(config, tools_region, subject, placement.ou_path.as_deref());
     params.push(("COMPUTER_GROUPS", placement.computer_groups.join("\n")));
     params.push((
-        "OWNER_STAMP",
-        owner_stamp(config, instance_region, instance_id),
-    ));
-    params.push((
         "OTP_SSM_PARAMETER",
-        staging::tools_host_parameter(&config.account, instance_region, instance_id),
+        staging::tools_host_parameter(&config.account, subject.region, subject.instance_id),
     ));
     params.push(("OTP_REGION", tools_region.as_str().to_owned()));
     request(
@@ -292,7 +299,7 @@ pub fn stage_command(
         Document::Adjoin(Task::Stage, tools_host.platform),
         tools_host,
         &params,
-        comment("stage", instance_id, event_id),
+        comment("stage", subject.instance_id, subject.event_id),
         &config.command_output,
     )
 }
@@ -308,26 +315,13 @@ pub fn leave_command(
     subject: &Subject<'_>,
     ou_path: Option<&str>,
 ) -> CommandRequest {
-    let Subject {
-        region: instance_region,
-        instance_id,
-        computer_name,
-        event_id,
-    } = *subject;
-    let mut params = directory_params(config, tools_region);
-    params.push(("COMPUTER_NAME", computer_name.to_owned()));
-    params.push(("INSTANCE_ID", instance_id.as_str().to_owned()));
-    params.push(("OU_PATH", ou_path.unwrap_or_default().to_owned()));
-    params.push((
-        "OWNER_STAMP",
-        owner_stamp(config, instance_region, instance_id),
-    ));
+    let params = tools_host_params(config, tools_region, subject, ou_path);
     request(
         Task::Leave,
         Document::Adjoin(Task::Leave, tools_host.platform),
         tools_host,
         &params,
-        comment("leave", instance_id, event_id),
+        comment("leave", subject.instance_id, subject.event_id),
         &config.command_output,
     )
 }

@@ -21,12 +21,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::admin::{LedgerFilter, LedgerQuery};
-use crate::config::AccountConfig;
 use crate::error::Error;
-use crate::ids::{AccountId, InstanceId, Region};
+use crate::ids::{AccountId, InstanceId};
 use crate::instance::InstanceState;
 use crate::ledger::{JoinRecord, JoinStatus, parse_time};
-use crate::ports::{ConfigStore, Sessions, open_account};
+use crate::ports::{ConfigStore, Sessions};
 
 /// What a drifted instance needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -228,18 +227,7 @@ async fn describe(
     region: &str,
     records: &[JoinRecord],
 ) -> Result<BTreeMap<String, InstanceState>, String> {
-    let account = AccountId::parse(account)?;
-    let region = Region::parse(region)?;
-    let item = ports
-        .config
-        .get(&account)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no config item for account {account}"))?;
-    let config = AccountConfig::from_item(&item, &account).map_err(|e| e.to_string())?;
-    let opened = open_account(ports.sessions, &config, &region)
-        .await
-        .map_err(|e| e.to_string())?;
+    let opened = crate::admin::open_by_item(ports.config, ports.sessions, account, region).await?;
     let ids: Vec<InstanceId> = records
         .iter()
         .filter_map(|r| InstanceId::parse(&r.instance_id).ok())

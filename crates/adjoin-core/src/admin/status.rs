@@ -6,11 +6,10 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::admin::{LedgerFilter, LedgerQuery};
-use crate::config::AccountConfig;
 use crate::error::Error;
-use crate::ids::{AccountId, InstanceId, Region};
+use crate::ids::InstanceId;
 use crate::ledger::{JoinRecord, OUTPUT_LINES, format_time, output_tail};
-use crate::ports::{AccountPorts, CommandStatus, ConfigStore, Ledger, Sessions, open_account};
+use crate::ports::{AccountPorts, CommandStatus, ConfigStore, Ledger, Sessions};
 
 /// One instance, as `adjoin status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -86,7 +85,15 @@ pub async fn status(
             if !sessions.contains_key(&key) {
                 let opened = match &record.command_target {
                     Some(_) => ports.sessions.home().await.map_err(|e| e.to_string()),
-                    None => open(ports, &record.account, &record.region).await,
+                    None => {
+                        crate::admin::open_by_item(
+                            ports.config,
+                            ports.sessions,
+                            &record.account,
+                            &record.region,
+                        )
+                        .await
+                    }
                 };
                 sessions.insert(key.clone(), opened);
             }
@@ -136,27 +143,6 @@ fn row_of(record: &JoinRecord) -> StatusRow {
         exit_code: record.exit_code,
         output: record.output.clone().filter(|o| !o.is_empty()),
     }
-}
-
-/// The account's ports, as the worker opens them: the config item's role, or the
-/// service's own account when the item names none.
-async fn open(
-    ports: &StatusPorts<'_>,
-    account: &str,
-    region: &str,
-) -> Result<AccountPorts, String> {
-    let account = AccountId::parse(account)?;
-    let region = Region::parse(region)?;
-    let item = ports
-        .config
-        .get(&account)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no config item for account {account}"))?;
-    let cfg = AccountConfig::from_item(&item, &account).map_err(|e| e.to_string())?;
-    open_account(ports.sessions, &cfg, &region)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl Sent {
 }
 
 /// How far this host's clock and SSM's may differ, when commands are looked up by time.
-pub(super) const CLOCK_SKEW: Duration = Duration::from_secs(60);
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// One event being handled: its message, the event, its account/Region group.
 pub(super) struct Job<'a> {
@@ -185,7 +185,10 @@ impl Worker {
                 && r.attempts == attempt
         }) {
             let claimed_at = ledger::parse_time(&claimed.updated_at).unwrap_or_else(|| self.now());
-            match self.find_sent(job, &request, claimed_at).await {
+            match self
+                .find_sent_on(&job.group.ports, &request, claimed_at)
+                .await
+            {
                 Ok(Some(command_id)) => {
                     let what = format!(
                         "join attempt {attempt}: found command {command_id}, which an earlier delivery sent (its answer was lost)"
@@ -234,7 +237,10 @@ impl Worker {
             }
             // A time-out or 5xx may come after SSM acted: look before anyone sends again.
             Err(e @ Error::Unavailable { .. }) => {
-                match self.find_sent(job, &request, claimed_at).await {
+                match self
+                    .find_sent_on(&job.group.ports, &request, claimed_at)
+                    .await
+                {
                     Ok(Some(command_id)) => {
                         warn!(%command_id, error = %e, "SendCommand's answer was lost, but the command was sent");
                         let what = format!(
@@ -265,17 +271,16 @@ impl Worker {
             .await
     }
 
-    /// The command sent for `request` since `claimed_at` (less a minute of clock skew
-    /// between this host and SSM), if SSM has one.
-    async fn find_sent(
+    /// The command sent for `request` with `ports` since `claimed_at` (less a minute of
+    /// clock skew between this host and SSM), if SSM has one.
+    pub(super) async fn find_sent_on(
         &self,
-        job: &Job<'_>,
+        ports: &crate::ports::AccountPorts,
         request: &CommandRequest,
         claimed_at: SystemTime,
     ) -> Result<Option<String>, Error> {
         let since = claimed_at.checked_sub(CLOCK_SKEW).unwrap_or(claimed_at);
-        job.group
-            .ports
+        ports
             .commands
             .find_sent(&request.target, &request.comment, since)
             .await

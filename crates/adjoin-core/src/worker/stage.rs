@@ -240,22 +240,6 @@ impl Worker {
         written
     }
 
-    /// The command sent for `request` on `ports` since `claimed_at`, if SSM has one.
-    async fn find_sent_on(
-        &self,
-        ports: &AccountPorts,
-        request: &crate::render::CommandRequest,
-        claimed_at: std::time::SystemTime,
-    ) -> Result<Option<String>, Error> {
-        let since = claimed_at
-            .checked_sub(super::act::CLOCK_SKEW)
-            .unwrap_or(claimed_at);
-        ports
-            .commands
-            .find_sent(&request.target, &request.comment, since)
-            .await
-    }
-
     /// Reads the result of the stage command this delivery sent to the tools host
     /// `target`: sends the join command once the account is staged, stages again after
     /// a failure while attempts are left, or records `failed` and rejects the message.
