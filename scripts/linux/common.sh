@@ -37,6 +37,44 @@ params() {
   done
 }
 
+# own_instance_id: this instance's id, as SSM Agent hands it to the script
+# (AWS_SSM_INSTANCE_ID), else as the instance metadata service (IMDSv2) gives it.
+own_instance_id() {
+  local id=${AWS_SSM_INSTANCE_ID:-} token
+  if [ -z "$id" ] && command -v curl >/dev/null; then
+    token=$(curl -fsS -m 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \
+      http://169.254.169.254/latest/api/token 2>/dev/null) || token=
+    id=$(curl -fsS -m 2 -H "X-aws-ec2-metadata-token: $token" \
+      http://169.254.169.254/latest/meta-data/instance-id 2>/dev/null) || id=
+  fi
+  [[ $id =~ ^(i|mi)-[0-9a-f]{8,17}$ ]] || return 1
+  printf '%s\n' "$id"
+}
+
+# take_own_values: for a command sent to several instances, this instance's own values
+# from the INSTANCES table (a row per instance: its id, then NAME=<base64> pairs), set
+# as ADJOIN_<NAME>_B64 for `param`. Only the values an instance may have of its own are
+# taken; each stays base64 data. Exit 10 when this instance cannot be told or has no row.
+take_own_values() {
+  local table id row pair name value pairs
+  table=$(param INSTANCES)
+  [ -n "$table" ] || return 0
+  id=$(own_instance_id) || fail 10 "cannot tell which instance this is (no AWS_SSM_INSTANCE_ID, no instance metadata)"
+  row=$(awk -v id="$id" '$1 == id { print; exit }' <<<"$table")
+  [ -n "$row" ] || fail 10 "instance $id has no row in the command's INSTANCES table"
+  read -r -a pairs <<<"${row#* }"
+  for pair in "${pairs[@]}"; do
+    name=${pair%%=*}
+    value=${pair#*=}
+    case $name in
+      COMPUTER_NAME|ALLOWED_GROUP|SUDO_GROUPS|INSTANCE_ID|OWNER_STAMP|OTP_SSM_PARAMETER|OU_PATH|COMPUTER_GROUPS) ;;
+      *) fail 10 "the INSTANCES table names a value an instance cannot have of its own" ;;
+    esac
+    [[ $value =~ ^[A-Za-z0-9+/]*={0,2}$ ]] || fail 10 "the INSTANCES table holds a value that is not base64"
+    printf -v "ADJOIN_${name}_B64" '%s' "$value"
+  done
+}
+
 # require WHAT NAME...: exit 10 unless every variable NAME is set; WHAT names them all.
 require() {
   local what=$1 name; shift

@@ -32,9 +32,12 @@
 # of another joined machine carries that machine's keytab: its keytab is moved aside
 # (to $KEYTAB.adjoin-replaced) and the instance joins as itself, leaving the other
 # computer's object untouched.
-# Helpers (log, fail, params, require, read_dcs, dc_name, read_password) and the shell options come from common.sh,
+# Sent to several instances at once, the command carries each one's own values (computer
+# name, groups, owner stamp, …) in its INSTANCES table; the script takes its own row.
+# Helpers (take_own_values, log, fail, params, require, read_dcs, dc_name, read_password) and the shell options come from common.sh,
 # which the service sends ahead of this script.
 
+take_own_values
 params JOIN_MODE DOMAIN REALM DC_IPS JOIN_USER COMPUTER_NAME OU_PATH ALLOWED_GROUP COMPUTER_GROUPS \
   OWNER_STAMP OTP_SSM_PARAMETER OTP_REGION SUDO_GROUPS
 require "domain, realm, computer name and owner stamp" DOMAIN REALM COMPUTER_NAME OWNER_STAMP

@@ -30,6 +30,45 @@ function Get-AdjoinParameter([string] $Name) {
     return [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String($encoded))
 }
 
+# This instance's id, as SSM Agent hands it to the script (AWS_SSM_INSTANCE_ID), else as
+# the instance metadata service (IMDSv2) gives it; empty when neither can tell.
+function Get-AdjoinOwnInstanceId {
+    $id = $env:AWS_SSM_INSTANCE_ID
+    if (-not $id) {
+        try {
+            $token = Invoke-RestMethod -Method Put -Uri 'http://169.254.169.254/latest/api/token' `
+                -Headers @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '60' } -TimeoutSec 2
+            $id = Invoke-RestMethod -Uri 'http://169.254.169.254/latest/meta-data/instance-id' `
+                -Headers @{ 'X-aws-ec2-metadata-token' = $token } -TimeoutSec 2
+        } catch {
+            $id = ''
+        }
+    }
+    if ($id -notmatch '^(i|mi)-[0-9a-f]{8,17}$') { return '' }
+    return $id
+}
+
+# For a command sent to several instances: this instance's own values from the INSTANCES
+# table (a row per instance: its id, then NAME=<base64> pairs), set as $ADJOIN_<NAME>_B64
+# for Get-AdjoinParameter. Only the values an instance may have of its own are taken;
+# each stays base64 data. Exit 10 when this instance cannot be told or has no row.
+function Use-AdjoinOwnValues {
+    $table = Get-AdjoinParameter 'INSTANCES'
+    if (-not $table) { return }
+    $id = Get-AdjoinOwnInstanceId
+    if (-not $id) { Stop-Adjoin 10 'cannot tell which instance this is (no AWS_SSM_INSTANCE_ID, no instance metadata)' }
+    $row = @($table -split "`n" | Where-Object { ($_ -split ' ')[0] -ceq $id }) | Select-Object -First 1
+    if (-not $row) { Stop-Adjoin 10 "instance $id has no row in the command's INSTANCES table" }
+    $own = @('COMPUTER_NAME', 'ALLOWED_GROUP', 'SUDO_GROUPS', 'INSTANCE_ID', 'OWNER_STAMP',
+        'OTP_SSM_PARAMETER', 'OU_PATH', 'COMPUTER_GROUPS')
+    foreach ($pair in @($row -split ' ' | Select-Object -Skip 1 | Where-Object { $_ })) {
+        $name, $value = $pair -split '=', 2
+        if ($own -cnotcontains $name) { Stop-Adjoin 10 'the INSTANCES table names a value an instance cannot have of its own' }
+        if ($value -notmatch '^[A-Za-z0-9+/]*={0,2}$') { Stop-Adjoin 10 'the INSTANCES table holds a value that is not base64' }
+        Set-Variable -Name "ADJOIN_${name}_B64" -Value $value -Scope Script
+    }
+}
+
 # The parameters both scripts take, set as script variables: $Domain, $DcIps (the
 # addresses in DC_IPS), $JoinUser, $ComputerName, $OuPath and $OwnerStamp.
 function Read-AdjoinCommonParameters {

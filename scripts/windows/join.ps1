@@ -36,6 +36,7 @@
 # Read-AdjoinCommonParameters, Get-AdjoinParameter, Get-AdjoinCredential and the error
 # preferences come from common.ps1, which the service sends ahead of this script.
 
+Use-AdjoinOwnValues
 Read-AdjoinCommonParameters
 $AllowedGroup = Get-AdjoinParameter 'ALLOWED_GROUP'
 $ComputerGroups = @((Get-AdjoinParameter 'COMPUTER_GROUPS') -split "`n" | Where-Object { $_ })

@@ -315,7 +315,7 @@ join_commands() { aws_cli ssm list-commands --query "length(Commands[?starts_wit
 # (adjoin's own, as the stacks create it: its runCommand lines, each {{ NAME }} replaced
 # by the command's parameter, or the document's default), write the lines to the
 # document's _script.sh and run `sh -c` on it, with the instance profile's credentials
-# (here: the emulator's). Prints the output; returns the script's exit status.
+# (here: the emulator's) and the instance's id in AWS_SSM_INSTANCE_ID. Prints the output; returns the script's exit status.
 agent() {
   local h=$1 target=$2 action=$3 subject=${4:-$INSTANCE_ID} id targets document
   # One ListCommands: the newest matching command as "ID DOCUMENT TARGETS...", then its
@@ -356,7 +356,7 @@ run_script() {
   in_host "$h" sh -euc 'mkdir -p "$1" && cp "$2" "$1/_script.sh" && chmod 700 "$1/_script.sh"' \
     sh "$dir" "$file"
   in_host "$h" env -i PATH="$PATH" HOME=/root AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-    AWS_ENDPOINT_URL="http://$AWS_IP:$AWS_PORT" sh -c "$dir/_script.sh"
+    AWS_ENDPOINT_URL="http://$AWS_IP:$AWS_PORT" AWS_SSM_INSTANCE_ID="$target" sh -c "$dir/_script.sh"
 }
 
 # with_params FILE NAME=VALUE...: FILE (a rendered Linux command) with the named

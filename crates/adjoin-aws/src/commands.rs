@@ -5,11 +5,11 @@ use aws_sdk_ssm::error::SdkError;
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
 use aws_sdk_ssm::types::{
     CloudWatchOutputConfig, CommandFilter, CommandFilterKey, CommandInvocationStatus,
-    DocumentFormat, DocumentHashType,
+    CommandStatus as CommandStatusSdk, DocumentFormat, DocumentHashType,
 };
 
 use adjoin_core::ids::InstanceId;
-use adjoin_core::ports::{CommandResult, CommandStatus, Commands, StoredDocument};
+use adjoin_core::ports::{CommandResult, CommandStatus, CommandSummary, Commands, StoredDocument};
 use adjoin_core::render::CommandRequest;
 
 use crate::error::map_sdk_error;
@@ -31,7 +31,12 @@ impl Commands for SsmCommands {
             .client
             .send_command()
             .document_name(request.document.name())
-            .instance_ids(request.target.as_str());
+            .set_instance_ids(Some(
+                std::iter::once(&request.target)
+                    .chain(&request.more_targets)
+                    .map(|id| id.to_string())
+                    .collect(),
+            ));
         if request.document.is_adjoins() {
             // adjoin's document: its values, and the hash of the content the worker
             // checked (SSM refuses the command if the document changed since).
@@ -110,7 +115,7 @@ impl Commands for SsmCommands {
             let command = command.map_err(|e| map_sdk_error("ssm:ListCommands", e))?;
             // The filter is checked here too: not every endpoint applies it.
             let recent = command.requested_date_time().is_none_or(|t| *t >= since);
-            if command.comment() == Some(comment) && recent {
+            if command.comment().is_some_and(|c| c.starts_with(comment)) && recent {
                 return Ok(command.command_id().map(str::to_owned));
             }
         }
@@ -196,6 +201,38 @@ impl Commands for SsmCommands {
             hash,
             content: got.content().unwrap_or_default().to_owned(),
         }))
+    }
+
+    async fn summary(&self, command_id: &str) -> Result<CommandSummary, adjoin_core::Error> {
+        let out = self
+            .client
+            .list_commands()
+            .command_id(command_id)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("ssm:ListCommands", e))?;
+        let Some(command) = out.commands().first() else {
+            // SSM lists a command a moment after SendCommand returns.
+            return Ok(CommandSummary {
+                status: CommandStatus::Pending,
+                targets: 0,
+                completed: 0,
+                errors: 0,
+            });
+        };
+        let status = match command.status() {
+            Some(CommandStatusSdk::Success) => CommandStatus::Success,
+            Some(CommandStatusSdk::InProgress) => CommandStatus::InProgress,
+            Some(CommandStatusSdk::Pending) | None => CommandStatus::Pending,
+            Some(other) => CommandStatus::Failed(other.as_str().to_owned()),
+        };
+        let count = |n: i32| u32::try_from(n).unwrap_or(0);
+        Ok(CommandSummary {
+            status,
+            targets: count(command.target_count()),
+            completed: count(command.completed_count()),
+            errors: count(command.error_count()),
+        })
     }
 
     async fn result(

@@ -83,10 +83,15 @@ impl Instances for Ec2Instances {
         Ok(found)
     }
 
-    async fn tag(&self, id: &InstanceId, key: &str, value: &str) -> Result<(), adjoin_core::Error> {
+    async fn tag(
+        &self,
+        ids: &[InstanceId],
+        key: &str,
+        value: &str,
+    ) -> Result<(), adjoin_core::Error> {
         self.client
             .create_tags()
-            .resources(id.as_str())
+            .set_resources(Some(ids.iter().map(|id| id.to_string()).collect()))
             .tags(
                 aws_sdk_ec2::types::Tag::builder()
                     .key(key)

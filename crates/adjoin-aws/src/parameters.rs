@@ -7,6 +7,9 @@ use adjoin_core::ports::{Parameters, SecretParameter};
 
 use crate::error::map_sdk_error;
 
+/// DeleteParameters takes at most this many names.
+const DELETE_PARAMETERS_LIMIT: usize = 10;
+
 pub struct SsmParameters {
     client: aws_sdk_ssm::Client,
 }
@@ -90,17 +93,17 @@ impl Parameters for SsmParameters {
         }
     }
 
-    async fn delete(&self, name: &str) -> Result<(), adjoin_core::Error> {
-        match self.client.delete_parameter().name(name).send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_parameter_not_found()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(map_sdk_error("ssm:DeleteParameter", e)),
+    async fn delete(&self, names: &[String]) -> Result<(), adjoin_core::Error> {
+        // Names that do not exist come back as InvalidParameters: no error.
+        for chunk in names.chunks(DELETE_PARAMETERS_LIMIT) {
+            self.client
+                .delete_parameters()
+                .set_names(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| map_sdk_error("ssm:DeleteParameters", e))?;
         }
+        Ok(())
     }
 }
 

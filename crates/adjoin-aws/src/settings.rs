@@ -55,7 +55,7 @@ pub struct EnvSettings {
     pub max_age_seconds: u32,
     /// `ADJOIN_JOIN_ATTEMPTS` (default 3)
     pub join_attempts: u32,
-    /// `ADJOIN_CONCURRENCY` (default 8)
+    /// `ADJOIN_CONCURRENCY` (default 10)
     pub concurrency: usize,
     /// `ADJOIN_CONFIG_TTL_SECONDS` (default 60; 0 reads the item for every batch)
     pub config_ttl_seconds: u32,

@@ -61,6 +61,7 @@ pub fn parameters(task: Task) -> &'static [&'static str] {
             "INSTALL_RDS_SESSION_HOST",
             "INSTANCE_ID",
             "OWNER_STAMP",
+            "INSTANCES",
         ],
         Task::Stage => &[
             "DOMAIN",
@@ -93,6 +94,21 @@ pub fn parameters(task: Task) -> &'static [&'static str] {
         ],
     }
 }
+
+/// The join's values that differ from instance to instance. A join command sent to
+/// several instances carries them in its `INSTANCES` table, one row per instance (its id,
+/// then `NAME=<base64>` for each), and the script takes the row of its own instance id;
+/// the table may carry no other name.
+pub const PER_INSTANCE: [&str; 8] = [
+    "COMPUTER_NAME",
+    "ALLOWED_GROUP",
+    "SUDO_GROUPS",
+    "INSTANCE_ID",
+    "OWNER_STAMP",
+    "OTP_SSM_PARAMETER",
+    "OU_PATH",
+    "COMPUTER_GROUPS",
+];
 
 /// The document's name, e.g. `adjoin-Join-Linux`.
 pub fn name(task: Task, platform: Platform) -> &'static str {

@@ -21,8 +21,9 @@ use crate::ids::{AccountId, InstanceId, Region};
 use crate::instance::Instance;
 use crate::ledger::JoinRecord;
 use crate::ports::{
-    AccountPorts, CommandResult, CommandStatus, Commands, ConfigStore, DeadLetter, Instances,
-    Ledger, Parameters, Queue, SecretParameter, Sessions, StoredDocument,
+    AccountPorts, Cancelled, CommandResult, CommandStatus, CommandSummary, Commands, ConfigStore,
+    DeadLetter, Instances, Ledger, Parameters, Queue, SecretParameter, Sessions, StoredDocument,
+    Transaction,
 };
 use crate::render::CommandRequest;
 use crate::worker::Ports;
@@ -36,6 +37,13 @@ pub struct SentCommand {
     pub request: CommandRequest,
     /// When SSM received it.
     pub sent_at: std::time::SystemTime,
+}
+
+impl SentCommand {
+    /// Whether the command runs on `instance` (one of its targets).
+    pub fn targets(&self, instance: &InstanceId) -> bool {
+        &self.request.target == instance || self.request.more_targets.contains(instance)
+    }
 }
 
 /// A SecureString parameter the fake Parameter Store holds (or held).
@@ -70,6 +78,11 @@ pub(crate) struct State {
     retries: Vec<(String, Duration)>,
     describe_calls: usize,
     pub(crate) ledger: BTreeMap<String, JoinRecord>,
+    ledger_calls: LedgerCalls,
+    tag_calls: usize,
+    delete_calls: usize,
+    summary_calls: usize,
+    result_calls: usize,
     results: HashMap<String, CommandResult>,
     /// Parameters by account, Region and name.
     parameters: BTreeMap<(AccountId, Region, String), StoredParameter>,
@@ -82,6 +95,25 @@ pub(crate) struct State {
     pub(crate) references: BTreeSet<(AccountId, Region, String)>,
     /// References whose existence was asked about: the fake never has a value to read.
     pub(crate) probed: Vec<String>,
+}
+
+/// How the ledger was written: conditional puts and transactions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LedgerCalls {
+    pub puts: usize,
+    pub transactions: usize,
+}
+
+/// Calls made to the fake, by kind, for tests of gathering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Calls {
+    pub ledger_puts: usize,
+    pub ledger_transactions: usize,
+    pub sends: usize,
+    pub tags: usize,
+    pub deletes: usize,
+    pub summaries: usize,
+    pub results: usize,
 }
 
 /// All fake AWS state, shared by the fake ports it hands out.
@@ -164,6 +196,19 @@ impl FakeAws {
     /// Receipt handles made visible again, with their delays.
     pub fn retries(&self) -> Vec<(String, Duration)> {
         self.state().retries.clone()
+    }
+    /// The calls made so far, by kind.
+    pub fn calls(&self) -> Calls {
+        let state = self.state();
+        Calls {
+            ledger_puts: state.ledger_calls.puts,
+            ledger_transactions: state.ledger_calls.transactions,
+            sends: state.sent.len(),
+            tags: state.tag_calls,
+            deletes: state.delete_calls,
+            summaries: state.summary_calls,
+            results: state.result_calls,
+        }
     }
     pub fn describe_calls(&self) -> usize {
         self.state().describe_calls
@@ -268,6 +313,7 @@ impl Ledger for FakeAws {
     }
     async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error> {
         let mut state = self.state();
+        state.ledger_calls.puts += 1;
         let current = state.ledger.get(&record.instance_id).map(|r| r.version);
         if current != expected {
             return Ok(false);
@@ -276,6 +322,29 @@ impl Ledger for FakeAws {
             .ledger
             .insert(record.instance_id.clone(), record.clone());
         Ok(true)
+    }
+    async fn put_all_if(&self, writes: &[(JoinRecord, Option<u64>)]) -> Result<Transaction, Error> {
+        let mut state = self.state();
+        state.ledger_calls.transactions += 1;
+        let reasons: Vec<Cancelled> = writes
+            .iter()
+            .map(|(record, expected)| {
+                if state.ledger.get(&record.instance_id).map(|r| r.version) == *expected {
+                    Cancelled::None
+                } else {
+                    Cancelled::ConditionFailed
+                }
+            })
+            .collect();
+        if reasons.iter().any(|r| *r != Cancelled::None) {
+            return Ok(Transaction::Cancelled(reasons));
+        }
+        for (record, _) in writes {
+            state
+                .ledger
+                .insert(record.instance_id.clone(), record.clone());
+        }
+        Ok(Transaction::Written)
     }
 }
 
@@ -333,17 +402,23 @@ impl Instances for FakeAccount {
             .cloned()
             .collect())
     }
-    async fn tag(&self, id: &InstanceId, key: &str, value: &str) -> Result<(), Error> {
+    async fn tag(&self, ids: &[InstanceId], key: &str, value: &str) -> Result<(), Error> {
         let mut state = self.aws.state();
-        let instance = state
+        state.tag_calls += 1;
+        let known = state
             .instances
-            .get_mut(&(self.account.clone(), self.region.clone()))
-            .and_then(|k| k.get_mut(id))
-            .ok_or_else(|| Error::NotFound {
+            .get_mut(&(self.account.clone(), self.region.clone()));
+        let Some(known) = known.filter(|k| ids.iter().all(|id| k.contains_key(id))) else {
+            return Err(Error::NotFound {
                 operation: "ec2:CreateTags",
-                message: format!("no instance {id}"),
-            })?;
-        instance.tags.insert(key.to_owned(), value.to_owned());
+                message: format!("not every instance of {ids:?} is known"),
+            });
+        };
+        for id in ids {
+            if let Some(instance) = known.get_mut(id) {
+                instance.tags.insert(key.to_owned(), value.to_owned());
+            }
+        }
         Ok(())
     }
 }
@@ -377,20 +452,20 @@ impl FakeAccount {
 impl Commands for FakeAccount {
     async fn send(&self, request: &CommandRequest) -> Result<String, Error> {
         let mut state = self.aws.state();
-        // An agent SSM knows but that is not online cannot take commands.
-        if let Some(agent) = state.agents.get(&(
-            self.account.clone(),
-            self.region.clone(),
-            request.target.clone(),
-        )) && agent.ping_status != "Online"
-        {
-            return Err(Error::AgentNotReady {
-                operation: "ssm:SendCommand",
-                message: format!(
-                    "InvalidInstanceId: {} is {}",
-                    request.target, agent.ping_status
-                ),
-            });
+        // An agent SSM knows but that is not online cannot take commands: SSM refuses
+        // the whole command.
+        for target in std::iter::once(&request.target).chain(&request.more_targets) {
+            if let Some(agent) =
+                state
+                    .agents
+                    .get(&(self.account.clone(), self.region.clone(), target.clone()))
+                && agent.ping_status != "Online"
+            {
+                return Err(Error::AgentNotReady {
+                    operation: "ssm:SendCommand",
+                    message: format!("InvalidInstanceId: {target} is {}", agent.ping_status),
+                });
+            }
         }
         if request.document.is_adjoins() {
             // SSM runs a document only with the hash the request names.
@@ -431,8 +506,8 @@ impl Commands for FakeAccount {
             .rev()
             .find(|c| {
                 c.account == self.account
-                    && &c.request.target == instance
-                    && c.request.comment == comment
+                    && c.targets(instance)
+                    && c.request.comment.starts_with(comment)
                     && c.sent_at >= since
             })
             .map(|c| c.command_id.clone()))
@@ -453,12 +528,38 @@ impl Commands for FakeAccount {
     async fn document(&self, name: &str) -> Result<Option<StoredDocument>, Error> {
         Ok(self.stored_document(&self.aws.state(), name))
     }
+    async fn summary(&self, command_id: &str) -> Result<CommandSummary, Error> {
+        let mut state = self.aws.state();
+        state.summary_calls += 1;
+        let targets = state
+            .sent
+            .iter()
+            .find(|c| c.command_id == command_id)
+            .map_or(0, |c| 1 + c.request.more_targets.len() as u32);
+        let status = match state.results.get(command_id) {
+            Some(result) => result.status.clone(),
+            None if targets > 0 => CommandStatus::Success,
+            None => CommandStatus::Pending,
+        };
+        let done = matches!(status, CommandStatus::Success | CommandStatus::Failed(_));
+        Ok(CommandSummary {
+            errors: if matches!(status, CommandStatus::Failed(_)) {
+                targets
+            } else {
+                0
+            },
+            completed: if done { targets } else { 0 },
+            status,
+            targets,
+        })
+    }
     async fn result(
         &self,
         command_id: &str,
         _instance: &InstanceId,
     ) -> Result<CommandResult, Error> {
-        let state = self.aws.state();
+        let mut state = self.aws.state();
+        state.result_calls += 1;
         if let Some(result) = state.results.get(command_id) {
             return Ok(result.clone());
         }
@@ -503,12 +604,14 @@ impl Parameters for FakeAccount {
         );
         Ok(())
     }
-    async fn delete(&self, name: &str) -> Result<(), Error> {
-        self.aws.state().parameters.remove(&(
-            self.account.clone(),
-            self.region.clone(),
-            name.to_owned(),
-        ));
+    async fn delete(&self, names: &[String]) -> Result<(), Error> {
+        let mut state = self.aws.state();
+        state.delete_calls += 1;
+        for name in names {
+            state
+                .parameters
+                .remove(&(self.account.clone(), self.region.clone(), name.clone()));
+        }
         Ok(())
     }
 }

@@ -45,10 +45,12 @@ pub enum Op {
     DescribeDocument,
     AgentsOnline,
     CommandResult,
+    CommandSummary,
     PutParameter,
     DeleteParameter,
     ReadLedger,
     WriteLedger,
+    WriteLedgerTransaction,
     SendToDlq,
     Enqueue,
     ChangeVisibility,
@@ -75,10 +77,12 @@ impl Op {
             Op::DescribeDocument => "ssm:DescribeDocument",
             Op::AgentsOnline => "ssm:DescribeInstanceInformation",
             Op::CommandResult => "ssm:GetCommandInvocation",
+            Op::CommandSummary => "ssm:ListCommands",
             Op::PutParameter => "ssm:PutParameter",
-            Op::DeleteParameter => "ssm:DeleteParameter",
+            Op::DeleteParameter => "ssm:DeleteParameters",
             Op::ReadLedger => "dynamodb:BatchGetItem",
             Op::WriteLedger => "dynamodb:PutItem",
+            Op::WriteLedgerTransaction => "dynamodb:TransactWriteItems",
             Op::SendToDlq => "sqs:SendMessage",
             Op::Enqueue => "sqs:SendMessageBatch",
             Op::ChangeVisibility => "sqs:ChangeMessageVisibilityBatch",
@@ -226,22 +230,24 @@ faulty_ports! {
     Instances {
         fn describe(ids: &[InstanceId]) -> Vec<Instance> = DescribeInstances;
         fn find_running_by_tag(tag: &TagMatch) -> Vec<Instance> = FindByTag;
-        fn tag(id: &InstanceId, key: &str, value: &str) -> () = TagInstance;
+        fn tag(ids: &[InstanceId], key: &str, value: &str) -> () = TagInstance;
     }
     Commands {
         fn send(request: &CommandRequest) -> String = SendCommand;
         fn find_sent(instance: &InstanceId, comment: &str, since: std::time::SystemTime) -> Option<String> = FindCommand;
         fn document(name: &str) -> Option<StoredDocument> = DescribeDocument;
         fn online(instances: &[InstanceId]) -> Vec<InstanceId> = AgentsOnline;
+        fn summary(command_id: &str) -> crate::ports::CommandSummary = CommandSummary;
         fn result(command_id: &str, instance: &InstanceId) -> CommandResult = CommandResult;
     }
     Parameters {
         fn put_secret(parameter: &SecretParameter<'_>) -> () = PutParameter;
-        fn delete(name: &str) -> () = DeleteParameter;
+        fn delete(names: &[String]) -> () = DeleteParameter;
     }
     Ledger {
         fn get_many(ids: &[InstanceId]) -> Vec<JoinRecord> = ReadLedger;
         fn put_if(record: &JoinRecord, expected: Option<u64>) -> bool = WriteLedger;
+        fn put_all_if(writes: &[(JoinRecord, Option<u64>)]) -> crate::ports::Transaction = WriteLedgerTransaction;
     }
     Queue {
         fn send_to_dlq(letter: &DeadLetter) -> () = SendToDlq;

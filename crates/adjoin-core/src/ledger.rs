@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 /// How long a `left` record is kept (DynamoDB TTL attribute `expiresAt`).
 pub const LEFT_RECORD_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
+/// Records per ledger transaction (DynamoDB's TransactWriteItems limit).
+pub const TRANSACTION_LIMIT: usize = 100;
+
 /// Lines of command output kept in a record.
 pub const OUTPUT_LINES: usize = 10;
 

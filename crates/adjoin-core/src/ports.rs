@@ -64,8 +64,9 @@ pub struct SecretParameter<'a> {
 pub trait Parameters: Send + Sync {
     /// Writes the parameter (replacing one of the same name).
     async fn put_secret(&self, parameter: &SecretParameter<'_>) -> Result<(), Error>;
-    /// Deletes the parameter; one that does not exist is no error.
-    async fn delete(&self, name: &str) -> Result<(), Error>;
+    /// Deletes the parameters (DeleteParameters, ten names per call); one that does not
+    /// exist is no error.
+    async fn delete(&self, names: &[String]) -> Result<(), Error>;
 }
 
 /// EC2 instances of one account and Region.
@@ -75,18 +76,18 @@ pub trait Instances: Send + Sync {
     async fn describe(&self, ids: &[InstanceId]) -> Result<Vec<Instance>, Error>;
     /// Running instances carrying the tag.
     async fn find_running_by_tag(&self, tag: &TagMatch) -> Result<Vec<Instance>, Error>;
-    /// Tags the instance (EC2 CreateTags): the ready signal of a verified join.
-    async fn tag(&self, id: &InstanceId, key: &str, value: &str) -> Result<(), Error>;
+    /// Tags the instances (one EC2 CreateTags): the ready signal of verified joins.
+    async fn tag(&self, ids: &[InstanceId], key: &str, value: &str) -> Result<(), Error>;
 }
 
 /// SSM Run Command in one account and Region.
 #[async_trait]
 pub trait Commands: Send + Sync {
-    /// Sends the command; returns its command id.
+    /// Sends the command (to its target and its other targets); returns its command id.
     async fn send(&self, request: &CommandRequest) -> Result<String, Error>;
-    /// The command sent to `instance` with exactly `comment` at or after `since`
-    /// (ListCommands), if any: after a SendCommand whose answer was lost, whether it took
-    /// effect.
+    /// The command sent to `instance` whose comment starts with `comment` at or after
+    /// `since` (ListCommands), if any: after a SendCommand whose answer was lost, whether
+    /// it took effect.
     async fn find_sent(
         &self,
         instance: &InstanceId,
@@ -98,6 +99,9 @@ pub trait Commands: Send + Sync {
     /// The SSM document `name` as this account and Region hold it (DescribeDocument for
     /// its hash, GetDocument for its content), `None` when there is none.
     async fn document(&self, name: &str) -> Result<Option<StoredDocument>, Error>;
+    /// Where a command stands on all its targets together (ListCommands by id): one call
+    /// for a command sent to several instances.
+    async fn summary(&self, command_id: &str) -> Result<CommandSummary, Error>;
     /// The result of a command on one instance (GetCommandInvocation). An invocation
     /// SSM does not know yet is [`CommandStatus::Pending`].
     async fn result(&self, command_id: &str, instance: &InstanceId)
@@ -124,6 +128,17 @@ pub enum CommandStatus {
     Failed(String),
 }
 
+/// Where a command stands on all its targets together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSummary {
+    /// SSM's status of the whole command: [`CommandStatus::Success`] only once it
+    /// succeeded on every target.
+    pub status: CommandStatus,
+    pub targets: u32,
+    pub completed: u32,
+    pub errors: u32,
+}
+
 /// A command's result on one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandResult {
@@ -142,6 +157,31 @@ pub trait Ledger: Send + Sync {
     /// Writes `record` if the stored one still has version `expected` (`None`: if there
     /// is none). `Ok(false)` when it changed meanwhile: nothing was written.
     async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error>;
+    /// Writes all `writes` (each record if the stored one still has its expected
+    /// version) in one transaction (TransactWriteItems, at most
+    /// [`crate::ledger::TRANSACTION_LIMIT`]): all, or none and why per record.
+    async fn put_all_if(&self, writes: &[(JoinRecord, Option<u64>)]) -> Result<Transaction, Error>;
+}
+
+/// How a ledger transaction ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transaction {
+    /// Every record was written.
+    Written,
+    /// Nothing was written; per record, in order, why ([`Cancelled::None`] for those
+    /// that were not the cause).
+    Cancelled(Vec<Cancelled>),
+}
+
+/// Why a transaction was cancelled, for one of its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// This record was not the cause: it may be written on its own.
+    None,
+    /// The stored record is no longer the expected version.
+    ConditionFailed,
+    /// Another reason DynamoDB gave (a conflicting transaction, throttling, …).
+    Other(String),
 }
 
 /// A message that is moved to the dead-letter queue, with why.

@@ -69,6 +69,10 @@ pub struct CommandRequest {
     pub document: Document,
     /// The instance that runs the command.
     pub target: InstanceId,
+    /// More instances that run it: a join command gathered for several instances
+    /// ([`gathered`]); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more_targets: Vec<InstanceId>,
     /// What runs: the parameter block, then the script. The `commands` parameter of the
     /// original's documents; for adjoin's own, what the document runs once SSM put the
     /// values in.
@@ -326,6 +330,19 @@ pub fn leave_command(
     )
 }
 
+/// What the command sent for `request` is looked for by, among the commands sent to its
+/// target since a claim: a join's "adjoin join " (a gathered join's comment names only
+/// its first instance, and no one else sends joins to a claimed instance); a tools-host
+/// command's whole comment (the host runs commands for many instances).
+pub fn lookup_comment(request: &CommandRequest) -> &str {
+    match request.document {
+        Document::Adjoin(Task::Join, _)
+        | Document::RunShellScript
+        | Document::RunPowerShellScript => "adjoin join ",
+        Document::Adjoin(..) => &request.comment,
+    }
+}
+
 /// SSM's limit on a command's comment, in characters.
 const COMMENT_MAX_CHARS: usize = 100;
 
@@ -367,6 +384,7 @@ fn request(
     CommandRequest {
         document,
         target: target.id.clone(),
+        more_targets: Vec::new(),
         commands,
         parameters,
         document_hash: None,
@@ -374,6 +392,85 @@ fn request(
         execution_timeout_secs,
         output: output.clone(),
     }
+}
+
+/// SSM's limit on the instances of one command (`InstanceIds`).
+pub const GATHER_MAX_TARGETS: usize = 50;
+
+/// What join requests must share to be gathered into one command ([`gathered`]): the
+/// document (and its checked hash), every value that is not an instance's own
+/// ([`documents::PER_INSTANCE`]), the time-out and the output; `None` for requests that
+/// are sent alone (other tasks, and the original's documents, whose values are in the
+/// script lines).
+pub fn gather_key(request: &CommandRequest) -> Option<String> {
+    let Document::Adjoin(Task::Join, _) = request.document else {
+        return None;
+    };
+    let shared: BTreeMap<&str, &str> = request
+        .parameters
+        .iter()
+        .filter(|(name, _)| !documents::PER_INSTANCE.contains(&name.as_str()))
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    serde_json::to_string(&(
+        request.document,
+        &request.document_hash,
+        shared,
+        request.execution_timeout_secs,
+        &request.output,
+    ))
+    .ok()
+}
+
+/// One join command for the instances of `requests` (which share a [`gather_key`]): the
+/// shared values as they are, each instance's own in the `INSTANCES` table — a row per
+/// instance, its id then `NAME=<base64>` for each of its values — from which the script
+/// takes the row of the instance it runs on. One request is returned as it is.
+pub fn gathered(requests: &[CommandRequest]) -> Option<CommandRequest> {
+    let (first, rest) = requests.split_first()?;
+    let Document::Adjoin(task, platform) = first.document else {
+        return None;
+    };
+    if rest.is_empty() {
+        return Some(first.clone());
+    }
+    let mut parameters: BTreeMap<String, String> = first
+        .parameters
+        .iter()
+        .filter(|(name, _)| !documents::PER_INSTANCE.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let table = requests
+        .iter()
+        .map(|r| {
+            let mut row = r.target.to_string();
+            for name in documents::PER_INSTANCE {
+                if let Some(value) = r.parameters.get(name).filter(|v| !v.is_empty()) {
+                    row.push_str(&format!(" {name}={value}"));
+                }
+            }
+            row
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    parameters.insert("INSTANCES".to_owned(), B64.encode(table));
+    let commands = documents::lines(task, platform, |name| {
+        parameters.get(name).cloned().unwrap_or_default()
+    });
+    let target = first.target.as_str();
+    let comment = first
+        .comment
+        .replacen(target, &format!("{target} +{}", rest.len()), 1)
+        .chars()
+        .take(COMMENT_MAX_CHARS)
+        .collect();
+    Some(CommandRequest {
+        more_targets: rest.iter().map(|r| r.target.clone()).collect(),
+        commands,
+        parameters,
+        comment,
+        ..first.clone()
+    })
 }
 
 /// Decodes the parameter block of rendered commands back into the names and values it

@@ -2,10 +2,11 @@
 //! command to the instance or the leave command to the AD tools host, record the
 //! command id; read a join's result when its message comes back.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tracing::{Instrument as _, info, warn};
 
+use super::gather::{CLOCK_SKEW, Gather};
 use super::intake::{Group, Pending};
 use super::plan::{Facts, Plan, RejectReason, TagRules, plan, tags_refuse_join};
 use super::{Fate, Message, Worker, error_fate};
@@ -39,14 +40,13 @@ impl Sent {
     }
 }
 
-/// How far this host's clock and SSM's may differ, when commands are looked up by time.
-const CLOCK_SKEW: Duration = Duration::from_secs(60);
-
-/// One event being handled: its message, the event, its account/Region group.
+/// One event being handled: its message, the event, its account/Region group, and
+/// where its gathered calls go.
 pub(super) struct Job<'a> {
     pub message: &'a Message,
     pub event: &'a InstanceEvent,
     pub group: &'a Group,
+    pub gather: &'a Gather,
 }
 
 impl Worker {
@@ -56,6 +56,7 @@ impl Worker {
     pub(super) async fn handle_instance(
         &self,
         group: &Group,
+        gather: &Gather,
         mut items: Vec<&Pending<'_>>,
     ) -> Vec<(usize, Action, Fate)> {
         items.sort_by_key(|i| (ledger::parse_time(&i.event.time), i.index));
@@ -71,6 +72,7 @@ impl Worker {
                 message: item.message,
                 event: &item.event,
                 group,
+                gather,
             };
             let (action, fate) = self
                 .handle_event(&job, &name, &mut record)
@@ -226,11 +228,14 @@ impl Worker {
             r.output = output;
             r.expires_at = None;
         });
-        if let Err(fate) = self.write(record, claim).await {
+        if let Err(fate) = self.write(job, record, claim).await {
             return fate;
         }
         let claimed_at = self.now();
-        let sent = match self.send(&job.group.ports, &request).await {
+        let sent = match self
+            .send(&job.group.ports, &request, Some(job.gather))
+            .await
+        {
             Ok(command_id) => {
                 info!(%command_id, document = request.document.name(), target = %request.target, "command sent");
                 Sent::to_instance(command_id, format!("join attempt {attempt} sent"))
@@ -260,7 +265,7 @@ impl Worker {
                         r.status = JoinStatus::Failed;
                         r.output = Some(reason.clone());
                     });
-                    if let Err(f) = self.write(record, failed).await {
+                    if let Err(f) = self.write(job, record, failed).await {
                         warn!(reason = %f.reason(), "could not record the failed join");
                     }
                 }
@@ -282,7 +287,11 @@ impl Worker {
         let since = claimed_at.checked_sub(CLOCK_SKEW).unwrap_or(claimed_at);
         ports
             .commands
-            .find_sent(&request.target, &request.comment, since)
+            .find_sent(
+                &request.target,
+                crate::render::lookup_comment(request),
+                since,
+            )
             .await
     }
 
@@ -305,7 +314,7 @@ impl Worker {
             r.command_id = Some(command_id.clone());
             r.command_target = target;
         });
-        if let Err(fate) = self.write(record, recorded).await {
+        if let Err(fate) = self.write(job, record, recorded).await {
             // Sent but not recorded: the next delivery looks for it before sending again.
             warn!(reason = %fate.reason(), "command sent, but its id is not in the ledger");
         }
@@ -325,10 +334,8 @@ impl Worker {
             return Fate::Skipped(format!("would read the result of command {command_id}"));
         }
         let result = match job
-            .group
-            .ports
-            .commands
-            .result(command_id, &job.event.instance_id)
+            .gather
+            .result(&job.group.ports, command_id, &job.event.instance_id)
             .await
         {
             Ok(result) => result,
@@ -350,10 +357,10 @@ impl Worker {
                     r.exit_code = result.exit_code;
                     r.output = Some(tail.clone());
                 });
-                match self.write(record, joined).await {
+                match self.write(job, record, joined).await {
                     Ok(()) => {
                         info!(%command_id, computer_name = %name, "joined");
-                        let ready = self.tag_ready(job, &name).await;
+                        let ready = self.tag_ready(job).await;
                         let cleared = match job.group.config.join_mode {
                             JoinMode::Staged => {
                                 format!("; {}", self.clear_staging(job, &name, false).await)
@@ -402,7 +409,7 @@ impl Worker {
                             r.exit_code = result.exit_code;
                             r.output = Some(tail.clone());
                         });
-                        if let Err(fate) = self.write(record, failed).await {
+                        if let Err(fate) = self.write(job, record, failed).await {
                             return fate;
                         }
                         let not_retried = refused
@@ -458,16 +465,17 @@ impl Worker {
         )
     }
 
-    /// Writes `new` over `record` if nobody changed it meanwhile.
+    /// Writes `new` over `record` if nobody changed it meanwhile (gathered with the
+    /// batch's other writes).
     pub(super) async fn write(
         &self,
+        job: &Job<'_>,
         record: &mut Option<JoinRecord>,
         new: JoinRecord,
     ) -> Result<(), Fate> {
-        match self
-            .ports
-            .ledger
-            .put_if(&new, record.as_ref().map(|r| r.version))
+        match job
+            .gather
+            .write(new.clone(), record.as_ref().map(|r| r.version))
             .await
         {
             Ok(true) => {
@@ -506,17 +514,17 @@ impl Worker {
         }
     }
 
-    /// Sets the ready tag on a joined instance; what became of it, for the report. A
-    /// failure does not undo the join: it is logged and reported.
-    async fn tag_ready(&self, job: &Job<'_>, name: &str) -> String {
+    /// Sets the ready tag on a joined instance: `adjoin:joined=<domain>` (one value for
+    /// every instance of a directory, so a batch's tags go out in one call); what became
+    /// of it, for the report. A failure does not undo the join: it is logged and reported.
+    async fn tag_ready(&self, job: &Job<'_>) -> String {
+        let domain = &job.group.config.dns_name;
         match job
-            .group
-            .ports
-            .instances
-            .tag(&job.event.instance_id, READY_TAG, name)
+            .gather
+            .tag(&job.group.ports, &job.event.instance_id, READY_TAG, domain)
             .await
         {
-            Ok(()) => format!("tagged {READY_TAG}={name}"),
+            Ok(()) => format!("tagged {READY_TAG}={domain}"),
             Err(e) => {
                 warn!(error = %e, "the ready tag could not be set");
                 format!("the {READY_TAG} tag could not be set: {e}")

@@ -68,7 +68,7 @@ impl Worker {
             r.exit_code = exit_code;
             r.output = output;
         });
-        if let Err(fate) = self.write(record, claim).await {
+        if let Err(fate) = self.write(job, record, claim).await {
             return fate;
         }
         match self
@@ -127,7 +127,7 @@ impl Worker {
                     r.output = Some(tail.clone());
                     r.expires_at = Some(expires);
                 });
-                match self.write(record, left).await {
+                match self.write(job, record, left).await {
                     Ok(()) => {
                         info!(%command_id, computer_name = %name, "left");
                         Fate::Verified(format!(
@@ -153,7 +153,7 @@ impl Worker {
                     r.exit_code = result.exit_code;
                     r.output = Some(tail.clone());
                 });
-                if let Err(fate) = self.write(record, failed).await {
+                if let Err(fate) = self.write(job, record, failed).await {
                     return fate;
                 }
                 Fate::Rejected(if not_ours {
@@ -188,7 +188,7 @@ impl Worker {
             r.status = JoinStatus::Left;
             r.expires_at = Some(expires);
         });
-        match self.write(record, left).await {
+        match self.write(job, record, left).await {
             Ok(()) => Fate::Skipped(format!(
                 "{reason}; recorded as left, so a late running event is skipped"
             )),

@@ -14,12 +14,17 @@
 //!    command id; the delivery that sent a command comes back later to verify it. A
 //!    staged join ([`stage`]) first has the AD tools host create the computer account
 //!    with a one-time password, then sends the join;
+//!
+//!    Each instance is a task of its own, and reads as if it were alone; the calls the
+//!    tasks make at the same step — ledger writes, join commands, ready tags, parameter
+//!    deletions, command results — are gathered into one call per kind ([`gather`]);
 //! 4. [`settle`]: rejected messages go to the DLQ with their reason, deferred ones come
 //!    back after a back-off, and messages whose event is older than
 //!    [`Settings::max_age`] (or delivered [`Settings::max_attempts`] times) are rejected
 //!    rather than retried forever.
 
 mod act;
+mod gather;
 mod intake;
 mod leave;
 pub mod plan;
@@ -41,6 +46,7 @@ use crate::error::{Error, backoff};
 use crate::outcome::{Action, RenderedCommand, Report};
 use crate::ports::{Clock, ConfigStore, Ledger, Queue, Sessions, SystemClock};
 
+use gather::Gather;
 use intake::{Entry, Group, GroupKey, Pending};
 use tools_host::ToolsHosts;
 
@@ -93,8 +99,9 @@ pub struct Settings {
 /// The defaults of the settings. The environment (`ADJOIN_*`), the central stack's
 /// parameters and the README state them too; tests hold those to these.
 pub mod defaults {
-    /// `ADJOIN_CONCURRENCY`.
-    pub const CONCURRENCY: u32 = 8;
+    /// `ADJOIN_CONCURRENCY`: a batch of the stack's default size is worked on all at once,
+    /// so that its calls are gathered.
+    pub const CONCURRENCY: u32 = 10;
     /// `ADJOIN_MAX_ATTEMPTS`.
     pub const MAX_ATTEMPTS: u32 = 25;
     /// `ADJOIN_MAX_AGE_SECONDS`.
@@ -306,8 +313,12 @@ impl Worker {
                 }
             }
         }
+        // Each instance is a task of its own; their ledger writes, joins, tags, deletions
+        // and result reads at the same step are gathered into fewer calls.
+        let gather = Gather::new(self.ports.ledger.clone());
+        let gather = &gather;
         let mut done = stream::iter(instances.into_values())
-            .map(|(group, items)| self.handle_instance(group, items))
+            .map(|(group, items)| gather.task(self.handle_instance(group, gather, items)))
             .buffer_unordered(self.settings.concurrency.max(1));
         while let Some(finished) = done.next().await {
             for (index, action, fate) in finished {

@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::Worker;
+use super::gather::Gather;
 use crate::documents::{self, Task};
 use crate::error::Error;
 use crate::ids::{AccountId, Region};
@@ -37,22 +38,30 @@ impl CheckedDocuments {
 }
 
 impl Worker {
-    /// Sends `request` with `ports`; adjoin's own document only as checked
-    /// ([`Worker::document_hash`]). Returns the command id.
+    /// Sends `request` with `ports` (gathered with the batch's other joins, given
+    /// `gather`); adjoin's own document only as checked ([`Worker::document_hash`]).
+    /// Returns the command id.
     pub(super) async fn send(
         &self,
         ports: &AccountPorts,
         request: &CommandRequest,
+        gather: Option<&Gather>,
     ) -> Result<String, Error> {
         let Document::Adjoin(task, platform) = request.document else {
-            return ports.commands.send(request).await;
+            return match gather {
+                Some(gather) => gather.send(ports, request.clone()).await,
+                None => ports.commands.send(request).await,
+            };
         };
         let hash = self.document_hash(ports, task, platform).await?;
         let pinned = CommandRequest {
             document_hash: Some(hash),
             ..request.clone()
         };
-        let sent = ports.commands.send(&pinned).await;
+        let sent = match gather {
+            Some(gather) => gather.send(ports, pinned).await,
+            None => ports.commands.send(&pinned).await,
+        };
         if let Err(Error::Invalid { .. }) = &sent {
             // The document may have changed since it was checked: check it afresh.
             let key = (

@@ -146,7 +146,7 @@ impl Worker {
             r.output = output;
             r.expires_at = None;
         });
-        if let Err(fate) = self.write(record, claim).await {
+        if let Err(fate) = self.write(job, record, claim).await {
             return fate;
         }
         if let Err(e) = self.hand_out_one_time_password(job, &home).await {
@@ -233,7 +233,7 @@ impl Worker {
             })
             .await;
         if written.is_err()
-            && let Err(e) = job.group.ports.parameters.delete(&for_instance).await
+            && let Err(e) = job.gather.delete(&job.group.ports, &for_instance).await
         {
             warn!(error = %e, parameter = %for_instance, "could not delete the instance's one-time password (it expires on its own)");
         }
@@ -367,7 +367,7 @@ impl Worker {
             r.exit_code = exit_code;
             r.output = Some(tail);
         });
-        if let Err(fate) = self.write(record, failed).await {
+        if let Err(fate) = self.write(job, record, failed).await {
             return fate;
         }
         let cleared = self.clear_staging(job, name, remove_account).await;
@@ -388,7 +388,7 @@ impl Worker {
         let event = job.event;
         let mut done = Vec::new();
         let for_instance = staging::instance_parameter(&event.instance_id);
-        match job.group.ports.parameters.delete(&for_instance).await {
+        match job.gather.delete(&job.group.ports, &for_instance).await {
             Ok(()) => done.push("one-time password deleted".to_owned()),
             Err(e) => {
                 warn!(error = %e, parameter = %for_instance, "could not delete the instance's one-time password");
@@ -407,7 +407,7 @@ impl Worker {
                 return done.join("; ");
             }
         };
-        if let Err(e) = home.parameters.delete(&for_tools_host).await {
+        if let Err(e) = job.gather.delete(&home, &for_tools_host).await {
             warn!(error = %e, parameter = %for_tools_host, "could not delete the tools host's one-time password");
         }
         if remove_account {

@@ -378,7 +378,9 @@ async fn a_malformed_record_does_not_disturb_the_other_nine() {
             .filter(|r| r.message_id != "bad")
             .all(|r| r.outcome == Outcome::Dispatched)
     );
-    assert_eq!(aws.sent().len(), 9);
+    let sent = aws.sent();
+    assert_eq!(sent.len(), 1, "the nine joins gathered into one command");
+    assert_eq!(sent[0].request.more_targets.len(), 8);
     assert_eq!(
         aws.describe_calls(),
         1,
@@ -713,6 +715,9 @@ impl crate::ports::Commands for Hanging {
         std::future::pending().await
     }
     async fn online(&self, _instances: &[InstanceId]) -> Result<Vec<InstanceId>, Error> {
+        std::future::pending().await
+    }
+    async fn summary(&self, _command_id: &str) -> Result<crate::ports::CommandSummary, Error> {
         std::future::pending().await
     }
     async fn result(
@@ -1123,6 +1128,12 @@ impl Ledger for StaleReads {
     }
     async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error> {
         self.0.put_if(record, expected).await
+    }
+    async fn put_all_if(
+        &self,
+        writes: &[(JoinRecord, Option<u64>)],
+    ) -> Result<crate::ports::Transaction, Error> {
+        self.0.put_all_if(writes).await
     }
 }
 
@@ -1871,7 +1882,7 @@ async fn fail_every_attempt(
 // ---- the ready signal ----
 
 #[tokio::test]
-async fn a_verified_join_tags_the_instance_with_its_computer_name() {
+async fn a_verified_join_tags_the_instance_with_its_domain() {
     let aws = world();
     let m = message("m1", body(MEMBER, LINUX, "running"));
     run(&aws, std::slice::from_ref(&m)).await;
@@ -1882,13 +1893,13 @@ async fn a_verified_join_tags_the_instance_with_its_computer_name() {
     );
     let r = run(&aws, std::slice::from_ref(&m)).await;
     assert_eq!(r[0].outcome, Outcome::Verified, "{r:?}");
-    let name = aws.record(LINUX).expect("joined").computer_name;
     assert_eq!(
         aws.tags_of(&account(MEMBER), &region(), LINUX)
-            .get("adjoin:joined"),
-        Some(&name)
+            .get("adjoin:joined")
+            .map(String::as_str),
+        Some("example.test")
     );
-    assert_reason(&r[0], &format!("tagged adjoin:joined={name}"));
+    assert_reason(&r[0], "tagged adjoin:joined=example.test");
 }
 
 #[tokio::test]
@@ -2625,5 +2636,297 @@ mod placement_tags {
             assert_reason(&r[0], "is not in the account's allowed");
             assert!(aws.sent().is_empty());
         }
+    }
+}
+
+// ---- gathering: one call per kind for a batch's instances ----
+
+mod gathered {
+    use super::*;
+    use crate::admin::fake::online;
+    use crate::fake::Calls;
+
+    /// `n` running Linux instances in the member account, tagged alike.
+    fn fleet(aws: &FakeAws, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|k| {
+                let id = format!("i-0aa{k:014x}");
+                put_member(
+                    aws,
+                    instance(
+                        &id,
+                        "running",
+                        Platform::Linux,
+                        &[("adGroupName", "linux-admins")],
+                    ),
+                );
+                id
+            })
+            .collect()
+    }
+
+    fn running(ids: &[String]) -> Vec<Message> {
+        ids.iter()
+            .enumerate()
+            .map(|(k, id)| message(&format!("m{k}"), body(MEMBER, id, "running")))
+            .collect()
+    }
+
+    fn since(aws: &FakeAws, before: Calls) -> Calls {
+        let now = aws.calls();
+        Calls {
+            ledger_puts: now.ledger_puts - before.ledger_puts,
+            ledger_transactions: now.ledger_transactions - before.ledger_transactions,
+            sends: now.sends - before.sends,
+            tags: now.tags - before.tags,
+            deletes: now.deletes - before.deletes,
+            summaries: now.summaries - before.summaries,
+            results: now.results - before.results,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_joins_is_one_command_and_two_ledger_transactions_and_each_instance_gets_its_own_values()
+     {
+        let aws = world();
+        let ids = fleet(&aws, 10);
+        let batch = running(&ids);
+        let r = run(&aws, &batch).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
+        let calls = aws.calls();
+        assert_eq!(
+            (calls.sends, calls.ledger_transactions, calls.ledger_puts),
+            (1, 2, 0),
+            "one join command, the claims and the records each one transaction"
+        );
+        let sent = &aws.sent()[0];
+        for id in &ids {
+            assert!(sent.targets(&instance_id(id)), "{id} is a target");
+            let record = aws.record(id).expect("recorded");
+            assert_eq!(record.command_id.as_deref(), Some(sent.command_id.as_str()));
+        }
+        // The shared values once, each instance's own in its row of the table.
+        let params: BTreeMap<_, _> = decode_params(&sent.request.commands).into_iter().collect();
+        assert!(!params.contains_key("COMPUTER_NAME"), "{params:?}");
+        let table = &params["INSTANCES"];
+        assert_eq!(table.lines().count(), 10);
+        for id in &ids {
+            let name = crate::computer_name::computer_name(&instance_id(id), None);
+            let row = table
+                .lines()
+                .find(|row| row.starts_with(&format!("{id} ")))
+                .expect("a row per instance");
+            let own = |key: &str| {
+                row.split(' ')
+                    .find_map(|pair| pair.strip_prefix(&format!("{key}=")))
+                    .map(|v| String::from_utf8(base64_decode(v)).expect("utf-8"))
+            };
+            assert_eq!(own("COMPUTER_NAME").as_deref(), Some(name.as_str()));
+            assert_eq!(own("INSTANCE_ID").as_deref(), Some(id.as_str()));
+        }
+
+        // Verification: one summary for the command, one transaction, one tag call.
+        let before = aws.calls();
+        let r = run(&aws, &batch).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Verified), "{r:?}");
+        let calls = since(&aws, before);
+        assert_eq!(
+            (
+                calls.summaries,
+                calls.results,
+                calls.ledger_transactions,
+                calls.tags
+            ),
+            (1, 0, 1, 1),
+            "{calls:?}"
+        );
+        for id in &ids {
+            assert_eq!(aws.record(id).expect("joined").status, JoinStatus::Joined);
+        }
+    }
+
+    fn instance_id(id: &str) -> InstanceId {
+        InstanceId::parse(id).expect("id")
+    }
+
+    fn base64_decode(v: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .expect("base64")
+    }
+
+    #[tokio::test]
+    async fn a_command_that_did_not_succeed_everywhere_is_read_instance_by_instance() {
+        let aws = world();
+        let ids = fleet(&aws, 4);
+        let batch = running(&ids);
+        run(&aws, &batch).await;
+        let command = aws.sent()[0].command_id.clone();
+        aws.set_result(
+            &command,
+            crate::ports::CommandResult {
+                status: CommandStatus::InProgress,
+                exit_code: None,
+                stdout: String::new(),
+                stderr: String::new(),
+            },
+        );
+        let before = aws.calls();
+        let r = run(&aws, &batch).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Deferred), "{r:?}");
+        let calls = since(&aws, before);
+        assert_eq!((calls.summaries, calls.results), (1, 4), "{calls:?}");
+    }
+
+    /// A ledger on which another writer changes one record between the worker's read and
+    /// its first write.
+    struct RacedOnce {
+        aws: FakeAws,
+        instance: String,
+        raced: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Ledger for RacedOnce {
+        async fn get_many(&self, ids: &[InstanceId]) -> Result<Vec<JoinRecord>, Error> {
+            self.aws.get_many(ids).await
+        }
+        async fn put_if(&self, record: &JoinRecord, expected: Option<u64>) -> Result<bool, Error> {
+            self.race();
+            self.aws.put_if(record, expected).await
+        }
+        async fn put_all_if(
+            &self,
+            writes: &[(JoinRecord, Option<u64>)],
+        ) -> Result<crate::ports::Transaction, Error> {
+            self.race();
+            self.aws.put_all_if(writes).await
+        }
+    }
+
+    impl RacedOnce {
+        fn race(&self) {
+            if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                self.aws.put_record(JoinRecord {
+                    message_id: "another-delivery".into(),
+                    status: JoinStatus::Joining,
+                    ..crate::testing::record_now(&self.instance, MEMBER)
+                });
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_claim_transaction_holds_up_only_the_instance_that_raced() {
+        let aws = world();
+        let ids = fleet(&aws, 5);
+        let worker = worker_with(&aws, |ports, _| {
+            ports.ledger = Arc::new(RacedOnce {
+                aws: aws.clone(),
+                instance: ids[2].clone(),
+                raced: false.into(),
+            });
+        });
+        let r = worker.handle_batch(&running(&ids)).await;
+        for (k, report) in r.iter().enumerate() {
+            if k == 2 {
+                assert_eq!(report.outcome, Outcome::Failed, "{report:?}");
+                assert_reason(report, "changed while");
+            } else {
+                assert_eq!(report.outcome, Outcome::Dispatched, "{report:?}");
+            }
+        }
+        let calls = aws.calls();
+        // The cancelled transaction, then the four others' claims one by one; their
+        // command ids in one transaction; one command for the four.
+        assert_eq!(
+            (calls.ledger_transactions, calls.ledger_puts, calls.sends),
+            (2, 4, 1),
+            "{calls:?}"
+        );
+        assert!(!aws.sent()[0].targets(&instance_id(&ids[2])));
+        assert_eq!(
+            aws.record(&ids[2]).expect("the other's").message_id,
+            "another-delivery"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unregistered_agent_in_a_gathered_command_defers_only_its_instance() {
+        let aws = world();
+        let ids = fleet(&aws, 4);
+        for (k, id) in ids.iter().enumerate() {
+            let mut agent = online("Linux");
+            if k == 1 {
+                agent.ping_status = "ConnectionLost".into();
+            }
+            aws.put_agent(&account(MEMBER), &region(), &instance_id(id), agent);
+        }
+        let r = run(&aws, &running(&ids)).await;
+        for (k, report) in r.iter().enumerate() {
+            let expected = if k == 1 {
+                Outcome::Deferred
+            } else {
+                Outcome::Dispatched
+            };
+            assert_eq!(report.outcome, expected, "{report:?}");
+        }
+        // The gathered command was refused; each instance was then sent its own.
+        let sent = aws.sent();
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert!(sent.iter().all(|c| c.request.more_targets.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn a_gathered_command_whose_answer_was_lost_is_found_not_sent_again() {
+        let aws = world();
+        let ids = fleet(&aws, 6);
+        let faults = Faults::default();
+        faults.inject(Op::SendCommand, Fault::LostAnswer, Some(1));
+        let r = worker_on(&aws, &faults).handle_batch(&running(&ids)).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
+        let sent = aws.sent();
+        assert_eq!(sent.len(), 1, "exactly one join command: {sent:?}");
+        for id in &ids {
+            assert_eq!(
+                aws.record(id).expect("recorded").command_id.as_deref(),
+                Some(sent[0].command_id.as_str())
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gathered_command_lost_and_not_found_is_looked_for_by_each_instance_before_sending_again()
+     {
+        let aws = world();
+        let ids = fleet(&aws, 3);
+        let batch = running(&ids);
+        let faults = Faults::default();
+        // The command takes effect, its answer is lost, and SSM does not list it yet.
+        faults.inject(Op::SendCommand, Fault::LostAnswer, Some(1));
+        faults.inject(Op::FindCommand, Fault::ServerError, Some(4));
+        let w = worker_on(&aws, &faults);
+        let r = w.handle_batch(&batch).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Failed), "{r:?}");
+        // The next delivery finds the one command for each instance.
+        let r = w.handle_batch(&batch).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
+        assert_eq!(aws.sent().len(), 1, "exactly one join command");
+    }
+
+    #[tokio::test]
+    async fn joins_of_different_documents_or_settings_are_not_gathered() {
+        let aws = world();
+        let r = run(
+            &aws,
+            &[
+                message("m1", body(MEMBER, LINUX, "running")),
+                message("m2", body(MEMBER, WINDOWS, "running")),
+            ],
+        )
+        .await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
+        assert_eq!(aws.sent().len(), 2);
     }
 }

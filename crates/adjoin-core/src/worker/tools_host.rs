@@ -153,7 +153,7 @@ impl Worker {
         let mut last = None;
         for host in hosts {
             let request = build(host);
-            match self.send(home, &request).await {
+            match self.send(home, &request, None).await {
                 Ok(command_id) => return Ok((host.clone(), request, command_id)),
                 Err(e @ Error::AgentNotReady { .. }) => {
                     warn!(tools_host = %host.id, error = %e, "the tools host cannot take commands; trying the next");

@@ -502,3 +502,101 @@ pub(crate) fn sudo_groups_get_a_checked_sudoers_file_and_lose_it_with_the_settin
     assert_eq!(code, 0, "{out}");
     assert!(!sandbox.path("etc/sudoers.d/adjoin").exists());
 }
+
+/// One join command for three instances (the worker gathers a batch's joins): each
+/// instance, told its id by SSM Agent, joins with its own values from the INSTANCES table,
+/// and a hostile tag in one instance's row is data on that instance and nowhere else.
+#[test]
+pub(crate) fn a_command_for_several_instances_joins_each_with_its_own_values_and_runs_none() {
+    use adjoin_core::instance::Platform;
+    use adjoin_core::render::{gathered, join_command};
+    use adjoin_core::testing::{instance, region};
+
+    let probe = debian_sandbox();
+    let canary = probe.path("pwned");
+    let c = canary.display();
+    let hostile = format!("x$(touch {c})`touch {c}`';touch {c};'");
+    let instances = [
+        (
+            "i-0aaaaaaaaaaaaaaa1",
+            "I0AAAAAAAAAAAA1",
+            "alpha-admins".to_owned(),
+        ),
+        ("i-0aaaaaaaaaaaaaaa2", "I0AAAAAAAAAAAA2", hostile.clone()),
+        (
+            "i-0aaaaaaaaaaaaaaa3",
+            "I0AAAAAAAAAAAA3",
+            "gamma-admins".to_owned(),
+        ),
+    ];
+    let requests: Vec<_> = instances
+        .iter()
+        .map(|(id, name, group)| {
+            let i = instance(
+                id,
+                "running",
+                Platform::Linux,
+                &[(adjoin_core::instance::GROUP_TAG, group)],
+            );
+            join_command(&i, &crate::config(), &region(), name, "event-1")
+        })
+        .collect();
+    let one = gathered(&requests).expect("one command");
+    assert_eq!(one.more_targets.len(), 2);
+
+    for (id, name, group) in &instances {
+        let sandbox = debian_sandbox();
+        let (code, out) = sandbox.run_on(&one.commands, Some(id));
+        assert_eq!(code, 0, "{id}: {out}");
+        assert!(
+            sandbox.calls().contains(&format!("--computer-name={name}")),
+            "{id} joins as {name}: {}",
+            sandbox.calls()
+        );
+        let sssd = sandbox.read("etc/sssd/sssd.conf");
+        assert!(
+            sssd.contains(&format!("simple_allow_groups = {group}\n")),
+            "{id}: {sssd}"
+        );
+    }
+    assert!(!canary.exists(), "a tag value was executed");
+
+    // An instance the table does not name, and an instance that cannot be told.
+    for (id, says) in [
+        (Some("i-0bbbbbbbbbbbbbbb9"), "has no row"),
+        (None, "cannot tell which instance"),
+    ] {
+        let sandbox = debian_sandbox();
+        let (code, out) = sandbox.run_on(&one.commands, id);
+        assert_eq!(code, 10, "{out}");
+        assert!(out.contains(says), "{out}");
+        assert!(!sandbox.calls().contains("adcli join"), "{out}");
+    }
+
+    // A table may carry only an instance's own values: not the join mode, nor a name
+    // that would be a shell variable.
+    for pair in [
+        "JOIN_MODE=c2hhcmVkUGFzc3dvcmQ=",
+        "PATH=L3RtcA==",
+        "COMPUTER_NAME=$(id)",
+    ] {
+        use base64::Engine as _;
+        let table = format!("i-0aaaaaaaaaaaaaaa1 {pair}");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(table);
+        let commands: Vec<String> = one
+            .commands
+            .iter()
+            .map(|line| {
+                if line.starts_with("ADJOIN_INSTANCES_B64=") {
+                    format!("ADJOIN_INSTANCES_B64='{encoded}'")
+                } else {
+                    line.clone()
+                }
+            })
+            .collect();
+        let sandbox = debian_sandbox();
+        let (code, out) = sandbox.run_on(&commands, Some("i-0aaaaaaaaaaaaaaa1"));
+        assert_eq!(code, 10, "{pair}: {out}");
+        assert!(!sandbox.calls().contains("adcli join"), "{pair}: {out}");
+    }
+}

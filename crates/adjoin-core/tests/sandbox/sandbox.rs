@@ -220,6 +220,12 @@ impl Sandbox {
 
     /// Runs the rendered commands as SSM Agent does (a script file run by `sh`).
     pub(crate) fn run(&self, commands: &[String]) -> (i32, String) {
+        self.run_on(commands, None)
+    }
+
+    /// [`Sandbox::run`] on the instance `id`, as SSM Agent tells the script
+    /// (`AWS_SSM_INSTANCE_ID`).
+    pub(crate) fn run_on(&self, commands: &[String], id: Option<&str>) -> (i32, String) {
         let script = self.path("_script.sh");
         fs::write(&script, commands.join("\n") + "\n").expect("write");
         fs::set_permissions(&script, fs::Permissions::from_mode(0o700)).expect("chmod");
@@ -232,6 +238,7 @@ impl Sandbox {
             .env("SANDBOX", self.dir.path())
             .env("ADJOIN_ETC", self.path("etc"))
             .env("ADJOIN_STATE_DIR", self.path("state"))
+            .envs(id.map(|id| ("AWS_SSM_INSTANCE_ID", id)))
             .output()
             .expect("run the script");
         let text = format!(
