@@ -48,6 +48,43 @@ impl RecordedCommand {
             })
             .collect()
     }
+
+    /// The values each instance's script works with, by instance id: the shared values
+    /// and, for a command sent to several instances, each one's own row of its
+    /// `INSTANCES` table (else the command's `INSTANCE_ID` is the one instance).
+    pub fn values_by_instance(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+        use base64::Engine as _;
+        let decode = |v: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v)
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        let mut shared = self.values();
+        let Some(table) = shared.remove("INSTANCES") else {
+            return shared
+                .get("INSTANCE_ID")
+                .cloned()
+                .map(|id| (id, shared.clone()))
+                .into_iter()
+                .collect();
+        };
+        table
+            .lines()
+            .filter_map(|row| {
+                let mut words = row.split(' ');
+                let id = words.next()?.to_owned();
+                let mut values = shared.clone();
+                for pair in words {
+                    let (name, value) = pair.split_once('=')?;
+                    values.insert(name.to_owned(), decode(value)?);
+                }
+                Some((id, values))
+            })
+            .collect()
+    }
 }
 
 /// A seeded emulator, seen from the service's home account and Region.

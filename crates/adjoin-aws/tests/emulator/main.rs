@@ -92,7 +92,7 @@ impl World {
             max_attempts: 5,
             max_age_seconds: 7200,
             join_attempts: 3,
-            concurrency: 4,
+            concurrency: 10,
             config_ttl_seconds: 60,
             leave_unrecorded: false,
         };
@@ -361,14 +361,19 @@ async fn a_malformed_record_in_a_batch_of_ten_does_not_disturb_the_other_nine() 
     );
     let sent = w.member_commands().await;
     // moto records every instance of the account in each command's InstanceIds, so the
-    // target is read from the command's own INSTANCE_ID parameter here.
+    // targets are read from the commands' own values here (gathered: their tables).
     let mut targets: Vec<String> = sent
         .iter()
-        .map(|c| c.values()["INSTANCE_ID"].clone())
+        .flat_map(|c| c.values_by_instance().into_keys())
         .collect();
     targets.sort();
     ids.sort();
     assert_eq!(targets, ids);
+    assert!(
+        sent.len() < ids.len(),
+        "joins gathered into fewer commands: {}",
+        sent.len()
+    );
     let dlq = w.bed.drain_queue(&w.dlq).await.expect("dlq");
     assert_eq!(dlq.len(), 1);
     assert!(dlq[0].1.contains("no account"), "{}", dlq[0].1);
@@ -468,7 +473,9 @@ async fn a_thousand_messages_are_each_accounted_for_exactly_once() {
         count(Outcome::Failed),
     ];
     let dlq = a.bed.drain_queue(&a.dlq).await.expect("dlq");
-    let commands = a.member_commands().await.len() + b.member_commands().await.len();
+    let sent = [a.member_commands().await, b.member_commands().await].concat();
+    let commands = sent.len();
+    let joined_by_commands: usize = sent.iter().map(|c| c.values_by_instance().len()).sum();
     println!(
         "load: 1000 messages in 100 batches in {:.1} s: dispatched {}, skipped {}, rejected {}, \
          deferred {}, failed {}; DLQ {}; SSM commands {commands}",
@@ -485,7 +492,9 @@ async fn a_thousand_messages_are_each_accounted_for_exactly_once() {
     assert_eq!(counts, [10, 790, 200, 0, 0]);
     assert_eq!(dlq.len(), 200);
     assert!(dlq.iter().all(|(_, reason)| !reason.is_empty()));
-    assert_eq!(commands, 10);
+    // Joins of one batch and account are gathered: fewer commands, one join each.
+    assert_eq!(joined_by_commands, 10);
+    assert!(commands <= 10);
     let ids: Vec<InstanceId> = joinable
         .iter()
         .map(|(_, id)| InstanceId::parse(id).expect("id"))
@@ -897,4 +906,130 @@ async fn commands_keep_their_output_where_the_config_item_says() {
         commands[0].comment.contains("event "),
         "the comment names the event id"
     );
+}
+
+/// The ledger's transactions on DynamoDB: all written, or none, with per record whether
+/// its version had changed (the worker writes the others one by one).
+#[tokio::test]
+async fn ledger_transactions_write_all_or_say_which_record_changed() {
+    use adjoin_core::ports::{Cancelled, Transaction};
+    let w = world("100000000031").await;
+    let ledger = w.bed.ledger(LEDGER_TABLE);
+    let record = |id: &str, version: u64| JoinRecord {
+        instance_id: id.into(),
+        account: w.member.clone(),
+        region: REGION.into(),
+        status: JoinStatus::Joining,
+        computer_name: "I0TX".into(),
+        message_id: "m".into(),
+        event_id: "e".into(),
+        command_id: None,
+        command_target: None,
+        ou_path: None,
+        attempts: 1,
+        exit_code: None,
+        output: None,
+        created_at: "2026-12-02T10:00:00Z".into(),
+        updated_at: "2026-12-02T10:00:00Z".into(),
+        expires_at: None,
+        version,
+    };
+    let (a, b, c) = (
+        "i-0c0000000000000a1",
+        "i-0c0000000000000b2",
+        "i-0c0000000000000c3",
+    );
+    let first = ledger
+        .put_all_if(&[(record(a, 1), None), (record(b, 1), None)])
+        .await
+        .expect("transaction");
+    assert_eq!(first, Transaction::Written);
+    // a at its version, c new, b claimed as new although it exists: cancelled for b.
+    let second = ledger
+        .put_all_if(&[
+            (record(a, 2), Some(1)),
+            (record(c, 1), None),
+            (record(b, 2), None),
+        ])
+        .await
+        .expect("transaction");
+    assert_eq!(
+        second,
+        Transaction::Cancelled(vec![
+            Cancelled::None,
+            Cancelled::None,
+            Cancelled::ConditionFailed
+        ])
+    );
+    let stored = records(&w, &[a, b, c]).await;
+    assert_eq!(
+        stored[a].version, 1,
+        "nothing of a cancelled transaction is written"
+    );
+    assert!(!stored.contains_key(c));
+}
+
+/// A batch's joins through the real adapters: claims and records as transactions, one
+/// SendCommand to every instance, verified by one ListCommands, tagged by one CreateTags.
+#[tokio::test]
+async fn a_batch_of_joins_is_one_command_verified_and_tagged_together() {
+    let w = world("100000000032").await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(w.instance(false, &[("adGroupName", "linux-admins")]).await);
+    }
+    let bodies: Vec<String> = ids.iter().map(|id| w.event(id, "running")).collect();
+    let worker = w.worker().await;
+    let batch = messages("", bodies);
+    let r = worker.handle_batch(&batch).await;
+    assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
+    let sent = w.member_commands().await;
+    assert_eq!(sent.len(), 1, "one join command for the batch");
+    let by_instance = sent[0].values_by_instance();
+    let mut targets: Vec<&String> = by_instance.keys().collect();
+    targets.sort();
+    let mut expected: Vec<&String> = ids.iter().collect();
+    expected.sort();
+    assert_eq!(targets, expected);
+    for (id, values) in &by_instance {
+        assert_eq!(values["INSTANCE_ID"], *id);
+        assert_eq!(values["ALLOWED_GROUP"], "linux-admins");
+        assert!(values["OWNER_STAMP"].ends_with(id.as_str()));
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let joining = records(&w, &refs).await;
+    assert!(
+        joining
+            .values()
+            .all(|r| r.command_id.as_deref() == Some(sent[0].command_id.as_str())),
+        "{joining:?}"
+    );
+
+    let r = worker.handle_batch(&batch).await;
+    assert!(r.iter().all(|r| r.outcome == Outcome::Verified), "{r:?}");
+    assert!(
+        records(&w, &refs)
+            .await
+            .values()
+            .all(|r| r.status == JoinStatus::Joined)
+    );
+    let sdk = w.bed.as_account(&w.member, REGION).await.expect("member");
+    let described = aws_sdk_ec2::Client::new(&sdk)
+        .describe_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .expect("describe");
+    let tagged = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| {
+            i.tags().iter().any(|t| {
+                t.key() == Some(adjoin_core::instance::READY_TAG)
+                    && t.value() == Some("example.test")
+            })
+        })
+        .count();
+    assert_eq!(tagged, ids.len());
 }

@@ -521,7 +521,7 @@ async fn the_three_stacks_create_what_the_service_needs_and_its_environment_matc
             settings.concurrency,
             settings.config_ttl_seconds
         ),
-        (25, 7200, 3, 8, 60)
+        (25, 7200, 3, 10, 60)
     );
     assert!(!settings.leave_unrecorded);
 
