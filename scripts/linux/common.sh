@@ -51,17 +51,12 @@ own_instance_id() {
   printf '%s\n' "$id"
 }
 
-# take_own_values: for a command sent to several instances, this instance's own values
-# from the INSTANCES table (a row per instance: its id, then NAME=<base64> pairs), set
-# as ADJOIN_<NAME>_B64 for `param`. Only the values an instance may have of its own are
-# taken; each stays base64 data. Exit 10 when this instance cannot be told or has no row.
-take_own_values() {
-  local table id row pair name value pairs
-  table=$(param INSTANCES)
-  [ -n "$table" ] || return 0
-  id=$(own_instance_id) || fail 10 "cannot tell which instance this is (no AWS_SSM_INSTANCE_ID, no instance metadata)"
-  row=$(awk -v id="$id" '$1 == id { print; exit }' <<<"$table")
-  [ -n "$row" ] || fail 10 "instance $id has no row in the command's INSTANCES table"
+# take_row ROW: the values of one row of an INSTANCES table (an instance id, then
+# NAME=<base64> pairs), set as ADJOIN_<NAME>_B64 for `param`. Only the values an instance
+# may have of its own are taken; each stays base64 data. Exit 10 for anything else.
+take_row() {
+  local row=$1 pair name value pairs
+  [[ ${row%% *} =~ ^(i|mi)-[0-9a-f]{8,17}$ ]] || fail 10 "an INSTANCES row does not start with an instance id"
   read -r -a pairs <<<"${row#* }"
   for pair in "${pairs[@]}"; do
     name=${pair%%=*}
@@ -73,6 +68,49 @@ take_own_values() {
     [[ $value =~ ^[A-Za-z0-9+/]*={0,2}$ ]] || fail 10 "the INSTANCES table holds a value that is not base64"
     printf -v "ADJOIN_${name}_B64" '%s' "$value"
   done
+}
+
+# take_own_values: for a join sent to several instances, this instance's own row of the
+# INSTANCES table, found by its id. Exit 10 when this instance cannot be told or has no
+# row.
+take_own_values() {
+  local table id row
+  table=$(param INSTANCES)
+  [ -n "$table" ] || return 0
+  id=$(own_instance_id) || fail 10 "cannot tell which instance this is (no AWS_SSM_INSTANCE_ID, no instance metadata)"
+  row=$(awk -v id="$id" '$1 == id { print; exit }' <<<"$table")
+  [ -n "$row" ] || fail 10 "instance $id has no row in the command's INSTANCES table"
+  take_row "$row"
+}
+
+# for_each_row: on the AD tools host, a command for several instances (an INSTANCES
+# table) runs this script again once per row, one after the other, each run with that
+# row's values alone (ADJOIN_ROW) and its own exit code. Each run's output lines are
+# prefixed with the instance id, then "adjoin-result <instance-id> <exit code>"; the
+# command exits 0 when every row succeeded, else with the last failure's code. A run for
+# one row, or a command without a table, goes on with the script.
+for_each_row() {
+  local table row id rc out line status=0
+  if [ -n "${ADJOIN_ROW:-}" ]; then
+    take_row "$ADJOIN_ROW"
+    return 0
+  fi
+  table=$(param INSTANCES)
+  [ -n "$table" ] || return 0
+  [ -r "$0" ] || fail 10 "cannot run the script once per instance ($0 is not readable)"
+  while IFS= read -r row; do
+    [ -n "$row" ] || continue
+    id=${row%% *}
+    [[ $id =~ ^(i|mi)-[0-9a-f]{8,17}$ ]] || fail 10 "an INSTANCES row does not start with an instance id"
+    rc=0
+    out=$(ADJOIN_ROW=$row bash "$0" 2>&1) || rc=$?
+    if [ -n "$out" ]; then
+      while IFS= read -r line; do printf '%s: %s\n' "$id" "$line"; done <<<"$out"
+    fi
+    printf 'adjoin-result %s %s\n' "$id" "$rc"
+    [ "$rc" = 0 ] || status=$rc
+  done <<<"$table"
+  exit "$status"
 }
 
 # require WHAT NAME...: exit 10 unless every variable NAME is set; WHAT names them all.

@@ -5,7 +5,11 @@
 # The join user's password is read with the tools host's own role and given to kinit on
 # stdin, into a private ticket cache; LDAP then runs with that ticket (GSSAPI, sealed)
 # against one domain controller. Nothing here prints a password.
+#
+# A command for several instances (an INSTANCES table) runs once per instance: see
+# for_each_row in common.sh.
 
+for_each_row
 params DOMAIN REALM DC_IPS JOIN_USER COMPUTER_NAME INSTANCE_ID OU_PATH OWNER_STAMP
 ETC=${ADJOIN_ETC:-/etc}
 

@@ -48,10 +48,26 @@ function Get-AdjoinOwnInstanceId {
     return $id
 }
 
-# For a command sent to several instances: this instance's own values from the INSTANCES
-# table (a row per instance: its id, then NAME=<base64> pairs), set as $ADJOIN_<NAME>_B64
-# for Get-AdjoinParameter. Only the values an instance may have of its own are taken;
-# each stays base64 data. Exit 10 when this instance cannot be told or has no row.
+# The values of one row of an INSTANCES table (an instance id, then NAME=<base64> pairs),
+# set as $ADJOIN_<NAME>_B64 for Get-AdjoinParameter. Only the values an instance may have
+# of its own are taken; each stays base64 data. Exit 10 for anything else.
+function Use-AdjoinRow([string] $Row) {
+    $words = @($Row -split ' ' | Where-Object { $_ })
+    if ($words.Count -eq 0 -or $words[0] -notmatch '^(i|mi)-[0-9a-f]{8,17}$') {
+        Stop-Adjoin 10 'an INSTANCES row does not start with an instance id'
+    }
+    $own = @('COMPUTER_NAME', 'ALLOWED_GROUP', 'SUDO_GROUPS', 'INSTANCE_ID', 'OWNER_STAMP',
+        'OTP_SSM_PARAMETER', 'OU_PATH', 'COMPUTER_GROUPS')
+    foreach ($pair in @($words | Select-Object -Skip 1)) {
+        $name, $value = $pair -split '=', 2
+        if ($own -cnotcontains $name) { Stop-Adjoin 10 'the INSTANCES table names a value an instance cannot have of its own' }
+        if ($value -notmatch '^[A-Za-z0-9+/]*={0,2}$') { Stop-Adjoin 10 'the INSTANCES table holds a value that is not base64' }
+        Set-Variable -Name "ADJOIN_${name}_B64" -Value $value -Scope Script
+    }
+}
+
+# For a join sent to several instances: this instance's own row of the INSTANCES table,
+# found by its id. Exit 10 when this instance cannot be told or has no row.
 function Use-AdjoinOwnValues {
     $table = Get-AdjoinParameter 'INSTANCES'
     if (-not $table) { return }
@@ -59,14 +75,36 @@ function Use-AdjoinOwnValues {
     if (-not $id) { Stop-Adjoin 10 'cannot tell which instance this is (no AWS_SSM_INSTANCE_ID, no instance metadata)' }
     $row = @($table -split "`n" | Where-Object { ($_ -split ' ')[0] -ceq $id }) | Select-Object -First 1
     if (-not $row) { Stop-Adjoin 10 "instance $id has no row in the command's INSTANCES table" }
-    $own = @('COMPUTER_NAME', 'ALLOWED_GROUP', 'SUDO_GROUPS', 'INSTANCE_ID', 'OWNER_STAMP',
-        'OTP_SSM_PARAMETER', 'OU_PATH', 'COMPUTER_GROUPS')
-    foreach ($pair in @($row -split ' ' | Select-Object -Skip 1 | Where-Object { $_ })) {
-        $name, $value = $pair -split '=', 2
-        if ($own -cnotcontains $name) { Stop-Adjoin 10 'the INSTANCES table names a value an instance cannot have of its own' }
-        if ($value -notmatch '^[A-Za-z0-9+/]*={0,2}$') { Stop-Adjoin 10 'the INSTANCES table holds a value that is not base64' }
-        Set-Variable -Name "ADJOIN_${name}_B64" -Value $value -Scope Script
+    Use-AdjoinRow $row
+}
+
+# On the AD tools host, a command for several instances (an INSTANCES table) runs this
+# script again once per row, one after the other, each run with that row's values alone
+# (ADJOIN_ROW) and its own exit code. Each run's output lines are prefixed with the
+# instance id, then "adjoin-result <instance-id> <exit code>"; the command exits 0 when
+# every row succeeded, else with the last failure's code. A run for one row, or a command
+# without a table, goes on with the script.
+function Invoke-AdjoinForEachRow {
+    if ($env:ADJOIN_ROW) {
+        Use-AdjoinRow $env:ADJOIN_ROW
+        return
     }
+    $table = Get-AdjoinParameter 'INSTANCES'
+    if (-not $table) { return }
+    if (-not $PSCommandPath) { Stop-Adjoin 10 'cannot run the script once per instance (no script path)' }
+    $status = 0
+    foreach ($row in @($table -split "`n" | Where-Object { $_ })) {
+        $id = ($row -split ' ')[0]
+        if ($id -notmatch '^(i|mi)-[0-9a-f]{8,17}$') { Stop-Adjoin 10 'an INSTANCES row does not start with an instance id' }
+        $env:ADJOIN_ROW = $row
+        $out = @(& powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File $PSCommandPath 2>&1)
+        $rc = $LASTEXITCODE
+        $env:ADJOIN_ROW = $null
+        foreach ($line in $out) { Write-Output "${id}: $line" }
+        Write-Output "adjoin-result $id $rc"
+        if ($rc -ne 0) { $status = $rc }
+    }
+    exit $status
 }
 
 # The parameters both scripts take, set as script variables: $Domain, $DcIps (the

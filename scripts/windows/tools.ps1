@@ -1,7 +1,10 @@
 # adjoin: helpers shared by the Windows AD tools host's scripts (stage.ps1, leave.ps1),
 # with the RSAT ActiveDirectory module. The service sends this file after common.ps1 and
 # before the script. Messages never carry an error's own text (it may quote a secret).
+# A command for several instances (an INSTANCES table) runs once per instance: see
+# Invoke-AdjoinForEachRow in common.ps1.
 
+Invoke-AdjoinForEachRow
 Read-AdjoinCommonParameters
 $InstanceId = Get-AdjoinParameter 'INSTANCE_ID'
 

@@ -78,6 +78,7 @@ pub fn parameters(task: Task) -> &'static [&'static str] {
             "OWNER_STAMP",
             "OTP_SSM_PARAMETER",
             "OTP_REGION",
+            "INSTANCES",
         ],
         Task::Leave => &[
             "DOMAIN",
@@ -91,14 +92,16 @@ pub fn parameters(task: Task) -> &'static [&'static str] {
             "INSTANCE_ID",
             "OU_PATH",
             "OWNER_STAMP",
+            "INSTANCES",
         ],
     }
 }
 
-/// The join's values that differ from instance to instance. A join command sent to
-/// several instances carries them in its `INSTANCES` table, one row per instance (its id,
-/// then `NAME=<base64>` for each), and the script takes the row of its own instance id;
-/// the table may carry no other name.
+/// The values that differ from instance to instance. A command for several instances
+/// carries them in its `INSTANCES` table, one row per instance (its id, then
+/// `NAME=<base64>` for each): a join sent to several instances, where each script takes
+/// the row of its own instance id; a stage or leave for several instances on the AD
+/// tools host, which runs once per row. The table may carry no other name.
 pub const PER_INSTANCE: [&str; 8] = [
     "COMPUTER_NAME",
     "ALLOWED_GROUP",

@@ -394,16 +394,21 @@ fn request(
     }
 }
 
-/// SSM's limit on the instances of one command (`InstanceIds`).
+/// SSM's limit on the instances of one command (`InstanceIds`): a join gathers at most
+/// this many instances.
 pub const GATHER_MAX_TARGETS: usize = 50;
 
-/// What join requests must share to be gathered into one command ([`gathered`]): the
+/// The instances one command on the AD tools host works on at most (one after the other,
+/// within the command's time-out and SSM's 24,000 characters of output).
+pub const GATHER_MAX_ON_TOOLS_HOST: usize = 10;
+
+/// What requests must share to be gathered into one command ([`gathered`]): the
 /// document (and its checked hash), every value that is not an instance's own
-/// ([`documents::PER_INSTANCE`]), the time-out and the output; `None` for requests that
-/// are sent alone (other tasks, and the original's documents, whose values are in the
-/// script lines).
+/// ([`documents::PER_INSTANCE`]), the time-out and the output; for a command on the AD
+/// tools host, the host too. `None` for requests that are sent alone (the original's
+/// documents, whose values are in the script lines).
 pub fn gather_key(request: &CommandRequest) -> Option<String> {
-    let Document::Adjoin(Task::Join, _) = request.document else {
+    let Document::Adjoin(task, _) = request.document else {
         return None;
     };
     let shared: BTreeMap<&str, &str> = request
@@ -412,8 +417,13 @@ pub fn gather_key(request: &CommandRequest) -> Option<String> {
         .filter(|(name, _)| !documents::PER_INSTANCE.contains(&name.as_str()))
         .map(|(name, value)| (name.as_str(), value.as_str()))
         .collect();
+    let host = match task {
+        Task::Join => None,
+        Task::Stage | Task::Leave => Some(&request.target),
+    };
     serde_json::to_string(&(
         request.document,
+        host,
         &request.document_hash,
         shared,
         request.execution_timeout_secs,
@@ -422,10 +432,19 @@ pub fn gather_key(request: &CommandRequest) -> Option<String> {
     .ok()
 }
 
-/// One join command for the instances of `requests` (which share a [`gather_key`]): the
-/// shared values as they are, each instance's own in the `INSTANCES` table — a row per
-/// instance, its id then `NAME=<base64>` for each of its values — from which the script
-/// takes the row of the instance it runs on. One request is returned as it is.
+/// How many requests like `request` one command takes at most.
+pub fn gather_limit(request: &CommandRequest) -> usize {
+    match request.document {
+        Document::Adjoin(Task::Stage | Task::Leave, _) => GATHER_MAX_ON_TOOLS_HOST,
+        _ => GATHER_MAX_TARGETS,
+    }
+}
+
+/// One command for the instances of `requests` (which share a [`gather_key`]): the shared
+/// values as they are, each instance's own in the `INSTANCES` table — a row per instance,
+/// its id then `NAME=<base64>` for each of its values. A join goes to all the instances,
+/// each script taking the row of the instance it runs on; a stage or leave goes to the
+/// AD tools host, which runs once per row. One request is returned as it is.
 pub fn gathered(requests: &[CommandRequest]) -> Option<CommandRequest> {
     let (first, rest) = requests.split_first()?;
     let Document::Adjoin(task, platform) = first.document else {
@@ -440,10 +459,19 @@ pub fn gathered(requests: &[CommandRequest]) -> Option<CommandRequest> {
         .filter(|(name, _)| !documents::PER_INSTANCE.contains(&name.as_str()))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
+    let subject = |r: &CommandRequest| match task {
+        Task::Join => r.target.to_string(),
+        Task::Stage | Task::Leave => r
+            .parameters
+            .get("INSTANCE_ID")
+            .and_then(|v| B64.decode(v).ok())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default(),
+    };
     let table = requests
         .iter()
         .map(|r| {
-            let mut row = r.target.to_string();
+            let mut row = subject(r);
             for name in documents::PER_INSTANCE {
                 if let Some(value) = r.parameters.get(name).filter(|v| !v.is_empty()) {
                     row.push_str(&format!(" {name}={value}"));
@@ -457,15 +485,25 @@ pub fn gathered(requests: &[CommandRequest]) -> Option<CommandRequest> {
     let commands = documents::lines(task, platform, |name| {
         parameters.get(name).cloned().unwrap_or_default()
     });
-    let target = first.target.as_str();
-    let comment = first
-        .comment
-        .replacen(target, &format!("{target} +{}", rest.len()), 1)
-        .chars()
-        .take(COMMENT_MAX_CHARS)
-        .collect();
+    // `adjoin <action> <first instance> +<more> event …`.
+    let mut words = first.comment.splitn(4, ' ');
+    let head: Vec<&str> = words.by_ref().take(3).collect();
+    let comment = format!(
+        "{} +{} {}",
+        head.join(" "),
+        rest.len(),
+        words.next().unwrap_or_default()
+    )
+    .trim_end()
+    .chars()
+    .take(COMMENT_MAX_CHARS)
+    .collect();
+    let more_targets = match task {
+        Task::Join => rest.iter().map(|r| r.target.clone()).collect(),
+        Task::Stage | Task::Leave => Vec::new(),
+    };
     Some(CommandRequest {
-        more_targets: rest.iter().map(|r| r.target.clone()).collect(),
+        more_targets,
         commands,
         parameters,
         comment,

@@ -10,19 +10,22 @@
 //!   [`ledger::TRANSACTION_LIMIT`] records. A cancelled transaction does not hold up
 //!   the others: a record whose version changed is answered "changed" (as a conditional
 //!   PutItem would), and the rest are written one by one;
-//! - **join commands** that differ only in the instances' own values
-//!   ([`render::gather_key`]): one SendCommand to all their instances (up to
+//! - **commands** that differ only in the instances' own values
+//!   ([`render::gather_key`]): joins as one SendCommand to all their instances (up to
 //!   [`render::GATHER_MAX_TARGETS`]), each instance's values in a table the script reads
-//!   for its own id ([`render::gathered`]). If SSM refuses the command for an instance
+//!   for its own id ([`render::gathered`]); stages and leaves for one AD tools host as
+//!   one command (up to [`render::GATHER_MAX_ON_TOOLS_HOST`]) that runs once per row of
+//!   the table and reports each instance's exit code. If SSM refuses the command for an instance
 //!   whose agent cannot take it (`InvalidInstanceId`), or IAM for one that may not be
 //!   sent commands, each instance is sent its own, so that only that one is deferred or
 //!   refused. If the answer is lost (a time-out, a 5xx), the
 //!   command is looked for before anyone sends again;
 //! - **ready tags** of one value: one CreateTags;
 //! - **parameter deletions** in one account and Region: one DeleteParameters per ten;
-//! - **command results** of one command on several instances: one ListCommands for the
-//!   command; when it succeeded on every instance, nothing more is read, else each
-//!   instance's result is read (GetCommandInvocation).
+//! - **command results** of one command for several instances: one ListCommands for the
+//!   command; when it succeeded everywhere, nothing more is read, else each instance's
+//!   result is read (GetCommandInvocation), once per instance that ran it (a command on
+//!   the AD tools host is one invocation for all its instances).
 //!
 //! A call alone of its kind goes out as it would without gathering.
 
@@ -302,7 +305,12 @@ impl Gather {
             .flat_map(|(key, group)| match key {
                 // Not to be gathered: each alone.
                 None => group.into_iter().map(|one| vec![one]).collect::<Vec<_>>(),
-                Some(_) => chunks(group, GATHER_MAX_TARGETS),
+                Some(_) => {
+                    let limit = group
+                        .first()
+                        .map_or(GATHER_MAX_TARGETS, |(_, r, _)| render::gather_limit(r));
+                    chunks(group, limit)
+                }
             })
             .collect();
         let sends = join_all(send_groups.into_iter().map(send_group));
@@ -486,8 +494,18 @@ async fn read_results(
             }
         }
     }
+    // Each instance's result once (the instances of a command on the AD tools host all
+    // read the host's one invocation).
+    let mut read: BTreeMap<String, Result<CommandResult, Error>> = BTreeMap::new();
     for (_, instance, reply) in group {
-        let result = ports.commands.result(&command_id, &instance).await;
+        let result = match read.get(instance.as_str()) {
+            Some(result) => result.clone(),
+            None => {
+                let result = ports.commands.result(&command_id, &instance).await;
+                read.insert(instance.to_string(), result.clone());
+                result
+            }
+        };
         let _ = reply.send(Answer::Result(result));
     }
 }

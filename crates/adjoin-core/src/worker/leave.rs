@@ -72,7 +72,7 @@ impl Worker {
             return fate;
         }
         match self
-            .send_to_tools_host(&key, &home, &hosts, request_for)
+            .send_to_tools_host(job, &key, &home, &hosts, request_for)
             .await
         {
             Ok((tools, request, command_id)) => {

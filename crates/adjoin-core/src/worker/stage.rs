@@ -154,7 +154,7 @@ impl Worker {
         }
         let claimed_at = self.now();
         let (tools, command_id, what) = match self
-            .send_to_tools_host(&key, &home, &hosts, request_for)
+            .send_to_tools_host(job, &key, &home, &hosts, request_for)
             .await
         {
             Ok((tools, request, command_id)) => {
@@ -434,7 +434,7 @@ impl Worker {
                 )
             };
             match self
-                .send_to_tools_host(&key, &home, &hosts, request_for)
+                .send_to_tools_host(job, &key, &home, &hosts, request_for)
                 .await
             {
                 Ok((tools, _, command_id)) => done.push(format!(

@@ -2915,6 +2915,97 @@ mod gathered {
         assert_eq!(aws.sent().len(), 1, "exactly one join command");
     }
 
+    /// A staged world's fleet: the member account in the default (staged) join mode.
+    fn staged_fleet(n: usize) -> (FakeAws, Vec<String>) {
+        let aws = crate::testing::world();
+        let ids = fleet(&aws, n);
+        (aws, ids)
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_staged_joins_is_one_stage_command_then_one_join_command() {
+        let (aws, ids) = staged_fleet(5);
+        let batch = running(&ids);
+        let r = run(&aws, &batch).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
+        let sent = aws.sent();
+        assert_eq!(sent.len(), 1, "one stage command for the five: {sent:?}");
+        assert_eq!(sent[0].request.document.name(), "adjoin-Stage-Linux");
+        assert_eq!(sent[0].request.target.as_str(), TOOLS);
+        let params: BTreeMap<_, _> = decode_params(&sent[0].request.commands)
+            .into_iter()
+            .collect();
+        for id in &ids {
+            assert!(
+                params["INSTANCES"]
+                    .lines()
+                    .any(|row| row.starts_with(&format!("{id} "))),
+                "{id} has its row"
+            );
+        }
+        // The stage succeeded: one read for the command, then one join command.
+        let before = aws.calls();
+        let r = run(&aws, &batch).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Dispatched), "{r:?}");
+        let calls = since(&aws, before);
+        assert_eq!(
+            (calls.summaries, calls.results, calls.sends),
+            (1, 0, 1),
+            "{calls:?}"
+        );
+        let join = aws.sent().pop().expect("the join");
+        assert_eq!(join.request.document.name(), "adjoin-Join-Linux");
+        assert_eq!(join.request.more_targets.len(), 4);
+        // Verified: the one-time passwords of all five deleted in one call per account.
+        let before = aws.calls();
+        let r = run(&aws, &batch).await;
+        assert!(r.iter().all(|r| r.outcome == Outcome::Verified), "{r:?}");
+        assert_eq!(
+            since(&aws, before).deletes,
+            2,
+            "instances' and tools host's"
+        );
+        assert!(aws.parameters().is_empty(), "{:?}", aws.parameters());
+    }
+
+    #[tokio::test]
+    async fn each_instance_of_a_gathered_stage_is_judged_by_its_own_exit_code() {
+        let (aws, ids) = staged_fleet(3);
+        let batch = running(&ids);
+        run(&aws, &batch).await;
+        let stage = aws.sent()[0].command_id.clone();
+        // The tools host staged the first, found someone else's object for the second
+        // (exit 19) and could not reach the third's turn.
+        aws.set_result(
+            &stage,
+            crate::ports::CommandResult {
+                status: CommandStatus::Failed("Failed".into()),
+                exit_code: Some(19),
+                stdout: format!(
+                    "{a}: adjoin: staged\nadjoin-result {a} 0\n{b}: adjoin: error: not ours\nadjoin-result {b} 19\n",
+                    a = ids[0],
+                    b = ids[1]
+                ),
+                stderr: String::new(),
+            },
+        );
+        let before = aws.calls();
+        let r = run(&aws, &batch).await;
+        assert_eq!(
+            since(&aws, before).results,
+            1,
+            "the tools host's one invocation, read once"
+        );
+        assert_eq!(r[0].outcome, Outcome::Dispatched, "{:?}", r[0]);
+        assert_reason(&r[0], "staged");
+        assert_eq!(r[1].outcome, Outcome::Rejected, "{:?}", r[1]);
+        assert_reason(&r[1], "not this instance's");
+        assert_reason(&r[1], "not ours");
+        // The third is staged again (its attempt failed before it ran).
+        assert_eq!(r[2].outcome, Outcome::Dispatched, "{:?}", r[2]);
+        assert_reason(&r[2], "exit code none; stage attempt 2 sent");
+    }
+
     #[tokio::test]
     async fn joins_of_different_documents_or_settings_are_not_gathered() {
         let aws = world();

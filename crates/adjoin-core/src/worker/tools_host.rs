@@ -19,7 +19,7 @@ use crate::config::TagMatch;
 use crate::error::Error;
 use crate::ids::InstanceId;
 use crate::instance::{Instance, InstanceState};
-use crate::ports::AccountPorts;
+use crate::ports::{AccountPorts, CommandResult, CommandStatus};
 use crate::render::CommandRequest;
 
 /// Which hosts a config item's commands go to: by tag, or one pinned by id.
@@ -144,6 +144,7 @@ impl Worker {
     /// command id.
     pub(super) async fn send_to_tools_host(
         &self,
+        job: &Job<'_>,
         key: &HostKey,
         home: &AccountPorts,
         hosts: &[Instance],
@@ -153,7 +154,7 @@ impl Worker {
         let mut last = None;
         for host in hosts {
             let request = build(host);
-            match self.send(home, &request, None).await {
+            match self.send(home, &request, Some(job.gather)).await {
                 Ok(command_id) => return Ok((host.clone(), request, command_id)),
                 Err(e @ Error::AgentNotReady { .. }) => {
                     warn!(tools_host = %host.id, error = %e, "the tools host cannot take commands; trying the next");
@@ -211,14 +212,63 @@ impl Worker {
             .map_err(|e| Fate::Rejected(format!("the ledger's {what} target: {e}")))?;
         let fate = |e: Error| error_fate(e, job.message.receive_count, &self.settings);
         let home = self.ports.sessions.home().await.map_err(fate)?;
-        let result = home
-            .commands
-            .result(command_id, &target)
+        let result = job
+            .gather
+            .result(&home, command_id, &target)
             .await
             .map_err(fate)?;
+        let result = own_result(result, &job.event.instance_id);
         let tail =
             crate::ledger::output_tail(&result.stdout, &result.stderr, crate::ledger::OUTPUT_LINES);
         Ok(ToolsHostResult { result, tail })
+    }
+}
+
+/// `instance`'s part of a command on the AD tools host: a command for several instances
+/// runs once per instance, prints each run's lines prefixed with its instance id, then
+/// `adjoin-result <instance-id> <exit code>`. The whole command's result when it has no
+/// such line for `instance` (a command for it alone, or one still running). A finished
+/// command for several instances that has no line for `instance` failed before its turn.
+pub(super) fn own_result(whole: CommandResult, instance: &InstanceId) -> CommandResult {
+    let prefix = format!("{instance}: ");
+    let result_line = format!("adjoin-result {instance} ");
+    let mut code = None;
+    let mut gathered = false;
+    let mut own = Vec::new();
+    for line in whole.stdout.lines() {
+        if let Some(c) = line.strip_prefix(&result_line) {
+            code = c.trim().parse::<i32>().ok();
+        } else if line.starts_with("adjoin-result ") {
+            gathered = true;
+        } else if let Some(l) = line.strip_prefix(&prefix) {
+            own.push(l);
+        }
+    }
+    let finished = matches!(
+        whole.status,
+        CommandStatus::Success | CommandStatus::Failed(_)
+    );
+    match code {
+        Some(0) => CommandResult {
+            status: CommandStatus::Success,
+            exit_code: Some(0),
+            stdout: own.join("\n"),
+            stderr: String::new(),
+        },
+        Some(c) => CommandResult {
+            status: CommandStatus::Failed("Failed".into()),
+            exit_code: Some(c),
+            stdout: own.join("\n"),
+            stderr: String::new(),
+        },
+        // Its own exit code is not known: not the command's (another instance's).
+        None if gathered && finished && whole.status != CommandStatus::Success => CommandResult {
+            status: whole.status.clone(),
+            exit_code: None,
+            stdout: format!("no result for {instance} in the command's output"),
+            stderr: whole.stderr,
+        },
+        None => whole,
     }
 }
 
@@ -226,4 +276,64 @@ impl Worker {
 pub(super) struct NotSent {
     pub tried: Option<(Instance, CommandRequest)>,
     pub error: Error,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn whole(status: CommandStatus, stdout: &str) -> CommandResult {
+        CommandResult {
+            status,
+            exit_code: Some(14),
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
+    }
+
+    fn id(s: &str) -> InstanceId {
+        InstanceId::parse(s).expect("id")
+    }
+
+    const OUTPUT: &str = "i-0aaaaaaaaaaaaaaa1: adjoin: staged\n\
+        adjoin-result i-0aaaaaaaaaaaaaaa1 0\n\
+        i-0aaaaaaaaaaaaaaa2: adjoin: error: refused\n\
+        adjoin-result i-0aaaaaaaaaaaaaaa2 14\n";
+
+    #[test]
+    fn each_instance_of_a_gathered_command_gets_its_own_exit_code_and_lines() {
+        let failed = whole(CommandStatus::Failed("Failed".into()), OUTPUT);
+        let a = own_result(failed.clone(), &id("i-0aaaaaaaaaaaaaaa1"));
+        assert_eq!(
+            (a.status, a.exit_code, a.stdout.as_str()),
+            (CommandStatus::Success, Some(0), "adjoin: staged")
+        );
+        let b = own_result(failed.clone(), &id("i-0aaaaaaaaaaaaaaa2"));
+        assert_eq!(
+            (b.status, b.exit_code, b.stdout.as_str()),
+            (
+                CommandStatus::Failed("Failed".into()),
+                Some(14),
+                "adjoin: error: refused"
+            )
+        );
+        // No line of its own in a finished, failed command: failed, its code unknown.
+        let c = own_result(failed, &id("i-0aaaaaaaaaaaaaaa3"));
+        assert_eq!(
+            (c.status, c.exit_code),
+            (CommandStatus::Failed("Failed".into()), None)
+        );
+        // Still running: as the command is.
+        let running = whole(CommandStatus::InProgress, OUTPUT);
+        assert_eq!(
+            own_result(running, &id("i-0aaaaaaaaaaaaaaa3")).status,
+            CommandStatus::InProgress
+        );
+    }
+
+    #[test]
+    fn a_command_for_one_instance_is_its_result() {
+        let alone = whole(CommandStatus::Failed("Failed".into()), "adjoin: error: x\n");
+        assert_eq!(own_result(alone.clone(), &id("i-0aaaaaaaaaaaaaaa1")), alone);
+    }
 }

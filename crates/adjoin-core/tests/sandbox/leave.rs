@@ -212,3 +212,71 @@ pub(crate) fn a_cloned_keytab_of_another_computer_is_not_already_joined() {
     assert!(sandbox.calls().contains("klist -k"), "{}", sandbox.calls());
     assert!(!sandbox.calls().contains("adcli join"));
 }
+
+/// One leave command for two instances on the tools host (the worker gathers a batch's
+/// leaves): the script runs once per instance with that instance's values alone, each
+/// run's lines are prefixed with its instance id and followed by its exit code; the
+/// command fails with the failure's code, and the other instance's leave stands.
+#[test]
+pub(crate) fn a_leave_for_several_instances_runs_once_per_instance_with_its_own_exit_code() {
+    use adjoin_core::render::{Subject, gathered, leave_command};
+    use adjoin_core::testing::{instance, instance_id, region};
+
+    let sandbox = tools_sandbox();
+    sandbox.flag("ldap-entry", &entry(OUR_DN, &[STAMP]));
+    let tools = instance(
+        "i-0fedcba9876543210",
+        "running",
+        adjoin_core::instance::Platform::Linux,
+        &[],
+    );
+    let ours = instance_id("i-0abcd1234ef567890");
+    let other = instance_id("i-0bbbbbbbbbbbbbbb2");
+    let request = |id, name| {
+        let subject = Subject {
+            region: &region(),
+            instance_id: id,
+            computer_name: name,
+            event_id: "event-2",
+        };
+        let config = config();
+        leave_command(
+            &tools,
+            &config,
+            &region(),
+            &subject,
+            config.ou_path.as_deref(),
+        )
+    };
+    let one = gathered(&[
+        request(&ours, "I0ABCD1234EF567"),
+        // The directory answers with the first instance's object: not this one's.
+        request(&other, "I0BBBBBBBBBBBB2"),
+    ])
+    .expect("one command");
+    assert!(one.more_targets.is_empty(), "one command on the tools host");
+    let (code, out) = sandbox.run(&one.commands);
+    assert_eq!(code, 15, "{out}");
+    assert!(
+        out.contains(&format!("{ours}: adjoin: deleted computer I0ABCD1234EF567")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("adjoin-result {ours} 0\n")), "{out}");
+    assert!(
+        out.contains(&format!("adjoin-result {other} 15\n")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| !l.starts_with("adjoin-result "))
+            .all(|l| l.starts_with(&format!("{ours}: ")) || l.starts_with(&format!("{other}: "))),
+        "every line says whose it is: {out}"
+    );
+    assert_eq!(
+        sandbox.calls().matches("ldapdelete").count(),
+        1,
+        "{}",
+        sandbox.calls()
+    );
+    assert!(!out.contains(PASSWORD));
+}

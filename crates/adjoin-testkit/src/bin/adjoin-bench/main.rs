@@ -1,19 +1,31 @@
-//! `adjoin-bench [--bootstrap PATH]`: the real worker over generated batches against the
-//! AWS API emulator, counting every AWS API call per service; then, with `--bootstrap`,
-//! the release Lambda's cold start. `cargo xtask bench` builds and runs it.
+//! `adjoin-bench [--latency-ms N] [--events N] [--bootstrap PATH]`: the real worker over
+//! generated batches against the AWS API emulator, counting every AWS API call per
+//! operation; then, with `--bootstrap`, the release Lambda's cold start. `cargo xtask
+//! bench` builds and runs it, at 0 and at 30 ms per call.
 //!
-//! Scenarios (500 running events each, every event a new instance, each scenario with a
-//! ledger table of its own), taken from a real SQS queue as the Lambda's event source
-//! mapping hands them over:
+//! `--latency-ms` adds that much time to every AWS call (the emulator answers at once; a
+//! real endpoint does not), so that waiting on calls counts as it does against AWS.
 //!
-//! - one account, batches of 10, everything shared (the service as deployed);
+//! First deliveries (`--events` running events each, 500 by default; every event a new
+//! instance of the scenario's own, each scenario with a ledger table of its own), taken
+//! from a real SQS queue as the Lambda's event source mapping hands them over:
+//!
+//! - one account, batches of 10, everything shared (the service as deployed), staged
+//!   joins (the default) and joins with the shared password;
 //! - three accounts mixed, batches of 10;
 //! - one account, batches of 1;
 //! - one account, batches of 1, nothing shared: a new worker, new clients and no caches for
 //!   every message (the baseline the shared modes are compared with).
+//!
+//! Whole lifecycles (100 instances, batches of 10, staged and shared password): the
+//! running events, each message coming back at once to verify what it sent (the join's
+//! stage, the join, its result) until every one is done; then the instances terminate and
+//! their terminated events are handled the same way (the leave and its result). Calls are
+//! counted per instance over all of it.
 
 mod calls;
 mod cold_start;
+mod latency;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,51 +35,77 @@ use std::time::{Duration, Instant};
 use adjoin_aws::{Caching, Clients, EnvSettings, build_worker_with};
 use adjoin_core::config::TagMatch;
 use adjoin_core::outcome::Outcome;
-use adjoin_core::worker::Message;
+use adjoin_core::worker::{Message, Worker};
 use adjoin_testkit::{Bed, HOME_ACCOUNT, Moto, event};
+use aws_config::SdkConfig;
 use aws_sdk_ssm::config::SharedInterceptor;
 
 use calls::CallCounter;
 
 const REGION: &str = "eu-west-1";
-const EVENTS: usize = 500;
+/// Staged joins (the default).
 const ACCOUNTS: [&str; 3] = ["210000000001", "210000000002", "210000000003"];
+/// Joins with the shared join password.
+const SHARED: &str = "210000000004";
 const CONFIG_TABLE: &str = "bench-config";
 const TOOLS_TAG: (&str, &str) = ("adjoin:role", "ad-tools");
+const LIFECYCLE_INSTANCES: usize = 100;
 
 struct Scenario {
     name: &'static str,
-    accounts: usize,
+    accounts: &'static [&'static str],
     batch: usize,
     caching: Caching,
 }
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 5] = [
     Scenario {
         name: "1 account, batch 10",
-        accounts: 1,
+        accounts: &[ACCOUNTS[0]],
+        batch: 10,
+        caching: Caching::On,
+    },
+    Scenario {
+        name: "1 account, batch 10, shared pw",
+        accounts: &[SHARED],
         batch: 10,
         caching: Caching::On,
     },
     Scenario {
         name: "3 accounts, batch 10",
-        accounts: 3,
+        accounts: &ACCOUNTS,
         batch: 10,
         caching: Caching::On,
     },
     Scenario {
         name: "1 account, batch 1",
-        accounts: 1,
+        accounts: &[ACCOUNTS[0]],
         batch: 1,
         caching: Caching::On,
     },
     Scenario {
         name: "1 account, batch 1, no sharing",
-        accounts: 1,
+        accounts: &[ACCOUNTS[0]],
         batch: 1,
         caching: Caching::Off,
     },
 ];
+
+/// What the bench was asked for.
+struct Options {
+    bootstrap: Option<PathBuf>,
+    latency: Duration,
+    events: usize,
+}
+
+/// The bed, the service's SDK configuration (with the latency) and the call counter.
+struct Rig {
+    bed: Bed,
+    sdk: SdkConfig,
+    clients: Clients,
+    counter: CallCounter,
+    dlq: String,
+}
 
 struct Measured {
     calls: BTreeMap<String, u64>,
@@ -90,7 +128,7 @@ fn env(ledger_table: &str, dlq: &str) -> EnvSettings {
         max_attempts: 25,
         max_age_seconds: 7200,
         join_attempts: 3,
-        concurrency: 8,
+        concurrency: 10,
         config_ttl_seconds: 60,
         leave_unrecorded: false,
     }
@@ -101,74 +139,193 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(rank - 1).copied().unwrap_or_default()
 }
 
-async fn run(
-    bed: &Bed,
-    scenario: &Scenario,
-    index: usize,
-    instances: &BTreeMap<&str, Vec<String>>,
-    dlq: &str,
-) -> Result<Measured, String> {
-    let fail = |e: adjoin_testkit::Error| e.to_string();
-    let ledger = format!("bench-ledger-{index}");
-    bed.create_table(&ledger, "instanceId")
-        .await
-        .map_err(fail)?;
-    let queue = bed
-        .create_queue(&format!("bench-events-{index}"))
-        .await
-        .map_err(fail)?;
-    let accounts = &ACCOUNTS[..scenario.accounts];
-    for k in 0..EVENTS {
-        let account = accounts[k % accounts.len()];
-        let id = &instances[account][k / accounts.len()];
-        let body = event(account, REGION, id, "running").to_string();
-        bed.send_message(&queue, &body).await.map_err(fail)?;
+fn fail(e: adjoin_testkit::Error) -> String {
+    e.to_string()
+}
+
+impl Rig {
+    fn worker(&self, ledger: &str, caching: Caching) -> Worker {
+        build_worker_with(
+            &self.sdk,
+            &env(ledger, &self.dlq),
+            false,
+            &self.clients,
+            caching,
+        )
     }
 
-    let sdk = bed.as_account(HOME_ACCOUNT, REGION).await.map_err(fail)?;
-    let counter = CallCounter::default();
-    let clients = Clients::default().with_interceptor(SharedInterceptor::new(counter.clone()));
-    let settings = env(&ledger, dlq);
-    let shared = build_worker_with(&sdk, &settings, false, &clients, scenario.caching);
-    counter.take();
-
-    let mut latencies = Vec::new();
-    let mut dispatched = 0;
-    let started = Instant::now();
-    let mut handled = 0;
-    while handled < EVENTS {
-        let received = bed.receive(&queue).await.map_err(fail)?;
-        if received.is_empty() {
-            return Err(format!("the queue ran dry after {handled} messages"));
+    /// `per_account` new running instances in each of `accounts`, for one scenario.
+    async fn instances(
+        &self,
+        accounts: &[&'static str],
+        per_account: usize,
+    ) -> Result<Vec<(&'static str, String)>, String> {
+        let mut all = Vec::new();
+        for account in accounts {
+            let ids = self
+                .bed
+                .run_instances(
+                    account,
+                    REGION,
+                    false,
+                    per_account,
+                    &[("adGroupName", "linux-admins")],
+                )
+                .await
+                .map_err(fail)?;
+            all.push(ids.into_iter().map(|id| (*account, id)).collect::<Vec<_>>());
         }
-        for batch in received.chunks(scenario.batch) {
-            let t = Instant::now();
-            let reports = if scenario.caching == Caching::On {
-                shared.handle_batch(batch).await
-            } else {
-                build_worker_with(&sdk, &settings, false, &clients, Caching::Off)
-                    .handle_batch(batch)
-                    .await
-            };
-            latencies.push(t.elapsed());
-            for (message, report) in batch.iter().zip(&reports) {
-                dispatched += usize::from(report.outcome == Outcome::Dispatched);
-                if !report.comes_back {
-                    delete(bed, &queue, message).await?;
+        // Accounts interleaved, as events from several accounts arrive.
+        let mut mixed = Vec::new();
+        for k in 0..per_account {
+            for ids in &all {
+                if let Some(one) = ids.get(k) {
+                    mixed.push(one.clone());
                 }
             }
-            handled += batch.len();
         }
+        Ok(mixed)
     }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    Ok(Measured {
-        calls: counter.take(),
-        events_per_second: EVENTS as f64 / elapsed.as_secs_f64(),
-        p50: percentile(&latencies, 0.50),
-        p95: percentile(&latencies, 0.95),
-        dispatched,
-    })
+
+    async fn queue(&self, name: &str, bodies: &[String]) -> Result<String, String> {
+        let queue = self.bed.create_queue(name).await.map_err(fail)?;
+        for body in bodies {
+            self.bed.send_message(&queue, body).await.map_err(fail)?;
+        }
+        Ok(queue)
+    }
+
+    /// The first deliveries of `scenario`'s running events.
+    async fn first_deliveries(
+        &self,
+        scenario: &Scenario,
+        index: usize,
+        events: usize,
+    ) -> Result<Measured, String> {
+        let ledger = format!("bench-ledger-{index}");
+        self.bed
+            .create_table(&ledger, "instanceId")
+            .await
+            .map_err(fail)?;
+        let per_account = events.div_ceil(scenario.accounts.len());
+        let instances = self.instances(scenario.accounts, per_account).await?;
+        let bodies: Vec<String> = instances[..events]
+            .iter()
+            .map(|(account, id)| event(account, REGION, id, "running").to_string())
+            .collect();
+        let queue = self
+            .queue(&format!("bench-events-{index}"), &bodies)
+            .await?;
+        let shared = self.worker(&ledger, scenario.caching);
+        self.counter.take();
+
+        let mut latencies = Vec::new();
+        let mut dispatched = 0;
+        let started = Instant::now();
+        let mut handled = 0;
+        while handled < events {
+            let received = self.bed.receive(&queue).await.map_err(fail)?;
+            if received.is_empty() {
+                return Err(format!("the queue ran dry after {handled} messages"));
+            }
+            for batch in received.chunks(scenario.batch) {
+                let t = Instant::now();
+                let reports = match scenario.caching {
+                    Caching::On => shared.handle_batch(batch).await,
+                    Caching::Off => self.worker(&ledger, Caching::Off).handle_batch(batch).await,
+                };
+                latencies.push(t.elapsed());
+                for (message, report) in batch.iter().zip(&reports) {
+                    dispatched += usize::from(report.outcome == Outcome::Dispatched);
+                    if !report.comes_back {
+                        delete(&self.bed, &queue, message).await?;
+                    }
+                }
+                handled += batch.len();
+            }
+        }
+        let elapsed = started.elapsed();
+        latencies.sort_unstable();
+        Ok(Measured {
+            calls: self.counter.take(),
+            events_per_second: events as f64 / elapsed.as_secs_f64(),
+            p50: percentile(&latencies, 0.50),
+            p95: percentile(&latencies, 0.95),
+            dispatched,
+        })
+    }
+
+    /// Whole lifecycles of `LIFECYCLE_INSTANCES` instances of `account`: joined and
+    /// verified, then terminated and left. The calls over all of it, and the time.
+    async fn lifecycle(
+        &self,
+        name: &str,
+        account: &'static str,
+    ) -> Result<(BTreeMap<String, u64>, Duration), String> {
+        let ledger = format!("bench-ledger-{name}");
+        self.bed
+            .create_table(&ledger, "instanceId")
+            .await
+            .map_err(fail)?;
+        let instances = self.instances(&[account], LIFECYCLE_INSTANCES).await?;
+        // Messages come back at once to verify what they sent.
+        let worker = self.worker(&ledger, Caching::On).with(|s| {
+            s.verify_after = Duration::ZERO;
+            s.max_backoff = Duration::ZERO;
+        });
+        self.counter.take();
+        let started = Instant::now();
+        for state in ["running", "terminated"] {
+            if state == "terminated" {
+                for (account, id) in &instances {
+                    self.bed
+                        .terminate_instance(account, REGION, id)
+                        .await
+                        .map_err(fail)?;
+                }
+            }
+            let bodies: Vec<String> = instances
+                .iter()
+                .map(|(account, id)| event(account, REGION, id, state).to_string())
+                .collect();
+            // The bed's own calls (instances, queue) are not the service's: not counted.
+            let queue = self
+                .queue(&format!("bench-lifecycle-{name}-{state}"), &bodies)
+                .await?;
+            self.drain(&worker, &queue, bodies.len()).await?;
+        }
+        Ok((self.counter.take(), started.elapsed()))
+    }
+
+    /// Hands the queue's messages to `worker` in batches of ten until all `count` are
+    /// done (deleted once the worker is through with them).
+    async fn drain(&self, worker: &Worker, queue: &str, count: usize) -> Result<(), String> {
+        let mut done = 0;
+        let mut idle = 0;
+        while done < count {
+            let received = self.bed.receive(queue).await.map_err(fail)?;
+            if received.is_empty() {
+                idle += 1;
+                if idle > 50 {
+                    return Err(format!("{} messages never finished", count - done));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            idle = 0;
+            let reports = worker.handle_batch(&received).await;
+            for (message, report) in received.iter().zip(&reports) {
+                if matches!(report.outcome, Outcome::Rejected | Outcome::Failed) {
+                    return Err(format!("{}: {}", report.message_id, report.reason));
+                }
+                if !report.comes_back {
+                    delete(&self.bed, queue, message).await?;
+                    done += 1;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn delete(bed: &Bed, queue: &str, message: &Message) -> Result<(), String> {
@@ -185,34 +342,21 @@ fn peak_rss_kib() -> Option<u64> {
     cold_start::vm_hwm(&std::fs::read_to_string("/proc/self/status").ok()?)
 }
 
-async fn seed(bed: &Bed) -> Result<(BTreeMap<&'static str, Vec<String>>, String), String> {
-    let fail = |e: adjoin_testkit::Error| e.to_string();
+async fn seed(bed: &Bed) -> Result<String, String> {
     bed.create_table(CONFIG_TABLE, "accountId")
         .await
         .map_err(fail)?;
-    let mut instances = BTreeMap::new();
-    for (n, account) in ACCOUNTS.iter().enumerate() {
-        bed.put_config(CONFIG_TABLE, &serde_json::json!({
+    for account in ACCOUNTS.iter().chain([&SHARED]) {
+        let mut item = serde_json::json!({
             "accountId": account, "adJoinUserName": "svc-join", "adJoinUserPwParam": "/adjoin/join-password",
             "dnsName": "example.test", "dnsIP1": "10.200.0.1",
             "assumeRoleARN": format!("arn:aws:iam::{account}:role/adjoin-member"), "externalId": "bench"
-        }))
-        .await
-        .map_err(fail)?;
+        });
+        if *account == SHARED {
+            item["joinMode"] = serde_json::json!("sharedPassword");
+        }
+        bed.put_config(CONFIG_TABLE, &item).await.map_err(fail)?;
         bed.create_documents(account, REGION).await.map_err(fail)?;
-        // The single-account scenarios use the first account only.
-        let count = if n == 0 { EVENTS } else { EVENTS / 3 + 1 };
-        let ids = bed
-            .run_instances(
-                account,
-                REGION,
-                false,
-                count,
-                &[("adGroupName", "linux-admins")],
-            )
-            .await
-            .map_err(fail)?;
-        instances.insert(*account, ids);
     }
     bed.run_instance(HOME_ACCOUNT, REGION, false, &[TOOLS_TAG])
         .await
@@ -220,72 +364,103 @@ async fn seed(bed: &Bed) -> Result<(BTreeMap<&'static str, Vec<String>>, String)
     bed.create_documents(HOME_ACCOUNT, REGION)
         .await
         .map_err(fail)?;
-    let dlq = bed.create_queue("bench-dlq").await.map_err(fail)?;
-    Ok((instances, dlq))
+    bed.create_queue("bench-dlq").await.map_err(fail)
 }
 
-fn print_calls(calls: &BTreeMap<String, u64>) -> String {
+fn print_calls(calls: &BTreeMap<String, u64>, per: usize) -> String {
     calls
         .iter()
-        .map(|(k, v)| format!("{k} {:.2}", *v as f64 / EVENTS as f64))
+        .map(|(k, v)| format!("{k} {:.2}", *v as f64 / per as f64))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-async fn bench(bootstrap: Option<PathBuf>) -> Result<(), String> {
+async fn bench(options: Options) -> Result<(), String> {
     let moto = Moto::start_private().map_err(|e| e.to_string())?;
     let bed = Bed::new(&moto, REGION).await;
     eprintln!("bench: AWS API emulator on {}; seeding", moto.endpoint());
-    let (instances, dlq) = seed(&bed).await?;
+    let dlq = seed(&bed).await?;
+    let counter = CallCounter::default();
+    let clients = Clients::default().with_interceptor(SharedInterceptor::new(counter.clone()));
+    let home = bed.as_account(HOME_ACCOUNT, REGION).await.map_err(fail)?;
+    let sdk = latency::with_latency(home, options.latency)?;
+    let rig = Rig {
+        bed,
+        sdk,
+        clients,
+        counter,
+        dlq,
+    };
+    let ms = options.latency.as_millis();
 
     println!(
+        "first deliveries, {} running events per scenario, {ms} ms per AWS call:",
+        options.events
+    );
+    println!(
         "{:<32} {:>10} {:>9} {:>10} {:>10} {:>10}",
-        "scenario (500 running events)",
-        "calls/evt",
-        "events/s",
-        "p50 batch",
-        "p95 batch",
-        "dispatched"
+        "scenario", "calls/evt", "events/s", "p50 batch", "p95 batch", "dispatched"
     );
     let mut rates = Vec::new();
     let mut details = Vec::new();
     for (index, scenario) in SCENARIOS.iter().enumerate() {
-        let m = run(&bed, scenario, index, &instances, &dlq).await?;
+        let m = rig
+            .first_deliveries(scenario, index, options.events)
+            .await?;
         let total: u64 = m.calls.values().sum();
         println!(
             "{:<32} {:>10.2} {:>9.1} {:>8.1}ms {:>8.1}ms {:>10}",
             scenario.name,
-            total as f64 / EVENTS as f64,
+            total as f64 / options.events as f64,
             m.events_per_second,
             m.p50.as_secs_f64() * 1e3,
             m.p95.as_secs_f64() * 1e3,
             m.dispatched
         );
-        details.push(format!("  {}: {}", scenario.name, print_calls(&m.calls)));
+        details.push(format!(
+            "  {}: {}",
+            scenario.name,
+            print_calls(&m.calls, options.events)
+        ));
         rates.push(m.events_per_second);
     }
-    println!("\ncalls per event, by operation:");
+    println!("calls per event, by operation:");
     for line in details {
         println!("{line}");
     }
     println!(
-        "\nshared (1 account, batch 10) over no sharing (batch 1): {:.1}x events/s",
-        rates[0] / rates[3]
+        "events/s over no sharing (batch 1), {ms} ms per call: staged batch 10 {:.1}x, shared password batch 10 {:.1}x",
+        rates[0] / rates[4],
+        rates[1] / rates[4]
     );
+
+    println!(
+        "\nwhole lifecycles ({LIFECYCLE_INSTANCES} instances, batch 10: join, its verification, leave, its verification), {ms} ms per AWS call:"
+    );
+    for (name, account) in [("staged", ACCOUNTS[0]), ("shared password", SHARED)] {
+        let (calls, took) = rig.lifecycle(&name.replace(' ', "-"), account).await?;
+        let total: u64 = calls.values().sum();
+        println!(
+            "  {name}: {:.2} calls per instance ({:.1} s): {}",
+            total as f64 / LIFECYCLE_INSTANCES as f64,
+            took.as_secs_f64(),
+            print_calls(&calls, LIFECYCLE_INSTANCES)
+        );
+    }
     if let Some(kib) = peak_rss_kib() {
         println!(
-            "peak RSS of this process (worker, SDK clients, bench): {:.1} MiB",
+            "\npeak RSS of this process (worker, SDK clients, bench): {:.1} MiB",
             kib as f64 / 1024.0
         );
     }
 
-    if let Some(bootstrap) = bootstrap {
+    if let Some(bootstrap) = options.bootstrap {
         let mut env: Vec<(String, String)> = moto
             .env(REGION)
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        let settings = env_vars(&bed, &instances, &dlq).await?;
+        let settings = env_vars(&rig).await?;
         env.extend(settings.0);
         let measured = cold_start::measure(&bootstrap, &env, &settings.1)?;
         println!("\ncold start of {}:", bootstrap.display());
@@ -326,20 +501,17 @@ async fn bench(bootstrap: Option<PathBuf>) -> Result<(), String> {
 }
 
 /// The Lambda's environment and a 10-record SQS event for fresh instances.
-async fn env_vars(
-    bed: &Bed,
-    instances: &BTreeMap<&'static str, Vec<String>>,
-    dlq: &str,
-) -> Result<(Vec<(String, String)>, String), String> {
+async fn env_vars(rig: &Rig) -> Result<(Vec<(String, String)>, String), String> {
     let ledger = "bench-ledger-cold";
-    bed.create_table(ledger, "instanceId")
+    rig.bed
+        .create_table(ledger, "instanceId")
         .await
-        .map_err(|e| e.to_string())?;
-    let account = ACCOUNTS[1];
-    let records: Vec<_> = instances[account][..10]
+        .map_err(fail)?;
+    let instances = rig.instances(&[ACCOUNTS[1]], 10).await?;
+    let records: Vec<_> = instances
         .iter()
         .enumerate()
-        .map(|(i, id)| {
+        .map(|(i, (account, id))| {
             serde_json::json!({
                 "messageId": format!("cold-{i}"),
                 "receiptHandle": format!("cold-{i}"),
@@ -354,23 +526,52 @@ async fn env_vars(
     let vars = vec![
         ("ADJOIN_CONFIG_TABLE".to_owned(), CONFIG_TABLE.to_owned()),
         ("ADJOIN_LEDGER_TABLE".to_owned(), ledger.to_owned()),
-        ("ADJOIN_DLQ_URL".to_owned(), dlq.to_owned()),
+        ("ADJOIN_DLQ_URL".to_owned(), rig.dlq.clone()),
     ];
     Ok((vars, serde_json::json!({ "Records": records }).to_string()))
 }
 
+const USAGE: &str =
+    "usage: adjoin-bench [--latency-ms N] [--events N] [--bootstrap PATH-TO-THE-RELEASE-bootstrap]";
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        bootstrap: None,
+        latency: Duration::ZERO,
+        events: 500,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|e| format!("{arg} {value}: {e}"))
+        };
+        match arg.as_str() {
+            "--bootstrap" => options.bootstrap = Some(PathBuf::from(&value)),
+            "--latency-ms" => options.latency = Duration::from_millis(number()?),
+            "--events" => {
+                options.events = usize::try_from(number()?)
+                    .map_err(|e| e.to_string())?
+                    .max(10)
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(options)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let bootstrap = match (args.next().as_deref(), args.next()) {
-        (None, _) => None,
-        (Some("--bootstrap"), Some(path)) => Some(PathBuf::from(path)),
-        _ => {
-            eprintln!("usage: adjoin-bench [--bootstrap PATH-TO-THE-RELEASE-bootstrap]");
+    let options = match options() {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("adjoin-bench: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    match bench(bootstrap).await {
+    match bench(options).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
