@@ -211,33 +211,35 @@ impl Worker {
         )];
         let expires_at = self.now() + staging::LIFETIME;
         let for_instance = staging::instance_parameter(&event.instance_id);
-        job.group
-            .ports
-            .parameters
-            .put_secret(&SecretParameter {
-                name: &for_instance,
-                value: &password,
-                tags: &owner,
-                expires_at,
-            })
-            .await?;
         let for_tools_host =
             staging::tools_host_parameter(&event.account, &event.region, &event.instance_id);
-        let written = home
-            .parameters
-            .put_secret(&SecretParameter {
-                name: &for_tools_host,
-                value: &password,
-                tags: &owner,
-                expires_at,
-            })
-            .await;
-        if written.is_err()
-            && let Err(e) = job.gather.delete(&job.group.ports, &for_instance).await
+        let instance_parameter = SecretParameter {
+            name: &for_instance,
+            value: &password,
+            tags: &owner,
+            expires_at,
+        };
+        let tools_host_parameter = SecretParameter {
+            name: &for_tools_host,
+            ..instance_parameter
+        };
+        // Both copies at once; if either cannot be written, the other is deleted.
+        let (instance_copy, tools_host_copy) = tokio::join!(
+            job.group.ports.parameters.put_secret(&instance_parameter),
+            home.parameters.put_secret(&tools_host_parameter)
+        );
+        let undo = match (&instance_copy, &tools_host_copy) {
+            (Ok(()), Ok(())) => None,
+            (Ok(()), Err(_)) => Some((&job.group.ports, &for_instance)),
+            (Err(_), Ok(())) => Some((home, &for_tools_host)),
+            (Err(_), Err(_)) => None,
+        };
+        if let Some((ports, name)) = undo
+            && let Err(e) = job.gather.delete(ports, name).await
         {
-            warn!(error = %e, parameter = %for_instance, "could not delete the instance's one-time password (it expires on its own)");
+            warn!(error = %e, parameter = %name, "could not delete a one-time password copy (it expires on its own)");
         }
-        written
+        instance_copy.and(tools_host_copy)
     }
 
     /// Reads the result of the stage command this delivery sent to the tools host

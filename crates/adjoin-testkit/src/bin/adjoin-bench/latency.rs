@@ -11,18 +11,18 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
-/// `sdk` with `latency` added to every request (none: `sdk` as it is).
-pub fn with_latency(sdk: SdkConfig, latency: Duration) -> Result<SdkConfig, String> {
+/// `sdk` with `latency` added to every request (none: `sdk` as it is). Without an HTTP
+/// client of its own, the SDK's default one for plain HTTP (the emulator's).
+pub fn with_latency(sdk: SdkConfig, latency: Duration) -> SdkConfig {
     if latency.is_zero() {
-        return Ok(sdk);
+        return sdk;
     }
     let inner = sdk
         .http_client()
-        .ok_or("the SDK configuration has no HTTP client to add latency to")?;
-    Ok(sdk
-        .into_builder()
+        .unwrap_or_else(|| aws_smithy_http_client::Builder::new().build_http());
+    sdk.into_builder()
         .http_client(SharedHttpClient::new(Delayed { inner, latency }))
-        .build())
+        .build()
 }
 
 #[derive(Debug)]

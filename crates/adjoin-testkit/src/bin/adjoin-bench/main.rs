@@ -383,7 +383,7 @@ async fn bench(options: Options) -> Result<(), String> {
     let counter = CallCounter::default();
     let clients = Clients::default().with_interceptor(SharedInterceptor::new(counter.clone()));
     let home = bed.as_account(HOME_ACCOUNT, REGION).await.map_err(fail)?;
-    let sdk = latency::with_latency(home, options.latency)?;
+    let sdk = latency::with_latency(home, options.latency);
     let rig = Rig {
         bed,
         sdk,
