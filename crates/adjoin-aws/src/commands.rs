@@ -72,6 +72,14 @@ impl Commands for SsmCommands {
                     .as_ref()
                     .map(|_| "adjoin/".to_owned()),
             )
+            // Not retried by the SDK: SendCommand has no idempotency token, and a retry
+            // after a time-out or a 5xx that SSM acted on would send a second command.
+            // The worker looks for the command before it sends again.
+            .customize()
+            .config_override(
+                aws_sdk_ssm::config::Builder::default()
+                    .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|e| map_sdk_error("ssm:SendCommand", e))?;

@@ -26,6 +26,7 @@
 mod calls;
 mod cold_start;
 mod latency;
+mod lost;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -255,6 +256,66 @@ impl Rig {
         })
     }
 
+    /// Running events whose SendCommand answers are lost one in `every` (the command
+    /// was created): how many join commands each instance got.
+    async fn lost_answers(
+        &self,
+        every: u64,
+        events: usize,
+    ) -> Result<(u64, BTreeMap<usize, usize>), String> {
+        let ledger = "bench-ledger-lost";
+        self.bed
+            .create_table(ledger, "instanceId")
+            .await
+            .map_err(fail)?;
+        let instances = self.instances(&[SHARED], events).await?;
+        let bodies: Vec<String> = instances
+            .iter()
+            .map(|(account, id)| event(account, REGION, id, "running").to_string())
+            .collect();
+        let queue = self.queue("bench-lost", &bodies).await?;
+        let lose = lost::LoseAnswers::every(every);
+        let clients = Clients::default().with_interceptor(SharedInterceptor::new(lose.clone()));
+        let worker = build_worker_with(
+            &self.sdk,
+            &env(ledger, &self.dlq),
+            false,
+            &clients,
+            Caching::On,
+        );
+        let before: usize = self.bed.commands(SHARED, REGION).await.map_err(fail)?.len();
+        let mut handled = 0;
+        while handled < events {
+            let received = self.bed.receive(&queue).await.map_err(fail)?;
+            if received.is_empty() {
+                return Err(format!("the queue ran dry after {handled} messages"));
+            }
+            worker.handle_batch(&received).await;
+            handled += received.len();
+        }
+        // Join commands per instance, among those sent in this scenario.
+        let mut per_instance: BTreeMap<String, usize> = BTreeMap::new();
+        for command in self
+            .bed
+            .commands(SHARED, REGION)
+            .await
+            .map_err(fail)?
+            .iter()
+            .skip(before)
+        {
+            for id in command.values_by_instance().into_keys() {
+                *per_instance.entry(id).or_default() += 1;
+            }
+        }
+        let mut histogram = BTreeMap::new();
+        for (_, id) in &instances {
+            *histogram
+                .entry(per_instance.get(id).copied().unwrap_or(0))
+                .or_default() += 1;
+        }
+        Ok((lose.lost(), histogram))
+    }
+
     /// Whole lifecycles of `LIFECYCLE_INSTANCES` instances of `account`: joined and
     /// verified, then terminated and left. The calls over all of it, and the time.
     async fn lifecycle(
@@ -447,6 +508,17 @@ async fn bench(options: Options) -> Result<(), String> {
             print_calls(&calls, LIFECYCLE_INSTANCES)
         );
     }
+    let (lost, histogram) = rig.lost_answers(3, 100).await?;
+    let histogram: Vec<String> = histogram
+        .iter()
+        .map(|(commands, instances)| {
+            format!("{instances} instance(s) with {commands} join command(s)")
+        })
+        .collect();
+    println!(
+        "\nambiguous failures (100 running events, batch 10, shared password; one SendCommand answer in 3 replaced by an HTTP 500 after the command was created): {lost} answers lost; {}",
+        histogram.join(", ")
+    );
     if let Some(kib) = peak_rss_kib() {
         println!(
             "\npeak RSS of this process (worker, SDK clients, bench): {:.1} MiB",
