@@ -262,7 +262,7 @@ impl Rig {
         &self,
         every: u64,
         events: usize,
-    ) -> Result<(u64, BTreeMap<usize, usize>), String> {
+    ) -> Result<(u64, usize, BTreeMap<usize, usize>), String> {
         let ledger = "bench-ledger-lost";
         self.bed
             .create_table(ledger, "instanceId")
@@ -283,17 +283,21 @@ impl Rig {
             &clients,
             Caching::On,
         );
-        let before: usize = self.bed.commands(SHARED, REGION).await.map_err(fail)?.len();
         let mut handled = 0;
+        let mut dispatched = 0;
         while handled < events {
             let received = self.bed.receive(&queue).await.map_err(fail)?;
             if received.is_empty() {
                 return Err(format!("the queue ran dry after {handled} messages"));
             }
-            worker.handle_batch(&received).await;
+            let reports = worker.handle_batch(&received).await;
+            dispatched += reports
+                .iter()
+                .filter(|r| r.outcome == Outcome::Dispatched)
+                .count();
             handled += received.len();
         }
-        // Join commands per instance, among those sent in this scenario.
+        // Join commands per instance (the scenario's instances are its own).
         let mut per_instance: BTreeMap<String, usize> = BTreeMap::new();
         for command in self
             .bed
@@ -301,7 +305,6 @@ impl Rig {
             .await
             .map_err(fail)?
             .iter()
-            .skip(before)
         {
             for id in command.values_by_instance().into_keys() {
                 *per_instance.entry(id).or_default() += 1;
@@ -313,7 +316,7 @@ impl Rig {
                 .entry(per_instance.get(id).copied().unwrap_or(0))
                 .or_default() += 1;
         }
-        Ok((lose.lost(), histogram))
+        Ok((lose.lost(), dispatched, histogram))
     }
 
     /// Whole lifecycles of `LIFECYCLE_INSTANCES` instances of `account`: joined and
@@ -508,7 +511,7 @@ async fn bench(options: Options) -> Result<(), String> {
             print_calls(&calls, LIFECYCLE_INSTANCES)
         );
     }
-    let (lost, histogram) = rig.lost_answers(3, 100).await?;
+    let (lost, dispatched, histogram) = rig.lost_answers(3, 100).await?;
     let histogram: Vec<String> = histogram
         .iter()
         .map(|(commands, instances)| {
@@ -516,7 +519,7 @@ async fn bench(options: Options) -> Result<(), String> {
         })
         .collect();
     println!(
-        "\nambiguous failures (100 running events, batch 10, shared password; one SendCommand answer in 3 replaced by an HTTP 500 after the command was created): {lost} answers lost; {}",
+        "\nambiguous failures (100 running events, batch 10, shared password; one SendCommand answer in 3 replaced by an HTTP 500 after the command was created): {lost} answers lost; {dispatched} dispatched; {}",
         histogram.join(", ")
     );
     if let Some(kib) = peak_rss_kib() {
