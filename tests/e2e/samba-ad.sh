@@ -713,11 +713,26 @@ LDIF
     die "stage of $gaveup (exit $?): $(cat "$LOGS/stage-gaveup.log")"
   expect "staged $gaveup: its one-time password opens it (before the give-up)" \
     kinit_as inst "$gaveup\$@$REALM" "$gaveup_otp"
-  with_params "$LOGS/leave-command.sh" COMPUTER_NAME="$gaveup" INSTANCE_ID="$gaveup_id" \
-    OWNER_STAMP="adjoin $ACCOUNT $REGION $gaveup_id" >"$LOGS/leave-gaveup.sh"
-  run_script tools "$TOOLS_ID" leave-gaveup "$LOGS/leave-gaveup.sh" >"$LOGS/leave-gaveup.log" 2>&1 ||
-    die "removal of $gaveup (exit $?): $(cat "$LOGS/leave-gaveup.log")"
+  # The leave for two instances as the service gathers a batch's leaves: one command on
+  # the tools host with an INSTANCES table, run once per row — the given-up account (ours)
+  # and $foreign (not ours, exit 15) — each with its own exit code.
+  local foreign_id=i-0f0e0000000000e2e
+  leave_row() { # leave_row ID NAME: an INSTANCES row for instance ID, computer NAME.
+    printf '%s COMPUTER_NAME=%s INSTANCE_ID=%s OWNER_STAMP=%s' "$1" "$(printf '%s' "$2" | base64 -w0)" \
+      "$(printf '%s' "$1" | base64 -w0)" "$(printf 'adjoin %s %s %s' "$ACCOUNT" "$REGION" "$1" | base64 -w0)"
+  }
+  with_params "$LOGS/leave-command.sh" \
+    INSTANCES="$(leave_row "$gaveup_id" "$gaveup")"$'\n'"$(leave_row "$foreign_id" "$foreign")" >"$LOGS/leave-gathered.sh"
+  rc=0
+  run_script tools "$TOOLS_ID" leave-gathered "$LOGS/leave-gathered.sh" >"$LOGS/leave-gathered.log" 2>&1 || rc=$?
+  if [ "$rc" != 15 ] || ! grep -qx "adjoin-result $gaveup_id 0" "$LOGS/leave-gathered.log" ||
+    ! grep -qx "adjoin-result $foreign_id 15" "$LOGS/leave-gathered.log" ||
+    ! grep -q "^$gaveup_id: adjoin: deleted computer $gaveup" "$LOGS/leave-gathered.log"; then
+    die "the leave for two instances (exit $rc): $(cat "$LOGS/leave-gathered.log")"
+  fi
+  ok "one leave command for two instances: $gaveup deleted (its exit 0), $foreign left in place (its exit 15)"
   expect_fail "after the give-up's leave, $gaveup is gone" 'Unable to find computer' st computer show "$gaveup"
+  expect "and $foreign is untouched" st computer show "$foreign"
   expect_fail "and its one-time password opens nothing" \
     'not found in Kerberos database|Preauthentication failed|Password incorrect' kinit_as inst "$gaveup\$@$REALM" "$gaveup_otp"
   [ "$(ledger_status)" = leaving ] || die "ledger: $(ledger_status), not leaving before the leave is verified"
