@@ -15,11 +15,11 @@
 //!   [`render::GATHER_MAX_TARGETS`]), each instance's values in a table the script reads
 //!   for its own id ([`render::gathered`]); stages and leaves for one AD tools host as
 //!   one command (up to [`render::GATHER_MAX_ON_TOOLS_HOST`]) that runs once per row of
-//!   the table and reports each instance's exit code. If SSM refuses the command for an instance
-//!   whose agent cannot take it (`InvalidInstanceId`), or IAM for one that may not be
-//!   sent commands, each instance is sent its own, so that only that one is deferred or
-//!   refused. If the answer is lost (a time-out, a 5xx), the
-//!   command is looked for before anyone sends again;
+//!   the table and reports each instance's exit code. If SSM refuses the command for an
+//!   instance whose agent cannot take it (`InvalidInstanceId`), or IAM for one that may
+//!   not be sent commands, each instance is sent its own, so that only that one is
+//!   deferred or refused. If the answer is lost (a time-out, a 5xx), the command is
+//!   looked for before anyone sends again;
 //! - **ready tags** of one value: one CreateTags;
 //! - **parameter deletions** in one account and Region: one DeleteParameters per ten;
 //! - **command results** of one command for several instances: one ListCommands for the
