@@ -14,6 +14,13 @@ use adjoin_core::render::CommandRequest;
 
 use crate::error::map_sdk_error;
 
+/// A call's configuration without the SDK's retries (the caller decides what a failure
+/// means).
+fn without_retries() -> aws_sdk_ssm::config::Builder {
+    aws_sdk_ssm::config::Builder::default()
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled())
+}
+
 pub struct SsmCommands {
     client: aws_sdk_ssm::Client,
 }
@@ -76,10 +83,7 @@ impl Commands for SsmCommands {
             // after a time-out or a 5xx that SSM acted on would send a second command.
             // The worker looks for the command before it sends again.
             .customize()
-            .config_override(
-                aws_sdk_ssm::config::Builder::default()
-                    .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled()),
-            )
+            .config_override(without_retries())
             .send()
             .await
             .map_err(|e| map_sdk_error("ssm:SendCommand", e))?;
@@ -156,10 +160,7 @@ impl Commands for SsmCommands {
                     .max_results(50)
                     .set_next_token(next.take())
                     .customize()
-                    .config_override(
-                        aws_sdk_ssm::config::Builder::default()
-                            .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled()),
-                    )
+                    .config_override(without_retries())
                     .send()
                     .await
                     .map_err(|e| map_sdk_error("ssm:DescribeInstanceInformation", e))?;

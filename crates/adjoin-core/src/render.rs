@@ -411,12 +411,7 @@ pub fn gather_key(request: &CommandRequest) -> Option<String> {
     let Document::Adjoin(task, _) = request.document else {
         return None;
     };
-    let shared: BTreeMap<&str, &str> = request
-        .parameters
-        .iter()
-        .filter(|(name, _)| !documents::PER_INSTANCE.contains(&name.as_str()))
-        .map(|(name, value)| (name.as_str(), value.as_str()))
-        .collect();
+    let shared: BTreeMap<&String, &String> = shared_parameters(request).collect();
     let host = match task {
         Task::Join => None,
         Task::Stage | Task::Leave => Some(&request.target),
@@ -430,6 +425,14 @@ pub fn gather_key(request: &CommandRequest) -> Option<String> {
         &request.output,
     ))
     .ok()
+}
+
+/// The request's values that are not an instance's own ([`documents::PER_INSTANCE`]).
+fn shared_parameters(request: &CommandRequest) -> impl Iterator<Item = (&String, &String)> {
+    request
+        .parameters
+        .iter()
+        .filter(|(name, _)| !documents::PER_INSTANCE.contains(&name.as_str()))
 }
 
 /// How many requests like `request` one command takes at most.
@@ -453,10 +456,7 @@ pub fn gathered(requests: &[CommandRequest]) -> Option<CommandRequest> {
     if rest.is_empty() {
         return Some(first.clone());
     }
-    let mut parameters: BTreeMap<String, String> = first
-        .parameters
-        .iter()
-        .filter(|(name, _)| !documents::PER_INSTANCE.contains(&name.as_str()))
+    let mut parameters: BTreeMap<String, String> = shared_parameters(first)
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
     let subject = |r: &CommandRequest| match task {
